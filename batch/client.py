@@ -1,0 +1,277 @@
+"""Asking the model about one record: instructor for validation and re-asks,
+our own loop for HTTP retries, and per-record accounting of attempts and tokens.
+
+instructor re-asks only after a validation failure; it does not retry HTTP
+errors.  The openai client's own retries are switched off (``max_retries=0``)
+so that every HTTP attempt is ours to count, back off and (later) pace.
+instructor is handed ``_attempt`` as its ``create`` function, so one instructor
+attempt is one call of ``_attempt``, which may send several HTTP requests.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import instructor
+import openai
+from instructor.core import IncompleteOutputException, InstructorRetryException
+from pydantic import BaseModel, ValidationError
+
+from .config import RunConfig
+from .errors import AbortError, AuthError, EndpointError
+from .outcome import ErrorInfo, Outcome
+from .prompt import build_messages
+from .provider import MODES, Endpoint
+from .records import Record
+from .secrets import Redactor
+
+# instructor logs every failed API call at ERROR level; with no handler set up,
+# Python would print each one to stderr.  Our summary reports them instead.
+logging.getLogger("instructor").addHandler(logging.NullHandler())
+
+RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+MAX_RETRY_AFTER = 120.0
+
+# The Outcome of the record whose call is running in this task.
+_current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Refused(Exception):
+    pass
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms`` or ``retry-after``)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        if when is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(
+    retry: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with jitter: between half and all of ``base * 2**retry``."""
+    ceiling = min(cap, base * (2**retry))
+    return ceiling * (0.5 + rand() / 2)
+
+
+class Client:
+    """One per run: owns the HTTP client, the instructor wrapper and the breaker."""
+
+    def __init__(self, config: RunConfig, endpoint: Endpoint, response_model: type[BaseModel]):
+        self.config = config
+        self.endpoint = endpoint
+        self.response_model = response_model
+        self.redact = Redactor(endpoint.api_key)
+        self._openai = openai.AsyncOpenAI(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            max_retries=0,
+            timeout=config.timeout,
+        )
+        self._create = instructor.patch(create=self._attempt, mode=MODES[endpoint.mode])
+        self._failures_in_a_row = 0
+        self._ever_answered = False
+        self._extra: dict[str, Any] = {}
+        if config.max_tokens is not None:
+            self._extra["max_tokens"] = config.max_tokens
+        if config.temperature is not None:
+            self._extra["temperature"] = config.temperature
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+
+    async def ask(self, record: Record) -> Outcome:
+        """The outcome for one record; raises AbortError when the run must stop."""
+        outcome = Outcome()
+        token = _current.set(outcome)
+        started = time.monotonic()
+        try:
+            answer = await self._create(
+                model=self.endpoint.model,
+                messages=build_messages(record, self.config.layout),
+                response_model=self.response_model,
+                max_retries=self.config.max_reasks,
+                **self._extra,
+            )
+            outcome.response = answer.model_dump(mode="json")
+        except AbortError:
+            raise
+        except Exception as exc:
+            cause = _root(exc)
+            if isinstance(cause, AbortError):
+                raise cause from None
+            outcome.error = self._classify(exc, cause)
+            if outcome.error.kind == "connection" and not self._ever_answered:
+                raise EndpointError(
+                    f"cannot reach {self.endpoint.base_url}: {outcome.error.message}"
+                    " (is the server running? check --base-url / OPENAI_BASE_URL)"
+                ) from None
+        finally:
+            outcome.latency_s = time.monotonic() - started
+            _current.reset(token)
+        return outcome
+
+    async def _attempt(self, **kwargs: Any) -> Any:
+        """One instructor attempt: the HTTP request, retried on transient failures."""
+        outcome = _current.get()
+        retry = 0
+        while True:
+            outcome.attempts += 1
+            try:
+                completion = await self._openai.chat.completions.create(**kwargs)
+            except openai.APIStatusError as exc:
+                self._note_failure(exc, endpoint_trouble=exc.status_code >= 500)
+                if exc.status_code in (401, 403):
+                    raise AuthError(self._auth_message(exc)) from None
+                if exc.status_code not in RETRYABLE_STATUS or retry >= self.config.max_retries:
+                    raise
+                delay = retry_after(exc.response.headers)
+            except openai.APIConnectionError as exc:  # includes APITimeoutError
+                self._note_failure(exc, endpoint_trouble=True)
+                if retry >= self.config.max_retries:
+                    raise
+                delay = None
+            else:
+                self._ever_answered = True
+                self._failures_in_a_row = 0
+                outcome.usage.add(completion.usage)
+                _check_finish(completion)
+                return completion
+            if delay is None:
+                delay = backoff_delay(retry, self.config.backoff_base, self.config.backoff_max)
+            await anyio.sleep(min(delay, MAX_RETRY_AFTER))
+            retry += 1
+
+    def _note_failure(self, exc: Exception, endpoint_trouble: bool) -> None:
+        """Count connection errors and 5xx in a row; enough of them end the run."""
+        if not endpoint_trouble:
+            self._failures_in_a_row = 0
+            self._ever_answered = True
+            return
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row < self.config.breaker_threshold:
+            return
+        detail = self.redact(_describe(exc))
+        if not self._ever_answered:
+            raise EndpointError(
+                f"cannot reach {self.endpoint.base_url}: {self._failures_in_a_row} attempts,"
+                f" none answered (last: {detail}). Is the server running? Check --base-url"
+                " / OPENAI_BASE_URL."
+            )
+        raise EndpointError(
+            f"{self._failures_in_a_row} requests in a row to {self.endpoint.base_url} failed"
+            f" with connection errors or 5xx (last: {detail}); stopping instead of failing"
+            " every record. Re-run the same command once the endpoint is healthy."
+        )
+
+    def _auth_message(self, exc: openai.APIStatusError) -> str:
+        env = self.endpoint.provider.key_env or "OPENAI_API_KEY"
+        return (
+            f"{self.endpoint.base_url} refused the API key ({exc.status_code}):"
+            f" set {env} to a valid key for {self.endpoint.provider.name}."
+            f" Server said: {self.redact(_server_message(exc))}"
+        )
+
+    def _classify(self, exc: BaseException, cause: BaseException) -> ErrorInfo:
+        redact = self.redact
+        if isinstance(exc, IncompleteOutputException) or isinstance(cause, _Truncated):
+            return ErrorInfo(
+                "truncated",
+                "the answer was cut off at max_tokens (finish_reason 'length'); raise --max-tokens",
+            )
+        if isinstance(cause, _Refused):
+            return ErrorInfo("refusal", redact(str(cause)))
+        if isinstance(cause, openai.APIStatusError):
+            status = cause.status_code
+            kind = (
+                "rate_limit"
+                if status == 429
+                else "timeout"
+                if status == 408
+                else "server"
+                if status >= 500 or status == 409
+                else "bad_request"
+            )
+            return ErrorInfo(kind, redact(_server_message(cause)), status)
+        if isinstance(cause, openai.APITimeoutError):
+            return ErrorInfo("timeout", f"no answer within {self.config.timeout:g}s")
+        if isinstance(cause, openai.APIConnectionError):
+            return ErrorInfo("connection", redact(_describe(cause)))
+        if isinstance(cause, ValidationError | json.JSONDecodeError) or (
+            isinstance(exc, InstructorRetryException) and exc.failed_attempts
+        ):
+            attempts = getattr(exc, "n_attempts", None)
+            first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            return ErrorInfo(
+                "validation",
+                redact(f"no valid answer after {attempts or '?'} attempt(s): {first}"),
+            )
+        return ErrorInfo("internal", redact(f"{type(cause).__name__}: {cause}"))
+
+
+def _root(exc: BaseException) -> BaseException:
+    """instructor wraps whatever the create function raised; find what really happened."""
+    seen = set()
+    while isinstance(exc, InstructorRetryException) and exc.__cause__ and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return exc
+
+
+def _describe(exc: Exception) -> str:
+    """A short reason: the status and server message, or the network error underneath."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"{exc.status_code} {_server_message(exc)}"
+    inner = exc.__cause__ or exc
+    return str(inner) or type(inner).__name__
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if isinstance(message, str):
+            return f"{message}"
+    return exc.message
+
+
+def _check_finish(completion: Any) -> None:
+    choices = getattr(completion, "choices", None) or []
+    if not choices:
+        return
+    choice = choices[0]
+    if choice.finish_reason == "length":
+        raise _Truncated()
+    refusal = getattr(choice.message, "refusal", None)
+    if refusal:
+        raise _Refused(f"the model refused: {refusal}")
+    if choice.finish_reason == "content_filter":
+        raise _Refused("the provider's content filter stopped the answer")

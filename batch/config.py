@@ -1,0 +1,37 @@
+"""Everything a run needs to know, in one frozen object the CLI builds and tests pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .prompt import Layout
+
+DEFAULT_MODEL = "openai/gpt-4o"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    job: Path
+    output: Path | None = None
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    mode: str | None = None
+    schema: str | None = None
+    layout: Layout = "system"
+    concurrency: int = 8
+    max_tokens: int | None = None
+    temperature: float | None = None
+    timeout: float = 60.0
+    max_reasks: int = 2
+    max_retries: int = 3
+    # Seconds before the first HTTP retry; doubles each retry, with jitter.
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    # Consecutive connection errors / 5xx (no success between) that end the run.
+    breaker_threshold: int = 20
+    # The key is passed explicitly or read from the provider's variable; never printed.
+    api_key: str | None = field(default=None, repr=False)
+
+    def output_path(self) -> Path:
+        return self.output if self.output is not None else Path("out") / f"{self.job.stem}.jsonl"

@@ -1,0 +1,89 @@
+"""What became of one record, and the output line that says so."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .records import Record
+
+# The documented error kinds; README lists them.
+ERROR_KINDS = (
+    "rate_limit",  # 429 after all retries
+    "server",  # 5xx / 409 after all retries
+    "timeout",  # request timed out (or 408) after all retries
+    "connection",  # could not connect after all retries
+    "validation",  # the answer never validated, re-asks included
+    "bad_request",  # 400/404/413/422: the request itself was refused
+    "refusal",  # the model refused to answer
+    "truncated",  # cut off by max_tokens (finish_reason "length")
+    "internal",  # a bug in rolebatch or a library: the message says what
+)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    seen: bool = False
+
+    def add(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.seen = True
+        self.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
+        self.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
+        self.total_tokens += getattr(usage, "total_tokens", 0) or 0
+
+    def as_dict(self) -> dict[str, int] | None:
+        if not self.seen:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    kind: str
+    message: str
+    status_code: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "status_code": self.status_code}
+
+
+@dataclass(slots=True)
+class Outcome:
+    response: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def output_line(record: Record, outcome: Outcome, model: str) -> str:
+    """The output contract, one JSON line, keys in the documented order."""
+    line = {
+        "id": record.id,
+        "line": record.line,
+        "status": "ok" if outcome.ok else "error",
+        "response": outcome.response,
+        "error": outcome.error.as_dict() if outcome.error else None,
+        "role": record.role,
+        "query": record.query,
+        "model": model,
+        "attempts": outcome.attempts,
+        "usage": outcome.usage.as_dict(),
+        "latency_s": round(outcome.latency_s, 3),
+        "metadata": record.metadata,
+    }
+    return json.dumps(line, ensure_ascii=False) + "\n"

@@ -1,0 +1,23 @@
+"""Turning a record into chat messages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .records import Record
+
+Layout = Literal["system", "split"]
+LAYOUTS: tuple[Layout, ...] = ("system", "split")
+
+
+def build_messages(record: Record, layout: Layout) -> list[dict[str, str]]:
+    """``system``: the Role Prompting page's exact prompt, one system message
+    ``f"{role} {query}"``.  ``split``: the role as the system message and the
+    query as a user message.  A record without a role sends its query alone."""
+    if layout == "split":
+        messages = [{"role": "user", "content": record.query}]
+        if record.role:
+            messages.insert(0, {"role": "system", "content": record.role})
+        return messages
+    content = f"{record.role} {record.query}" if record.role else record.query
+    return [{"role": "system", "content": content}]

@@ -1,0 +1,85 @@
+"""Where ``provider/name`` model strings point, which key they use, which mode suits them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import instructor
+
+from .errors import UsageError
+
+MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "json": instructor.Mode.JSON,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "md_json": instructor.Mode.MD_JSON,
+}
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    base_url: str | None
+    key_env: str | None
+    mode: str
+    key_required: bool
+
+
+PROVIDERS = {
+    p.name: p
+    for p in (
+        Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "tools", True),
+        Provider("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "tools", True),
+        Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False),
+        Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False),
+        Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
+        # Any other OpenAI-compatible server: needs --base-url.
+        Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved model string: what to send, where, with which key and mode."""
+
+    provider: Provider
+    model: str
+    base_url: str
+    mode: str
+    api_key: str = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+def resolve(model: str, base_url: str | None, mode: str | None, api_key: str | None) -> Endpoint:
+    provider_name, sep, name = model.partition("/")
+    if not sep or not provider_name or not name:
+        raise UsageError(
+            f"--model {model!r}: expected provider/name, e.g. openai/gpt-4o"
+            f" (providers: {', '.join(PROVIDERS)})"
+        )
+    provider = PROVIDERS.get(provider_name)
+    if provider is None:
+        raise UsageError(
+            f"--model {model!r}: unknown provider {provider_name!r}"
+            f" (known: {', '.join(PROVIDERS)}; for any OpenAI-compatible server use"
+            " compat/<model> with --base-url)"
+        )
+    url = base_url or provider.base_url
+    if url is None:
+        raise UsageError(f"--model {model!r} needs --base-url (or OPENAI_BASE_URL)")
+    chosen_mode = mode or provider.mode
+    if chosen_mode not in MODES:
+        raise UsageError(f"--mode {chosen_mode!r}: choose one of {', '.join(MODES)}")
+    key = api_key or (os.environ.get(provider.key_env) if provider.key_env else None)
+    # A custom base URL usually means a local server that takes any key.
+    if not key and provider.key_required and not base_url:
+        raise UsageError(
+            f"{provider.key_env} is not set: export {provider.key_env}=... to use"
+            f" {provider.name}, or pick a local model with --model"
+        )
+    return Endpoint(provider, name, url.rstrip("/"), chosen_mode, key or "not-needed")

@@ -1,0 +1,151 @@
+"""The job file: JSONL input records, checked whole before anything is sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+ALLOWED_KEYS = ("id", "query", "role", "metadata")
+MAX_LINE_BYTES = 1_000_000
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    line: int
+    id: str | int
+    query: str
+    role: str | None
+    metadata: Any
+
+
+def derived_id(line: int) -> str:
+    """The id of a record that has none: stable as long as the line does not move."""
+    return f"line-{line}"
+
+
+class _Problem(Exception):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def _parse(raw: bytes, line: int) -> Record | None:
+    """One line to a Record; None for a blank line; _Problem for anything wrong."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise _Problem(f"line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
+    try:
+        text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Problem(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Problem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise _Problem(f"expected a JSON object, got {_json_type(data)}")
+    unknown = [key for key in data if key not in ALLOWED_KEYS]
+    if unknown:
+        raise _Problem(f"field {unknown[0]!r}: unknown key (allowed: {', '.join(ALLOWED_KEYS)})")
+    query = data.get("query")
+    if query is None:
+        raise _Problem("field 'query': missing")
+    if not isinstance(query, str):
+        raise _Problem(f"field 'query': expected a string, got {_json_type(query)}")
+    if not query.strip():
+        raise _Problem("field 'query': empty")
+    role = data.get("role")
+    if role is not None and not isinstance(role, str):
+        raise _Problem(f"field 'role': expected a string, got {_json_type(role)}")
+    record_id = data.get("id")
+    if record_id is None:
+        record_id = derived_id(line)
+    elif isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
+        raise _Problem(f"field 'id': expected a string or integer, got {_json_type(record_id)}")
+    elif isinstance(record_id, str) and not record_id.strip():
+        raise _Problem("field 'id': empty")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise _Problem(f"field 'metadata': expected an object, got {_json_type(metadata)}")
+    return Record(line, record_id, query, role or None, metadata)
+
+
+def _json_type(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, raw.rstrip(b"\r\n")
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """A job file that passed the check; ``total`` records in it."""
+
+    path: Path
+    total: int
+
+    def records(self) -> Iterator[Record]:
+        for number, raw in _lines(self.path):
+            record = _parse(raw, number)
+            if record is not None:
+                yield record
+
+
+def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
+    """Check the whole job file; raise InputError naming every problem (up to a limit)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError([f"{path}: no such file"])
+    if path.is_dir():
+        raise InputError([f"{path}: is a directory, not a JSONL file"])
+    problems: list[str] = []
+    more = 0
+    seen: dict[str | int, int] = {}
+    total = 0
+    try:
+        for number, raw in _lines(path):
+            try:
+                record = _parse(raw, number)
+            except _Problem as problem:
+                if len(problems) < max_problems:
+                    problems.append(f"{path}:{number}: {problem.text}")
+                else:
+                    more += 1
+                continue
+            if record is None:
+                continue
+            first = seen.setdefault(record.id, number)
+            if first != number:
+                if len(problems) < max_problems:
+                    problems.append(
+                        f"{path}:{number}: field 'id': duplicate id {record.id!r}"
+                        f" (first on line {first})"
+                    )
+                else:
+                    more += 1
+                continue
+            total += 1
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if problems:
+        raise InputError(problems, more)
+    return JobFile(path, total)

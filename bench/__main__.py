@@ -1,0 +1,142 @@
+"""Benchmarks: ratios from one run, printed, never asserted (these machines are noisy).
+
+    python -m bench            # all
+    python -m bench overhead   # one by name
+
+The loopback fake server runs in its own process so that its CPU time does
+not share a GIL with the client being measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import instructor
+import openai
+
+from batch import Response, RunConfig, run_job
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def fake_server(latency: float = 0.0, port: int = 18765) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakeserver", "--port", str(port), "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        yield base_url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def write_job(path: Path, n: int) -> Path:
+    with path.open("w") as handle:
+        for i in range(n):
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"r{i}",
+                        "query": f"Write a poem about {i}.",
+                        "role": "You are a renowned poet.",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+async def bare_gather(base_url: str, n: int, concurrency: int) -> float:
+    """What a user would write by hand: gather over instructor calls, a semaphore."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    create = instructor.from_openai(client, mode=instructor.Mode.TOOLS)
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(i: int) -> None:
+        async with limiter:
+            await create.chat.completions.create(
+                model="gpt-4o",
+                response_model=Response,
+                max_retries=2,
+                messages=[
+                    {
+                        "role": "system",
+                        "content": f"You are a renowned poet. Write a poem about {i}.",
+                    }
+                ],
+            )
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return n / elapsed
+
+
+async def rolebatch_rate(base_url: str, job: Path, out: Path, concurrency: int) -> float:
+    config = RunConfig(
+        job=job, output=out, base_url=base_url, api_key="sk-bench", concurrency=concurrency
+    )
+    started = time.perf_counter()
+    summary = await run_job(config)
+    elapsed = time.perf_counter() - started
+    assert summary.tally.ok == summary.tally.total, summary.text()
+    return summary.tally.total / elapsed
+
+
+def bench_overhead(tmp: Path) -> None:
+    n, concurrency = 2000, 64
+    job = write_job(tmp / "overhead.jsonl", n)
+    with fake_server() as url:
+        ours = anyio.run(rolebatch_rate, url, job, tmp / "o.jsonl", concurrency)
+        bare = anyio.run(bare_gather, url, n, concurrency)
+    print(
+        f"overhead: {n} records, instant server, concurrency {concurrency}:"
+        f" rolebatch {ours:,.0f} rec/s, bare gather {bare:,.0f} rec/s,"
+        f" ratio {ours / bare:.2f} (target >= 0.90)"
+    )
+
+
+def bench_latency(tmp: Path) -> None:
+    n, concurrency, latency = 640, 32, 0.2
+    job = write_job(tmp / "latency.jsonl", n)
+    with fake_server(latency=latency, port=18766) as url:
+        ours = anyio.run(rolebatch_rate, url, job, tmp / "l.jsonl", concurrency)
+    ideal = concurrency / latency
+    print(
+        f"latency-bound: {n} records, {latency * 1000:.0f} ms server, concurrency"
+        f" {concurrency}: {ours:,.1f} rec/s of an ideal {ideal:,.0f}, ratio"
+        f" {ours / ideal:.2f} (target >= 0.90)"
+    )
+
+
+BENCHES = {"overhead": bench_overhead, "latency": bench_latency}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(BENCHES)
+    os.environ.pop("OPENAI_API_KEY", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            BENCHES[name](Path(tmp))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,321 @@
+"""A loopback server that speaks the OpenAI Chat Completions protocol.
+
+It answers in the shape the request asks for (a tool call, a ``json_object``
+or ``json_schema`` response, or a markdown code block) with an object it
+synthesises from the JSON Schema found in the request, and it can be told to
+misbehave: invalid output, 5xx, 429 with Retry-After, 401, slow answers,
+truncated completions.  Every request is recorded so tests can assert what
+was sent.
+
+Run on its own for benchmarks: ``python -m tests.fakeserver --port 8765``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    """One switchable misbehaviour.
+
+    ``match`` selects requests whose message text contains it (``None``: all).
+    ``times`` is how many matching requests it applies to (``None``: forever).
+    """
+
+    match: str | None = None
+    times: int | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: int | None = None
+    delay: float = 0.0
+    invalid: bool = False
+    truncated: bool = False
+    refusal: bool = False
+    body: dict[str, Any] | None = None
+    hits: int = 0
+
+    def takes(self, text: str) -> bool:
+        if self.match is not None and self.match not in text:
+            return False
+        return self.times is None or self.hits < self.times
+
+
+@dataclass
+class Recorded:
+    body: dict[str, Any]
+    headers: dict[str, str]
+    path: str
+    status: int = 200
+    usage: dict[str, int] | None = None
+
+    @property
+    def text(self) -> str:
+        return _messages_text(self.body)
+
+
+@dataclass
+class FakeState:
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    latency: float = 0.0
+    record_requests: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _messages_text(body: dict[str, Any]) -> str:
+    parts = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def _request_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Find the JSON Schema that instructor put into the request, for any mode."""
+    tools = body.get("tools")
+    if tools:
+        return tools[0]["function"].get("parameters")
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format["json_schema"].get("schema")
+    # JSON and MD_JSON modes put the schema into the message text.
+    text = _messages_text(body)
+    for match in re.finditer(r"\{", text):
+        try:
+            candidate, _ = json.JSONDecoder().raw_decode(text[match.start() :])
+        except ValueError:
+            continue
+        if isinstance(candidate, dict) and "properties" in candidate:
+            return candidate
+    return None
+
+
+def _first_text(body: dict[str, Any]) -> str:
+    # Re-ask messages come last; answers derive from the record's own prompt.
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            return content
+    return ""
+
+
+def synthesize(schema: dict[str, Any], seed: str, defs: dict[str, Any] | None = None) -> Any:
+    """Build a value that validates against ``schema``, derived from ``seed``."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return synthesize(defs[schema["$ref"].rsplit("/", 1)[-1]], seed, defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return synthesize(options[0], seed, defs)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: synthesize(sub, f"{seed} {name}", defs) for name, sub in props.items()}
+    if kind == "array":
+        return [synthesize(schema.get("items", {"type": "string"}), seed, defs)]
+    if kind == "string":
+        text = f"Answer to: {seed}"
+        limit = schema.get("maxLength")
+        return text[:limit] if limit else text
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    return None
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each answer waits
+    # for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, {"error": {"message": "invalid JSON body", "type": "invalid_request"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        text = _messages_text(body)
+        fault = None
+        recorded = Recorded(body, {k.lower(): v for k, v in self.headers.items()}, self.path)
+        with state.lock:
+            if state.record_requests:
+                state.requests.append(recorded)
+            for candidate in state.faults:
+                if candidate.takes(text):
+                    candidate.hits += 1
+                    fault = candidate
+                    break
+        delay = state.latency + (fault.delay if fault else 0.0)
+        if delay:
+            time.sleep(delay)
+        if fault and fault.status:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            if fault.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(fault.retry_after_ms)
+            payload = fault.body or {
+                "error": {"message": f"fake error {fault.status}", "type": "fake", "code": None}
+            }
+            recorded.status = fault.status
+            self._send(fault.status, payload, headers)
+            return
+        completion = self._completion(body, fault)
+        recorded.usage = completion["usage"]
+        self._send(200, completion)
+
+    def _completion(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        schema = _request_schema(body) or {"type": "object", "properties": {}}
+        seed = _first_text(body)[:60]
+        value = synthesize(schema, seed)
+        if fault and fault.invalid:
+            value = {"unexpected": "this does not match the schema"}
+        content = json.dumps(value)
+        finish = "length" if fault and fault.truncated else "stop"
+        if fault and fault.truncated:
+            content = content[: len(content) // 2]
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        if fault and fault.refusal:
+            message["refusal"] = "I can't help with that."
+            finish = "stop"
+        elif body.get("tools"):
+            name = body["tools"][0]["function"]["name"]
+            message["tool_calls"] = [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": name, "arguments": content},
+                }
+            ]
+            finish = "length" if fault and fault.truncated else "tool_calls"
+        elif (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            message["content"] = content
+        else:
+            message["content"] = f"Here it is:\n```json\n{content}\n```"
+        prompt_tokens = _tokens(_messages_text(body))
+        completion_tokens = _tokens(content)
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake-model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], state: FakeState):
+        super().__init__(address, _Handler)
+        self.state = state
+
+
+class FakeServer:
+    """Owns a running server thread; ``base_url`` ends in ``/v1``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.state = FakeState()
+        self._server = _Server((host, port), self.state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def requests(self) -> list[Recorded]:
+        return self.state.requests
+
+    def fault(self, **kwargs: Any) -> Fault:
+        fault = Fault(**kwargs)
+        with self.state.lock:
+            self.state.faults.append(fault)
+        return fault
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
+            self.state.requests.clear()
+            self.state.latency = 0.0
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeServer(port=args.port)
+    server.state.latency = args.latency
+    server.state.record_requests = False
+    print(server.base_url, flush=True)
+    server._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
