@@ -33,5 +33,11 @@ class RunConfig:
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # Accept plain strings from library callers.
+        object.__setattr__(self, "job", Path(self.job))
+        if self.output is not None:
+            object.__setattr__(self, "output", Path(self.output))
+
     def output_path(self) -> Path:
         return self.output if self.output is not None else Path("out") / f"{self.job.stem}.jsonl"

@@ -106,8 +106,8 @@ class BarReporter(Reporter):
 
     interval = 0.2
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, width: int = 30):
+        self.stream = stream or sys.stderr
         self.width = width
 
     def update(self, tally: Tally) -> None:
@@ -130,8 +130,8 @@ class BarReporter(Reporter):
 class LineReporter(Reporter):
     """One plain line at intervals, for logs (cron, CI)."""
 
-    def __init__(self, stream: TextIO = sys.stderr, interval: float = 10.0):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, interval: float = 10.0):
+        self.stream = stream or sys.stderr
         self.interval = interval
 
     def update(self, tally: Tally) -> None:
@@ -144,5 +144,6 @@ class LineReporter(Reporter):
         self.stream.flush()
 
 
-def default_reporter(stream: TextIO = sys.stderr, interval: float = 10.0) -> Reporter:
+def default_reporter(stream: TextIO | None = None, interval: float = 10.0) -> Reporter:
+    stream = stream or sys.stderr
     return BarReporter(stream) if stream.isatty() else LineReporter(stream, interval)

@@ -266,6 +266,10 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.state = state
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is a normal event here, not news.
+        pass
+
 
 class FakeServer:
     """Owns a running server thread; ``base_url`` ends in ``/v1``."""
