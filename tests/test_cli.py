@@ -18,9 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_help_lists_options_with_env_vars(capsys):
     assert main(["run", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ("--model", "--base-url", "--mode", "--schema", "--layout", "--concurrency",
-                   "--max-tokens", "--temperature", "--timeout", "--max-reasks",
-                   "OPENAI_BASE_URL", "ROLEBATCH_MODEL"):
+    for option in (
+        "--model",
+        "--base-url",
+        "--mode",
+        "--schema",
+        "--layout",
+        "--concurrency",
+        "--max-tokens",
+        "--temperature",
+        "--timeout",
+        "--max-reasks",
+        "OPENAI_BASE_URL",
+        "ROLEBATCH_MODEL",
+    ):
         assert option in text
 
 
@@ -34,7 +45,11 @@ def test_python_dash_m_batch_runs_a_job(fake, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": SECRET_KEY, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "batch", "run", str(job), "--base-url", fake.base_url],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "out/j.jsonl"

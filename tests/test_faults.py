@@ -149,9 +149,16 @@ def test_endpoint_that_keeps_failing_trips_the_breaker(fake, tmp_path):
     job = write_job(tmp_path / "j.jsonl", poem_records(200))
     fake.fault(match="thing 0.", times=1)  # one success first, so it is not "unreachable"
     fake.fault(status=500)
-    config = RunConfig(job=job, output=tmp_path / "o.jsonl", base_url=fake.base_url,
-                       api_key="sk-x-000000", concurrency=1, max_retries=0,
-                       breaker_threshold=5, backoff_base=0.001)
+    config = RunConfig(
+        job=job,
+        output=tmp_path / "o.jsonl",
+        base_url=fake.base_url,
+        api_key="sk-x-000000",
+        concurrency=1,
+        max_retries=0,
+        breaker_threshold=5,
+        backoff_base=0.001,
+    )
     try:
         anyio.run(run_job, config)
     except EndpointError as exc:
@@ -179,12 +186,22 @@ def test_unknown_provider_is_a_usage_error(rolebatch, tmp_path):
 def test_key_never_appears_in_output_or_messages(rolebatch, fake, tmp_path):
     # Servers echo keys back in error bodies, whole or partly masked.
     masked = SECRET_KEY[:8] + "*" * 10 + SECRET_KEY[-4:]
-    fake.fault(match="thing 0.", status=400,
-               body={"error": {"message": f"bad key {SECRET_KEY} for this model"}})
-    fake.fault(match="thing 1.", status=429, retry_after=0,
-               body={"error": {"message": f"limit hit for key {masked}"}})
-    fake.fault(match="thing 3.", status=401,
-               body={"error": {"message": f"Incorrect API key provided: {masked}"}})
+    fake.fault(
+        match="thing 0.",
+        status=400,
+        body={"error": {"message": f"bad key {SECRET_KEY} for this model"}},
+    )
+    fake.fault(
+        match="thing 1.",
+        status=429,
+        retry_after=0,
+        body={"error": {"message": f"limit hit for key {masked}"}},
+    )
+    fake.fault(
+        match="thing 3.",
+        status=401,
+        body={"error": {"message": f"Incorrect API key provided: {masked}"}},
+    )
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     result = rolebatch(str(job), "--concurrency", "1", "--max-retries", "0", "-o", "o.jsonl")
     assert result.code == 3

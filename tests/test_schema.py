@@ -34,15 +34,23 @@ def test_json_schema_builds_a_validating_model(tmp_path):
         },
         "required": ["score", "verdict", "author"],
         "$defs": {
-            "Author": {"type": "object", "properties": {"name": {"type": "string"}},
-                       "required": ["name"]}
+            "Author": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+                "required": ["name"],
+            }
         },
     }
     model = load_schema(write(tmp_path, schema))
     assert model.__name__ == "Critique"
     ok = model.model_validate({"score": 3, "verdict": "cut", "author": {"name": "Ann"}})
-    assert ok.model_dump() == {"score": 3, "verdict": "cut", "author": {"name": "Ann"},
-                               "notes": None, "lines": None}
+    assert ok.model_dump() == {
+        "score": 3,
+        "verdict": "cut",
+        "author": {"name": "Ann"},
+        "notes": None,
+        "lines": None,
+    }
     for bad in (
         {"score": 11, "verdict": "cut", "author": {"name": "A"}},
         {"score": 1, "verdict": "maybe", "author": {"name": "A"}},
