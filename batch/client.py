@@ -6,6 +6,10 @@ errors.  The openai client's own retries are switched off (``max_retries=0``)
 so that every HTTP attempt is ours to count, back off and (later) pace.
 instructor is handed ``_attempt`` as its ``create`` function, so one instructor
 attempt is one call of ``_attempt``, which may send several HTTP requests.
+
+What ``_attempt`` calls is a transport: anything with the shape of
+``AsyncOpenAI.chat.completions.create`` and an ``aclose``.  Remote endpoints use
+the openai client (``HTTPTransport``); the embedded model is ``local.LocalModel``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import instructor
@@ -27,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import RunConfig
 from .errors import AbortError, AuthError, EndpointError
-from .outcome import ErrorInfo, Outcome
+from .outcome import ErrorInfo, Outcome, RecordFailure
 from .prompt import build_messages
 from .provider import MODES, Endpoint
 from .records import Record
@@ -82,20 +86,53 @@ def backoff_delay(
     return ceiling * (0.5 + rand() / 2)
 
 
-class Client:
-    """One per run: owns the HTTP client, the instructor wrapper and the breaker."""
+class Transport(Protocol):
+    max_concurrency: int | None
 
-    def __init__(self, config: RunConfig, endpoint: Endpoint, response_model: type[BaseModel]):
+    async def create(self, **kwargs: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HTTPTransport:
+    """An OpenAI-compatible endpoint over HTTP, with the client's own retries off."""
+
+    max_concurrency = None
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self._openai = openai.AsyncOpenAI(
+            api_key=endpoint.api_key, base_url=endpoint.base_url, max_retries=0, timeout=timeout
+        )
+        self.create = self._openai.chat.completions.create
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+
+
+async def open_transport(config: RunConfig, endpoint: Endpoint) -> Transport:
+    if endpoint.provider.name == "local":
+        from .local import LocalModel
+
+        return await LocalModel.load()
+    return HTTPTransport(endpoint, config.timeout)
+
+
+class Client:
+    """One per run: owns the transport, the instructor wrapper and the breaker."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        endpoint: Endpoint,
+        response_model: type[BaseModel],
+        transport: Transport,
+    ):
         self.config = config
         self.endpoint = endpoint
         self.response_model = response_model
         self.redact = Redactor(endpoint.api_key)
-        self._openai = openai.AsyncOpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,
-            timeout=config.timeout,
-        )
+        self._transport = transport
+        self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
         self._create = instructor.patch(create=self._attempt, mode=MODES[endpoint.mode])
         self._failures_in_a_row = 0
         self._ever_answered = False
@@ -106,7 +143,7 @@ class Client:
             self._extra["temperature"] = config.temperature
 
     async def aclose(self) -> None:
-        await self._openai.close()
+        await self._transport.aclose()
 
     async def ask(self, record: Record) -> Outcome:
         """The outcome for one record; raises AbortError when the run must stop."""
@@ -146,7 +183,7 @@ class Client:
         while True:
             outcome.attempts += 1
             try:
-                completion = await self._openai.chat.completions.create(**kwargs)
+                completion = await self._transport.create(**kwargs)
             except openai.APIStatusError as exc:
                 self._note_failure(exc, endpoint_trouble=exc.status_code >= 500)
                 if exc.status_code in (401, 403):
@@ -207,6 +244,8 @@ class Client:
                 "truncated",
                 "the answer was cut off at max_tokens (finish_reason 'length'); raise --max-tokens",
             )
+        if isinstance(cause, RecordFailure):
+            return ErrorInfo(cause.kind, redact(str(cause)))
         if isinstance(cause, _Refused):
             return ErrorInfo("refusal", redact(str(cause)))
         if isinstance(cause, openai.APIStatusError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .prompt import Layout
 
-DEFAULT_MODEL = "openai/gpt-4o"
+DEFAULT_MODEL = "local/gemma-3-270m"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,14 @@ ERROR_KINDS = (
 )
 
 
+class RecordFailure(Exception):
+    """Raised by a transport for a failure of one record, of the given kind."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .client import Client
+from .client import Client, open_transport
 from .config import RunConfig
 from .errors import AbortError, UsageError
 from .outcome import output_line
@@ -42,22 +42,22 @@ async def run_job(config: RunConfig, reporter: Reporter | None = None) -> Summar
 
     reporter = reporter or Reporter()
     tally = Tally(total=job.total)
-    client = Client(config, endpoint, response_model)
+    client = Client(config, endpoint, response_model, await open_transport(config, endpoint))
     started = time.monotonic()
     aborted: list[AbortError] = []
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(_report, reporter, tally)
-            lines_send, lines_recv = anyio.create_memory_object_stream[str](config.concurrency * 4)
+            lines_send, lines_recv = anyio.create_memory_object_stream[str](client.concurrency * 4)
             async with anyio.create_task_group() as io:
                 io.start_soon(_write, output, lines_recv)
                 async with lines_send, anyio.create_task_group() as work:
                     records_send, records_recv = anyio.create_memory_object_stream[Record](
-                        config.concurrency * 2
+                        client.concurrency * 2
                     )
                     work.start_soon(_read, job, records_send)
                     async with records_recv:
-                        for _ in range(config.concurrency):
+                        for _ in range(client.concurrency):
                             work.start_soon(
                                 _work,
                                 client,

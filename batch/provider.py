@@ -36,8 +36,11 @@ PROVIDERS = {
         Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
+        # The embedded offline model (batch.local); no server, no key.
+        Provider("local", None, None, "json_schema", False),
     )
 }
+LOCAL_MODELS = ("gemma-3-270m",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def resolve(model: str, base_url: str | None, mode: str | None, api_key: str | N
             f" (known: {', '.join(PROVIDERS)}; for any OpenAI-compatible server use"
             " compat/<model> with --base-url)"
         )
+    if provider.name == "local":
+        return _resolve_local(provider, name, mode)
     url = base_url or provider.base_url
     if url is None:
         raise UsageError(f"--model {model!r} needs --base-url (or OPENAI_BASE_URL)")
@@ -83,3 +88,15 @@ def resolve(model: str, base_url: str | None, mode: str | None, api_key: str | N
             f" {provider.name}, or pick a local model with --model"
         )
     return Endpoint(provider, name, url.rstrip("/"), chosen_mode, key or "not-needed")
+
+
+def _resolve_local(provider: Provider, name: str, mode: str | None) -> Endpoint:
+    if name not in LOCAL_MODELS:
+        raise UsageError(
+            f"--model local/{name}: no such local model (available: "
+            + ", ".join(f"local/{m}" for m in LOCAL_MODELS)
+            + ")"
+        )
+    if mode not in (None, "json_schema"):
+        raise UsageError(f"--mode {mode}: the local model works with --mode json_schema only")
+    return Endpoint(provider, name, "local", "json_schema", "")

@@ -92,7 +92,12 @@ async def bare_gather(base_url: str, n: int, concurrency: int) -> float:
 
 async def rolebatch_rate(base_url: str, job: Path, out: Path, concurrency: int) -> float:
     config = RunConfig(
-        job=job, output=out, base_url=base_url, api_key="sk-bench", concurrency=concurrency
+        job=job,
+        output=out,
+        model="openai/gpt-4o",
+        base_url=base_url,
+        api_key="sk-bench",
+        concurrency=concurrency,
     )
     started = time.perf_counter()
     summary = await run_job(config)

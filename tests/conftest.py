@@ -83,6 +83,8 @@ def rolebatch(capsys: pytest.CaptureFixture[str], fake: FakeServer, monkeypatch)
 
     def invoke(*args: str, base_url: str | None = None) -> CliResult:
         argv = ["run", *args, "--base-url", base_url or fake.base_url, "--progress", "lines"]
+        if "--model" not in args:
+            argv += ["--model", "openai/gpt-4o"]
         code = main(argv)
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)

@@ -44,7 +44,17 @@ def test_python_dash_m_batch_runs_a_job(fake, tmp_path):
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
     env = {**os.environ, "OPENAI_API_KEY": SECRET_KEY, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "batch", "run", str(job), "--base-url", fake.base_url],
+        [
+            sys.executable,
+            "-m",
+            "batch",
+            "run",
+            str(job),
+            "--base-url",
+            fake.base_url,
+            "--model",
+            "openai/gpt-4o",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -153,6 +153,7 @@ def test_endpoint_that_keeps_failing_trips_the_breaker(fake, tmp_path):
         job=job,
         output=tmp_path / "o.jsonl",
         base_url=fake.base_url,
+        model="openai/gpt-4o",
         api_key="sk-x-000000",
         concurrency=1,
         max_retries=0,

