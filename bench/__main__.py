@@ -132,7 +132,48 @@ def bench_latency(tmp: Path) -> None:
     )
 
 
-BENCHES = {"overhead": bench_overhead, "latency": bench_latency}
+def bench_local(tmp: Path) -> None:
+    """The embedded model: tokens/s free-form and under the JSON-schema grammar,
+    and seconds per record for the sample job."""
+    from llama_cpp import Llama, LlamaGrammar
+
+    from batch.local import bounded, model_file, render_prompt
+
+    llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
+    schema = Response.model_json_schema()
+    prompt = render_prompt(
+        [
+            {
+                "role": "system",
+                "content": "You are a renowned poet. Write me a short poem about coffee.",
+            }
+        ],
+        schema,
+    )
+    grammar = LlamaGrammar.from_json_schema(json.dumps(bounded(schema)), verbose=False)
+
+    def rate(**options: object) -> float:
+        tokens, elapsed = 0, 0.0
+        for seed in range(3):
+            started = time.perf_counter()
+            out = llama.create_completion(prompt, max_tokens=64, seed=seed, **options)
+            elapsed += time.perf_counter() - started
+            tokens += out["usage"]["completion_tokens"]
+        return tokens / elapsed
+
+    free, constrained = rate(), rate(grammar=grammar)
+    job = ROOT / "jobs" / "poems.jsonl"
+    started = time.perf_counter()
+    summary = anyio.run(run_job, RunConfig(job=job, output=tmp / "poems.jsonl"))
+    per_record = (time.perf_counter() - started) / summary.tally.total
+    print(
+        f"local model: {free:.1f} tok/s free-form, {constrained:.1f} tok/s with the"
+        f" JSON-schema grammar; sample job {per_record:.2f} s/record"
+        f" ({summary.tally.ok}/{summary.tally.total} ok, load included)"
+    )
+
+
+BENCHES = {"overhead": bench_overhead, "latency": bench_latency, "local": bench_local}
 
 
 def main(argv: list[str]) -> None:
