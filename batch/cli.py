@@ -104,7 +104,30 @@ def cli() -> None:
     type=click.IntRange(min=0),
     default=3,
     show_default=True,
-    help="HTTP retries per request on 408/409/429/5xx, timeouts and connection errors.",
+    help="HTTP retries per request on 408/409/5xx, timeouts and connection errors.",
+)
+@click.option(
+    "--max-rate-limit-retries",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Retries of one request after 429s; each first waits out the server's Retry-After.",
+)
+@click.option(
+    "--rpm",
+    type=click.FloatRange(min=0.001),
+    envvar="ROLEBATCH_RPM",
+    show_envvar=True,
+    help="Requests per minute to stay under.  [default: learned from x-ratelimit-*"
+    " headers, else slowed down on 429s]",
+)
+@click.option(
+    "--tpm",
+    type=click.FloatRange(min=0.001),
+    envvar="ROLEBATCH_TPM",
+    show_envvar=True,
+    help="Tokens per minute (prompt + completion) to stay under.  [default: learned"
+    " from x-ratelimit-* headers]",
 )
 @click.option(
     "--progress",

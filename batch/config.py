@@ -25,6 +25,11 @@ class RunConfig:
     timeout: float = 60.0
     max_reasks: int = 2
     max_retries: int = 3
+    # 429s are flow control; they get their own budget per request.
+    max_rate_limit_retries: int = 20
+    # Requests and tokens per minute; None: learn from headers, or back off on 429s.
+    rpm: float | None = None
+    tpm: float | None = None
     # Seconds before the first HTTP retry; doubles each retry, with jitter.
     backoff_base: float = 0.5
     backoff_max: float = 30.0

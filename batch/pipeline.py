@@ -20,6 +20,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from .client import Client, open_transport
 from .config import RunConfig
 from .errors import AbortError, UsageError
+from .limiter import Limiter
 from .outcome import output_line
 from .progress import Reporter, Summary, Tally
 from .provider import resolve
@@ -42,7 +43,9 @@ async def run_job(config: RunConfig, reporter: Reporter | None = None) -> Summar
 
     reporter = reporter or Reporter()
     tally = Tally(total=job.total)
-    client = Client(config, endpoint, response_model, await open_transport(config, endpoint))
+    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    transport = await open_transport(config, endpoint, limiter)
+    client = Client(config, endpoint, response_model, transport, limiter)
     started = time.monotonic()
     aborted: list[AbortError] = []
     try:

@@ -10,12 +10,14 @@ not share a GIL with the client being measured.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +31,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def fake_server(latency: float = 0.0, port: int = 18765) -> Iterator[str]:
+def fake_server(latency: float = 0.0, port: int = 18765, *extra: str) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakeserver", "--port", str(port), "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakeserver",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            *extra,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -90,7 +101,9 @@ async def bare_gather(base_url: str, n: int, concurrency: int) -> float:
     return n / elapsed
 
 
-async def rolebatch_rate(base_url: str, job: Path, out: Path, concurrency: int) -> float:
+async def rolebatch_rate(
+    base_url: str, job: Path, out: Path, concurrency: int, **options: float
+) -> float:
     config = RunConfig(
         job=job,
         output=out,
@@ -98,6 +111,7 @@ async def rolebatch_rate(base_url: str, job: Path, out: Path, concurrency: int) 
         base_url=base_url,
         api_key="sk-bench",
         concurrency=concurrency,
+        **options,  # type: ignore[arg-type]
     )
     started = time.perf_counter()
     summary = await run_job(config)
@@ -120,7 +134,7 @@ def bench_overhead(tmp: Path) -> None:
 
 
 def bench_latency(tmp: Path) -> None:
-    n, concurrency, latency = 640, 32, 0.2
+    n, concurrency, latency = 3200, 32, 0.2
     job = write_job(tmp / "latency.jsonl", n)
     with fake_server(latency=latency, port=18766) as url:
         ours = anyio.run(rolebatch_rate, url, job, tmp / "l.jsonl", concurrency)
@@ -130,6 +144,56 @@ def bench_latency(tmp: Path) -> None:
         f" {concurrency}: {ours:,.1f} rec/s of an ideal {ideal:,.0f}, ratio"
         f" {ours / ideal:.2f} (target >= 0.90)"
     )
+
+
+def server_stats(base_url: str) -> dict[str, float]:
+    with urllib.request.urlopen(base_url + "/stats") as response:
+        return json.load(response)
+
+
+def bench_rpm(tmp: Path) -> None:
+    n, limit, concurrency = 1000, 1200, 32
+    job = write_job(tmp / "rpm.jsonl", n)
+    for label, options, port in (
+        ("--rpm 1200", {"rpm": limit}, 18767),
+        ("headers only", {}, 18768),
+    ):
+        with fake_server(0.0, port, "--rpm", str(limit)) as url:
+            anyio.run(
+                functools.partial(rolebatch_rate, url, job, tmp / "r.jsonl", concurrency, **options)
+            )
+            stats = server_stats(url)
+        achieved = (stats["accepted"] - 1) / stats["span_s"]
+        share = stats["rejected"] / (stats["accepted"] + stats["rejected"])
+        print(
+            f"rpm fidelity ({label}): server limit {limit}/min enforced per second,"
+            f" {n} records: {achieved * 60:,.0f}/min, ratio {achieved / (limit / 60):.3f}"
+            f" (target >= 0.95), 429s {share:.1%} (target <= 2%)"
+        )
+
+
+def bench_tpm(tmp: Path) -> None:
+    # Each request is ~40 tokens, 2% of a second's budget: the limit is coarse
+    # enough to bind, fine enough that whole requests can fill a window.
+    n, tpm, rpm, concurrency = 1500, 120_000, 12_000, 32
+    job = write_job(tmp / "tpm.jsonl", n)
+    for label, options, port in (
+        (f"--tpm {tpm}", {"tpm": tpm}, 18769),
+        ("headers only", {}, 18770),
+    ):
+        with fake_server(0.0, port, "--rpm", str(rpm), "--tpm", str(tpm)) as url:
+            anyio.run(
+                functools.partial(rolebatch_rate, url, job, tmp / "t.jsonl", concurrency, **options)
+            )
+            stats = server_stats(url)
+        per_request = stats["tokens"] / stats["accepted"]
+        achieved = (stats["tokens"] - per_request) / stats["span_s"] * 60
+        share = stats["rejected"] / (stats["accepted"] + stats["rejected"])
+        print(
+            f"tpm fidelity ({label}): server limit {tpm:,} tokens/min (and {rpm:,}"
+            f" requests/min) per second, {n} records: {achieved:,.0f} tokens/min, ratio"
+            f" {achieved / tpm:.3f} (target >= 0.95), 429s {share:.1%} (target <= 2%)"
+        )
 
 
 def bench_local(tmp: Path) -> None:
@@ -173,7 +237,13 @@ def bench_local(tmp: Path) -> None:
     )
 
 
-BENCHES = {"overhead": bench_overhead, "latency": bench_latency, "local": bench_local}
+BENCHES = {
+    "rpm": bench_rpm,
+    "tpm": bench_tpm,
+    "overhead": bench_overhead,
+    "latency": bench_latency,
+    "local": bench_local,
+}
 
 
 def main(argv: list[str]) -> None:

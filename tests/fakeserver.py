@@ -62,11 +62,73 @@ class Recorded:
 
 
 @dataclass
+class Quota:
+    """Per-minute limits enforced in fixed one-second windows, as providers
+    quantize theirs: 1,200 requests/min admits 20 in each second."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    headers: bool = True  # send x-ratelimit-* on every answer
+    retry_after: bool = True  # send Retry-After on a 429
+    window: int = -1
+    used_requests: int = 0
+    used_tokens: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    tokens_accepted: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def admit(self, tokens: int, now: float) -> tuple[bool, dict[str, str]]:
+        second = int(now)
+        if second != self.window:
+            self.window, self.used_requests, self.used_tokens = second, 0, 0
+        to_reset = f"{second + 1 - now:.3f}s"
+        ok = (self.rpm is None or self.used_requests + 1 <= self.rpm / 60 + 1e-9) and (
+            self.tpm is None or self.used_tokens + tokens <= self.tpm / 60 + 1e-9
+        )
+        if ok:
+            self.used_requests += 1
+            self.used_tokens += tokens
+            self.accepted += 1
+            self.tokens_accepted += tokens
+            self.first = now if self.first is None else self.first
+            self.last = now
+        else:
+            self.rejected += 1
+        headers: dict[str, str] = {}
+        if self.headers:
+            for kind, limit, used in (
+                ("requests", self.rpm, self.used_requests),
+                ("tokens", self.tpm, self.used_tokens),
+            ):
+                if limit is not None:
+                    # What is left before this window's share of the limit runs out.
+                    remaining = max(0, int(limit / 60 - used))
+                    headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+                    headers[f"x-ratelimit-remaining-{kind}"] = str(remaining)
+                    headers[f"x-ratelimit-reset-{kind}"] = to_reset
+        if not ok and self.retry_after:
+            headers["retry-after-ms"] = str(max(1, int((second + 1 - now) * 1000)))
+        return ok, headers
+
+    def stats(self) -> dict[str, Any]:
+        span = (self.last - self.first) if self.first is not None and self.last else 0.0
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "tokens": self.tokens_accepted,
+            "span_s": span,
+        }
+
+
+@dataclass
 class FakeState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     latency: float = 0.0
     record_requests: bool = True
+    quota: Quota = field(default_factory=Quota)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -169,6 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/stats"):
+            with self.server.state.lock:
+                self._send(200, self.server.state.quota.stats())
+            return
         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     def do_POST(self) -> None:
@@ -210,8 +276,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fault.status, payload, headers)
             return
         completion = self._completion(body, fault)
+        with state.lock:
+            ok, headers = state.quota.admit(completion["usage"]["total_tokens"], time.time())
+        if not ok:
+            recorded.status = 429
+            message = {"error": {"message": "Rate limit reached", "type": "requests"}}
+            self._send(429, message, headers)
+            return
         recorded.usage = completion["usage"]
-        self._send(200, completion)
+        self._send(200, completion, headers)
 
     def _completion(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         schema = _request_schema(body) or {"type": "object", "properties": {}}
@@ -299,6 +372,7 @@ class FakeServer:
             self.state.faults.clear()
             self.state.requests.clear()
             self.state.latency = 0.0
+            self.state.quota = Quota()
 
     def start(self) -> FakeServer:
         self._thread.start()
@@ -313,9 +387,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rpm", type=int, help="requests/min, enforced per second")
+    parser.add_argument("--tpm", type=int, help="tokens/min, enforced per second")
+    parser.add_argument("--no-headers", action="store_true", help="no x-ratelimit-* headers")
     args = parser.parse_args()
     server = FakeServer(port=args.port)
     server.state.latency = args.latency
+    server.state.quota = Quota(rpm=args.rpm, tpm=args.tpm, headers=not args.no_headers)
     server.state.record_requests = False
     print(server.base_url, flush=True)
     server._server.serve_forever()

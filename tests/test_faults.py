@@ -39,7 +39,7 @@ def test_retry_after_ms_is_honoured(rolebatch, fake, tmp_path):
 def test_429_that_outlasts_retries_is_a_rate_limit_line_and_exit_1(rolebatch, fake, tmp_path):
     fake.fault(match="thing 1.", status=429, retry_after=0.01)
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
-    result = rolebatch(str(job), *FAST, "-o", "o.jsonl")
+    result = rolebatch(str(job), "--max-rate-limit-retries", "2", "-o", "o.jsonl")
     assert result.code == 1
     bad = by_id("o.jsonl")["r1"]
     assert bad["error"] == {"kind": "rate_limit", "message": "fake error 429", "status_code": 429}
