@@ -29,6 +29,7 @@ import anyio
 # sees arrival jitter, and a request over its limit costs a whole retry.
 HEADROOM = 0.97
 BURST_SECONDS = 1.0
+EPSILON = 1e-9
 # Requests in flight before anything is known about the server.
 SLOW_START = 4
 
@@ -66,7 +67,7 @@ class Bucket:
         capacity waits for a full bucket rather than forever."""
         self._refill(now)
         needed = min(amount, self.capacity)
-        if self.level >= needed:
+        if self.level >= needed - EPSILON:  # float dust must not stall a waiter
             return 0.0
         return (needed - self.level) / self.rate
 
@@ -144,6 +145,8 @@ class Limiter:
         self._given_rpm, self._given_tpm = rpm, tpm
         self.requests: Bucket | None = None
         self.tokens: Bucket | None = None
+        # Buckets start with one request's worth, not a full second: a server
+        # counting per second would refuse an opening burst on top of the refill.
         if rpm:
             self.requests = Bucket(_per_second(rpm), 1.0, now)
             self.requests.retune(_per_second(rpm), now)

@@ -55,6 +55,7 @@ class Recorded:
     path: str
     status: int = 200
     usage: dict[str, int] | None = None
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def text(self) -> str:

@@ -1,0 +1,63 @@
+"""Runs against a server that enforces limits: 429 storms, Retry-After, no headers at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import poem_records, read_lines, write_job
+from tests.fakeserver import Quota
+
+
+def statuses(path: str) -> set[str]:
+    return {line["status"] for line in read_lines(Path(path))}
+
+
+def test_429_storm_ends_with_every_record_ok(rolebatch, fake, tmp_path):
+    fake.fault(status=429, retry_after=0.05, times=40)  # every early request is refused
+    job = write_job(tmp_path / "j.jsonl", poem_records(20))
+    result = rolebatch(str(job), "--concurrency", "8", "--max-retries", "0", "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    lines = read_lines(Path("o.jsonl"))
+    assert statuses("o.jsonl") == {"ok"} and len(lines) == 20
+    assert sum(line["attempts"] for line in lines) == 20 + 40
+    assert sum(r.status == 429 for r in fake.requests) == 40
+
+
+def test_server_limit_per_second_is_reached_without_failures(rolebatch, fake, tmp_path):
+    fake.state.quota = Quota(rpm=600)  # 10 per second, with x-ratelimit-* headers
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    result = rolebatch(str(job), "--concurrency", "16", "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    assert statuses("o.jsonl") == {"ok"}
+    assert fake.state.quota.accepted == 30
+
+
+def test_server_without_headers_or_retry_after_is_backed_off_from(rolebatch, fake, tmp_path):
+    fake.state.quota = Quota(rpm=600, headers=False, retry_after=False)
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    result = rolebatch(str(job), "--concurrency", "16", "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    assert statuses("o.jsonl") == {"ok"}
+    assert fake.state.quota.accepted == 30
+
+
+def test_retry_after_holds_back_every_worker(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 0.", status=429, retry_after=0.6, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(16))
+    result = rolebatch(str(job), "--concurrency", "4", "--rpm", "60000", "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    refused = next(r for r in fake.requests if r.status == 429)
+    # Requests already on their way when the 429 went out may still arrive just
+    # after it; from then on, no worker sends anything until the hold is over.
+    during = [r for r in fake.requests if refused.at + 0.2 < r.at < refused.at + 0.6]
+    after = [r for r in fake.requests if r.at >= refused.at + 0.6]
+    assert during == []
+    assert len(after) >= 16 - 4
+
+
+def test_rpm_option_is_in_help(capsys):
+    from batch.cli import main
+
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--rpm" in text and "--tpm" in text and "--max-rate-limit-retries" in text
