@@ -6,6 +6,7 @@ Errors become messages and exit codes here and nowhere else:
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,6 +131,24 @@ def cli() -> None:
     " from x-ratelimit-* headers]",
 )
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start over: overwrite the output instead of resuming it.",
+)
+@click.option(
+    "--retry-failed/--no-retry-failed",
+    default=True,
+    show_default=True,
+    help="On resume, run records whose earlier line is an error again.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0.0),
+    default=5.0,
+    show_default=True,
+    help="Seconds calls in flight get to finish after SIGINT/SIGTERM (a second signal: none).",
+)
+@click.option(
     "--progress",
     "progress_style",
     type=click.Choice(["auto", "bar", "lines", "none"]),
@@ -164,14 +183,19 @@ def run(
     config = RunConfig(job=job, output=output, **options)  # type: ignore[arg-type]
     reporter = _reporter(progress_style, progress_interval)
     try:
-        summary = anyio.run(run_job, config, reporter, backend=backend)
+        summary = anyio.run(
+            functools.partial(run_job, config, reporter, handle_signals=True), backend=backend
+        )
     except AbortError as exc:
         summary = getattr(exc, "summary", None)
         if summary is not None:
             click.echo(summary.text(), err=True)
         click.echo(f"rolebatch: stopped: {exc}", err=True)
         if summary is not None:
-            click.echo(f"rolebatch: finished lines are kept in {summary.output}", err=True)
+            click.echo(
+                f"rolebatch: finished lines are kept in {summary.output}; the same command resumes",
+                err=True,
+            )
         return exc.exit_code
     click.echo(summary.text(), err=True)
     click.echo(str(summary.output))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .prompt import Layout
+from pydantic import BaseModel
+
+from .prompt import PROMPT_VERSION, Layout
 
 DEFAULT_MODEL = "local/gemma-3-270m"
 
@@ -35,6 +40,11 @@ class RunConfig:
     backoff_max: float = 30.0
     # Consecutive connection errors / 5xx (no success between) that end the run.
     breaker_threshold: int = 20
+    # Resume: start over instead; keep earlier error lines instead of retrying them.
+    fresh: bool = False
+    retry_failed: bool = True
+    # Seconds that calls in flight get to finish after SIGINT/SIGTERM.
+    grace: float = 5.0
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 
@@ -46,3 +56,21 @@ class RunConfig:
 
     def output_path(self) -> Path:
         return self.output if self.output is not None else Path("out") / f"{self.job.stem}.jsonl"
+
+
+def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel]) -> dict:
+    """What must not change between a run and its resumption: anything that
+    changes what a record's answer is."""
+    schema = json.dumps(response_model.model_json_schema(), sort_keys=True)
+    return {
+        "job": str(config.job.resolve()),
+        "model": endpoint.label,
+        "base_url": endpoint.base_url,
+        "mode": endpoint.mode,
+        "schema": config.schema or "Response",
+        "schema_sha256": hashlib.sha256(schema.encode()).hexdigest()[:16],
+        "layout": config.layout,
+        "prompt_version": PROMPT_VERSION,
+        "max_tokens": config.max_tokens,
+        "temperature": config.temperature,
+    }

@@ -3,9 +3,11 @@
     RolebatchError                 base; exit_code says how the CLI ends
     ├── UsageError        (2)      a bad option or configuration; nothing sent
     │   └── InputError    (2)      the job file is invalid; nothing sent
-    └── AbortError        (3)      the run stopped part-way; output kept
+    └── AbortError        (3)      the run stopped part-way; output kept, resumable
         ├── AuthError     (3)      401/403 from the endpoint
-        └── EndpointError (3)      the endpoint cannot be reached or keeps failing
+        ├── EndpointError (3)      the endpoint cannot be reached or keeps failing
+        ├── OutputError   (3)      the output cannot be written (disk full, ...)
+        └── Interrupted   (3)      SIGINT / SIGTERM
 
 Record-level failures (a 429 that outlasted its retries, output that never
 validated) are not exceptions at this level: they become error lines in the
@@ -44,4 +46,12 @@ class AuthError(AbortError):
 
 
 class EndpointError(AbortError):
+    pass
+
+
+class OutputError(AbortError):
+    pass
+
+
+class Interrupted(AbortError):
     pass

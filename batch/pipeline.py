@@ -3,25 +3,28 @@
     job file ──reader──▶ records ──▶ workers (client.ask) ──▶ lines ──writer──▶ output
 
 Streams between the tasks are bounded, so memory stays flat however long the
-file is.  Workers run inside their own task group: when the run must stop
-(401, dead endpoint), that group is cancelled, and the writer still drains
-every line that had finished, so completed work is never lost.
+file is.  Workers run in a cancel scope of their own: when the run must stop
+(401, dead endpoint, full disk, SIGINT), only that scope is cancelled, and the
+writer still drains every line that had finished, so completed work is never
+lost.  Records already done in the output file are skipped by the reader.
 """
 
 from __future__ import annotations
 
+import signal
 import time
-from itertools import islice
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .client import Client, open_transport
-from .config import RunConfig
-from .errors import AbortError, UsageError
+from .config import RunConfig, fingerprint
+from .errors import AbortError, Interrupted, UsageError
 from .limiter import Limiter
 from .outcome import output_line
+from .output import OutputFile
 from .progress import Reporter, Summary, Tally
 from .provider import resolve
 from .records import JobFile, Record, open_job
@@ -30,102 +33,164 @@ from .schema import load_schema
 READ_BATCH = 256
 
 
-async def run_job(config: RunConfig, reporter: Reporter | None = None) -> Summary:
-    """Run a job to the end; raises UsageError/InputError before sending anything,
-    AbortError (with ``.summary``) when the run had to stop part-way."""
+@dataclass
+class _Run:
+    """What the tasks of one run share."""
+
+    client: Client
+    label: str
+    tally: Tally
+    output: OutputFile
+    work: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    aborted: list[AbortError] = field(default_factory=list)
+    stopping: str | None = None  # the signal that asked us to stop
+
+    def abort(self, error: AbortError) -> None:
+        self.aborted.append(error)
+        self.work.cancel()
+
+
+async def run_job(
+    config: RunConfig, reporter: Reporter | None = None, *, handle_signals: bool = False
+) -> Summary:
+    """Run a job to the end.
+
+    Raises UsageError/InputError before sending anything, and AbortError (with
+    ``.summary``) when the run stopped part-way; the output then holds every
+    finished record and the same call resumes.  ``handle_signals`` makes
+    SIGINT/SIGTERM stop the run gracefully (the CLI sets it)."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     job = open_job(config.job)
     response_model = load_schema(config.schema)
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
-    output = config.output_path()
-    _prepare_output(output)
-
-    reporter = reporter or Reporter()
-    tally = Tally(total=job.total)
-    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
-    transport = await open_transport(config, endpoint, limiter)
-    client = Client(config, endpoint, response_model, transport, limiter)
+    output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
     started = time.monotonic()
-    aborted: list[AbortError] = []
     try:
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(_report, reporter, tally)
-            lines_send, lines_recv = anyio.create_memory_object_stream[str](client.concurrency * 4)
-            async with anyio.create_task_group() as io:
-                io.start_soon(_write, output, lines_recv)
-                async with lines_send, anyio.create_task_group() as work:
-                    records_send, records_recv = anyio.create_memory_object_stream[Record](
-                        client.concurrency * 2
-                    )
-                    work.start_soon(_read, job, records_send)
-                    async with records_recv:
-                        for _ in range(client.concurrency):
-                            work.start_soon(
-                                _work,
-                                client,
-                                endpoint.label,
-                                tally,
-                                records_recv.clone(),
-                                lines_send.clone(),
-                                aborted,
-                                work.cancel_scope,
-                            )
-            # The writer has written every line; only the progress ticker is left.
-            outer.cancel_scope.cancel()
+        resumed = await anyio.to_thread.run_sync(output.open, config.fresh, config.retry_failed)
+        tally = Tally(
+            total=job.total,
+            skipped=resumed.done,
+            failed_before=resumed.failed_kept,
+            retried=resumed.retried,
+            repaired=resumed.repaired,
+        )
+        if tally.skipped < job.total:
+            await _run(
+                config,
+                job,
+                endpoint,
+                response_model,
+                output,
+                tally,
+                reporter or Reporter(),
+                handle_signals,
+            )
+        summary = Summary(tally, output.path, time.monotonic() - started)
+        aborted = tally.aborted
+        if aborted is None:
+            await anyio.to_thread.run_sync(output.finish, job)
     finally:
-        await client.aclose()
-        reporter.finish(tally)
-    summary = Summary(tally, output, time.monotonic() - started)
-    if aborted:
-        aborted[0].summary = summary  # type: ignore[attr-defined]
-        raise aborted[0]
+        output.close()
+    if aborted is not None:
+        aborted.summary = summary  # type: ignore[attr-defined]
+        raise aborted
     return summary
 
 
-def _prepare_output(output: Path) -> None:
+async def _run(
+    config: RunConfig,
+    job: JobFile,
+    endpoint: Any,
+    response_model: Any,
+    output: OutputFile,
+    tally: Tally,
+    reporter: Reporter,
+    handle_signals: bool,
+) -> None:
+    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    transport = await open_transport(config, endpoint, limiter)
+    client = Client(config, endpoint, response_model, transport, limiter)
+    run = _Run(client, endpoint.label, tally, output)
+    concurrency = client.concurrency
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot create output directory {output.parent}: {exc.strerror}"
-        ) from None
-    if output.is_dir():
-        raise UsageError(f"output {output} is a directory; give a file path with -o")
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(_report, reporter, tally)
+            if handle_signals:
+                outer.start_soon(_watch_signals, run, config.grace)
+            lines_send, lines_recv = anyio.create_memory_object_stream[tuple[Any, str]](
+                concurrency * 4
+            )
+            async with anyio.create_task_group() as io:
+                io.start_soon(_write, run, lines_recv)
+                with run.work:
+                    async with lines_send, anyio.create_task_group() as work:
+                        records_send, records_recv = anyio.create_memory_object_stream[Record](
+                            concurrency * 2
+                        )
+                        work.start_soon(_read, job, output, records_send)
+                        async with records_recv:
+                            for _ in range(concurrency):
+                                work.start_soon(
+                                    _work, run, records_recv.clone(), lines_send.clone()
+                                )
+            # The writer has written every line; only the ticker and watcher are left.
+            outer.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+        reporter.finish(tally)
+    if run.aborted:
+        tally.aborted = run.aborted[0]
+    elif run.stopping:
+        tally.aborted = Interrupted(
+            f"interrupted by {run.stopping}: records in flight were finished or given up"
+            f" after {config.grace:g}s, the rest were not started. Run the same command"
+            " to resume."
+        )
 
 
-async def _read(job: JobFile, send: ObjectSendStream[Record]) -> None:
+async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]) -> None:
+    done = output.offsets  # ids already in the output are not asked again
     records = job.records()
+
+    def next_batch() -> list[Record]:
+        # An empty batch only when the file is exhausted: skipped records do
+        # not end the loop early.
+        batch = []
+        for record in records:
+            if record.id not in done:
+                batch.append(record)
+                if len(batch) == READ_BATCH:
+                    break
+        return batch
+
     async with send:
-        while batch := await anyio.to_thread.run_sync(lambda: list(islice(records, READ_BATCH))):
+        while batch := await anyio.to_thread.run_sync(next_batch):
             for record in batch:
                 await send.send(record)
 
 
 async def _work(
-    client: Client,
-    label: str,
-    tally: Tally,
+    run: _Run,
     records: ObjectReceiveStream[Record],
-    lines: ObjectSendStream[str],
-    aborted: list[AbortError],
-    scope: anyio.CancelScope,
+    lines: ObjectSendStream[tuple[Any, str]],
 ) -> None:
     async with records, lines:
         async for record in records:
+            if run.stopping:
+                return  # no new dispatch once asked to stop
             try:
-                outcome = await client.ask(record)
+                outcome = await run.client.ask(record)
             except AbortError as exc:
-                aborted.append(exc)
-                scope.cancel()
+                run.abort(exc)
                 return
-            tally.add(outcome)
-            await lines.send(output_line(record, outcome, label))
+            run.tally.add(outcome)
+            await lines.send((record.id, output_line(record, outcome, run.label)))
 
 
-async def _write(output: Path, lines: ObjectReceiveStream[str]) -> None:
-    # anyio's file (not aiofiles, which is asyncio-only) so trio works too.
-    async with lines, await anyio.open_file(output, "w", encoding="utf-8") as out:
+async def _write(run: _Run, lines: ObjectReceiveStream[tuple[Any, str]]) -> None:
+    async with lines:
         async for line in lines:
             batch = [line]
             # Take whatever else is ready, so a busy run writes in chunks.
@@ -134,11 +199,26 @@ async def _write(output: Path, lines: ObjectReceiveStream[str]) -> None:
                     batch.append(lines.receive_nowait())
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
-            await out.write("".join(batch))
-            await out.flush()
+            try:
+                await anyio.to_thread.run_sync(run.output.append, batch)
+            except AbortError as exc:
+                run.abort(exc)
+                return
 
 
 async def _report(reporter: Reporter, tally: Tally) -> None:
     while True:
         await anyio.sleep(reporter.interval)
         reporter.update(tally)
+
+
+async def _watch_signals(run: _Run, grace: float) -> None:
+    """First SIGINT/SIGTERM: stop dispatching, give calls in flight ``grace``
+    seconds to finish.  A second one: stop them now."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if run.stopping is None:
+                run.stopping = signal.Signals(signum).name
+                run.work.deadline = anyio.current_time() + grace
+            else:
+                run.work.cancel()

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .outcome import Outcome
 
@@ -16,6 +16,11 @@ from .outcome import Outcome
 @dataclass
 class Tally:
     total: int
+    skipped: int = 0  # already done in the output file (resume)
+    failed_before: int = 0  # error lines kept from before (--no-retry-failed)
+    retried: int = 0  # error lines from before, run again
+    repaired: bool = False  # a torn last line was cut off on resume
+    aborted: Any = None  # the AbortError that stopped the run, if any
     ok: int = 0
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -26,7 +31,7 @@ class Tally:
 
     @property
     def done(self) -> int:
-        return self.ok + self.failed
+        return self.skipped + self.ok + self.failed
 
     @property
     def tokens(self) -> int:
@@ -55,14 +60,24 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.tally.failed == 0 else 1
+        return 0 if self.tally.failed + self.tally.failed_before == 0 else 1
 
     def text(self) -> str:
         t = self.tally
+        if t.total == 0:
+            return f"rolebatch: the job has no records; nothing to do.\n  output: {self.output}"
         lines = [
             f"rolebatch: {t.done:,} of {t.total:,} records in {_duration(self.wall_s)}:"
             f" {t.ok:,} ok, {t.failed:,} failed"
         ]
+        if t.skipped:
+            kept = f", {t.failed_before:,} of them kept as failed" if t.failed_before else ""
+            lines.append(
+                f"  resumed: {t.skipped:,} already in the output{kept};"
+                f" {t.retried:,} failed before and run again"
+            )
+        if t.repaired:
+            lines.append("  repaired: cut off a torn last line left by an earlier crash")
         if t.errors:
             kinds = ", ".join(f"{kind} {n:,}" for kind, n in t.errors.most_common())
             lines.append(f"  errors: {kinds}")
@@ -84,7 +99,7 @@ def _duration(seconds: float) -> str:
 
 def _status(t: Tally) -> tuple[float, str]:
     elapsed = t.elapsed()
-    rate = t.done / elapsed if elapsed > 0 else 0.0
+    rate = (t.ok + t.failed) / elapsed if elapsed > 0 else 0.0
     eta = _duration((t.total - t.done) / rate) if rate > 0 else "?"
     return rate, eta
 

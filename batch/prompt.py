@@ -8,6 +8,9 @@ from .records import Record
 
 Layout = Literal["system", "split"]
 LAYOUTS: tuple[Layout, ...] = ("system", "split")
+# Bump when the messages built for a record change: a resumed run refuses to
+# mix answers to two different prompts in one output.
+PROMPT_VERSION = 1
 
 
 def build_messages(record: Record, layout: Layout) -> list[dict[str, str]]:

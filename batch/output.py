@@ -1,0 +1,277 @@
+"""The output file, which is also the run's state.
+
+    out/job.jsonl                 one result line per record; the state itself
+    out/job.jsonl.rolebatch.json  the configuration fingerprint it was made with
+    out/job.jsonl.lock            flock'ed while a run writes the file
+
+Lines are appended as records finish (completion order: that is what makes a
+kill -9 lose nothing but the records in flight), flushed after every batch and
+fsync'ed at most once a second and at the end.  A re-run reads the file back:
+ids already ``ok`` are skipped, error lines are retried (unless told not to), a
+torn last line is cut off.  When every record is done, the file is rewritten in
+input order through a temporary file, fsync and rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import OutputError, UsageError
+from .records import JobFile
+
+FSYNC_INTERVAL = 1.0
+# Our own lines start with the id, line and status keys, in that order.
+_HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": \d+, "status": "(ok|error)"')
+
+
+@dataclass
+class Resumed:
+    """What an existing output file already holds."""
+
+    done: int = 0  # records that will not run again
+    failed_kept: int = 0  # error lines kept (--no-retry-failed)
+    retried: int = 0  # error lines dropped to run again
+    repaired: bool = False  # a torn last line was cut off
+
+
+@dataclass
+class OutputFile:
+    path: Path
+    fingerprint: dict[str, Any]
+    # id -> byte offset of its line in the file, for the final reordering.
+    offsets: dict[Any, int] = field(default_factory=dict)
+    _handle: BinaryIO | None = None
+    _lock: BinaryIO | None = None
+    _size: int = 0
+    _synced: float = 0.0
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".rolebatch.json")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    # -- opening --------------------------------------------------------
+
+    def open(self, fresh: bool, retry_failed: bool) -> Resumed:
+        """Lock, read back what is there, and get ready to append."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise UsageError(f"output {self.path} is a directory; give a file path with -o")
+            self._lock = self.lock_path.open("ab")
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to {self.path.parent}: {exc.strerror or exc}. Fix the"
+                " directory (or pick another with -o) and run the same command again."
+            ) from None
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise UsageError(
+                f"another rolebatch run is writing {self.path} (it holds {self.lock_path});"
+                " this one stops here so the two do not interleave"
+            ) from None
+        resumed = Resumed()
+        try:
+            if fresh or not self.path.exists():
+                self._start_over()
+            else:
+                resumed = self._resume(retry_failed)
+            self._handle = self.path.open("ab")
+            self._size = self._handle.tell()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        return resumed
+
+    def _start_over(self) -> None:
+        self._write_meta()
+        with self.path.open("wb"):
+            pass
+
+    def _write_meta(self) -> None:
+        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+        tmp.write_text(json.dumps({"rolebatch": 1, "config": self.fingerprint}, indent=2) + "\n")
+        os.replace(tmp, self.meta_path)
+
+    def _resume(self, retry_failed: bool) -> Resumed:
+        self._check_fingerprint()
+        resumed = Resumed()
+        keep: list[tuple[int, int]] = []  # (offset, length) of the lines kept
+        dropped = False
+        with self.path.open("rb") as handle:
+            offset = 0
+            for number, raw in enumerate(handle, start=1):
+                parsed = _parse_head(raw)
+                if parsed is None:
+                    if handle.read(1) == b"":
+                        resumed.repaired = True  # torn last line: cut it off
+                        dropped = True
+                        break
+                    raise UsageError(
+                        f"{self.path}:{number}: not a rolebatch result line; the file is"
+                        " damaged. Use --fresh to start over, or -o to write elsewhere."
+                    )
+                record_id, ok = parsed
+                if ok or not retry_failed:
+                    if record_id in self.offsets:
+                        dropped = True  # a duplicate: keep the latest only
+                    self.offsets[record_id] = offset
+                    keep.append((offset, len(raw)))
+                    if not ok:
+                        resumed.failed_kept += 1
+                else:
+                    resumed.retried += 1
+                    dropped = True
+                offset += len(raw)
+        resumed.done = len(self.offsets)
+        if dropped:
+            self._compact(keep)
+        return resumed
+
+    def _check_fingerprint(self) -> None:
+        try:
+            stored = json.loads(self.meta_path.read_text())["config"]
+        except FileNotFoundError:
+            if self.path.stat().st_size == 0:
+                self._write_meta()
+                return
+            raise UsageError(
+                f"{self.path} exists but was not written by rolebatch (no"
+                f" {self.meta_path.name}); use --fresh to overwrite it, or -o to write elsewhere"
+            ) from None
+        except (ValueError, KeyError, OSError):
+            raise UsageError(f"{self.meta_path} is damaged; use --fresh to start over") from None
+        changed = [
+            f"{key} was {stored.get(key)!r}, now {value!r}"
+            for key, value in self.fingerprint.items()
+            if stored.get(key) != value
+        ]
+        if changed:
+            raise UsageError(
+                f"cannot resume {self.path}: it was made with another configuration ("
+                + "; ".join(changed)
+                + "). Run with --fresh to start over, or write to another file with -o."
+            )
+
+    def _compact(self, keep: list[tuple[int, int]]) -> None:
+        """Rewrite the file with only the kept lines, atomically."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        offsets: dict[Any, int] = {}
+        with self.path.open("rb") as source, tmp.open("wb") as target:
+            position = 0
+            for offset, length in keep:
+                source.seek(offset)
+                raw = source.read(length)
+                parsed = _parse_head(raw)
+                assert parsed is not None
+                offsets[parsed[0]] = position
+                target.write(raw)
+                position += length
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self.offsets = offsets
+
+    # -- appending ------------------------------------------------------
+
+    def append(self, lines: Iterable[tuple[Any, str]]) -> None:
+        """Write finished lines, flush them to the OS, fsync at most once a second.
+        Runs in a worker thread; an OSError (disk full) ends the run."""
+        assert self._handle is not None
+        chunks = []
+        for record_id, line in lines:
+            data = line.encode("utf-8")
+            self.offsets[record_id] = self._size
+            self._size += len(data)
+            chunks.append(data)
+        try:
+            self._handle.write(b"".join(chunks))
+            self._handle.flush()
+            now = time.monotonic()
+            if now - self._synced >= FSYNC_INTERVAL:
+                os.fsync(self._handle.fileno())
+                self._synced = now
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {self.path}: {exc.strerror or exc}. The lines written before"
+                " are intact; free some space and run the same command to resume."
+            ) from None
+
+    # -- finishing ------------------------------------------------------
+
+    def finish(self, job: JobFile) -> None:
+        """Every record is done: rewrite the file in input order (atomically)."""
+        assert self._handle is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        order = array("q")
+        for record in job.records():
+            offset = self.offsets.get(record.id)
+            if offset is not None:
+                order.append(offset)
+        # Already in input order, with nothing else in the file: leave it be.
+        if len(order) == len(self.offsets) and all(
+            order[i] < order[i + 1] for i in range(len(order) - 1)
+        ):
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self.path.open("rb") as source, tmp.open("wb") as target:
+            for offset in order:
+                source.seek(offset)
+                target.write(source.readline())
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+
+def _parse_head(raw: bytes) -> tuple[Any, bool] | None:
+    """(id, ok) of one of our lines, or None if it is not a whole line of ours."""
+    if not raw.endswith(b"\n"):
+        return None
+    match = _HEAD.match(raw)
+    if match is not None:
+        return json.loads(match.group(1)), match.group(2) == b"ok"
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "id" not in data or data.get("status") not in ("ok", "error"):
+        return None
+    return data["id"], data["status"] == "ok"
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
