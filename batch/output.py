@@ -50,7 +50,7 @@ class OutputFile:
     fingerprint: dict[str, Any]
     # id -> byte offset of its line in the file, for the final reordering.
     offsets: dict[Any, int] = field(default_factory=dict)
-    _handle: BinaryIO | None = None
+    _handle: Any = None
     _lock: BinaryIO | None = None
     _size: int = 0
     _synced: float = 0.0
@@ -92,7 +92,8 @@ class OutputFile:
                 self._start_over()
             else:
                 resumed = self._resume(retry_failed)
-            self._handle = self.path.open("ab")
+            # Unbuffered: a failed write leaves nothing behind to fail again on close.
+            self._handle = self.path.open("ab", buffering=0)
             self._size = self._handle.tell()
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
@@ -201,8 +202,10 @@ class OutputFile:
             self._size += len(data)
             chunks.append(data)
         try:
-            self._handle.write(b"".join(chunks))
-            self._handle.flush()
+            data = memoryview(b"".join(chunks))
+            while data:
+                written = self._handle.write(data)
+                data = data[written:]
             now = time.monotonic()
             if now - self._synced >= FSYNC_INTERVAL:
                 os.fsync(self._handle.fileno())
@@ -218,7 +221,6 @@ class OutputFile:
     def finish(self, job: JobFile) -> None:
         """Every record is done: rewrite the file in input order (atomically)."""
         assert self._handle is not None
-        self._handle.flush()
         os.fsync(self._handle.fileno())
         order = array("q")
         for record in job.records():
@@ -243,9 +245,9 @@ class OutputFile:
     def close(self) -> None:
         if self._handle is not None:
             with contextlib.suppress(OSError):
-                self._handle.flush()
                 os.fsync(self._handle.fileno())
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
             self._handle = None
         if self._lock is not None:
             self._lock.close()  # releases the flock

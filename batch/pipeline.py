@@ -168,7 +168,10 @@ async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]
     async with send:
         while batch := await anyio.to_thread.run_sync(next_batch):
             for record in batch:
-                await send.send(record)
+                try:
+                    await send.send(record)
+                except anyio.BrokenResourceError:
+                    return  # every worker has stopped (SIGINT): nothing more to hand out
 
 
 async def _work(

@@ -1,0 +1,155 @@
+"""A real process, really stopped: SIGINT, SIGTERM, kill -9, a full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECRET_KEY, poem_records, write_job
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = None):
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SECRET_KEY,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+    def cap_file_size() -> None:  # a disk that fills up after limit_bytes
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batch",
+            "run",
+            str(job),
+            "-o",
+            str(out),
+            "--model",
+            "openai/gpt-4o",
+            "--base-url",
+            fake.base_url,
+            "--progress",
+            "lines",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=cap_file_size,
+    )
+
+
+def whole_lines(out: Path) -> list[dict]:
+    """Every complete line of the file (a torn last one is not counted)."""
+    if not out.exists():
+        return []
+    data = out.read_bytes()
+    return [json.loads(line) for line in data.split(b"\n")[:-1]]
+
+
+def wait_for_lines(out: Path, proc: subprocess.Popen, count: int, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while len(whole_lines(out)) < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.02)
+
+
+def asked_ids(requests) -> set[str]:
+    found = set()
+    for request in requests:
+        text = request.text
+        begin = text.find("thing ") + len("thing ")
+        found.add("r" + text[begin : text.index(".", begin)])
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_gracefully_and_the_same_command_resumes(fake, tmp_path, signum):
+    fake.state.latency = 0.1
+    job = write_job(tmp_path / "j.jsonl", poem_records(40))
+    out = tmp_path / "out.jsonl"
+    proc = start(fake, job, out, "--concurrency", "2", "--grace", "5")
+    wait_for_lines(out, proc, 4)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
+    assert "the same command resumes" in err and "Traceback" not in err
+    before = whole_lines(out)
+    assert 4 <= len(before) < 40
+    assert out.read_bytes().endswith(b"\n")  # calls in flight finished within the grace
+    done = {line["id"] for line in before if line["status"] == "ok"}
+
+    fake.state.latency = 0.0
+    fake.state.requests.clear()
+    proc = start(fake, job, out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert not asked_ids(fake.requests) & done
+    assert [line["id"] for line in whole_lines(out)] == [f"r{i}" for i in range(40)]
+
+
+def test_kill_9_at_random_moments_loses_and_repeats_nothing(fake, tmp_path):
+    fake.state.latency = 0.03
+    records = poem_records(80)
+    job = write_job(tmp_path / "j.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    rng = random.Random(1234)
+    for _ in range(6):
+        done = {line["id"] for line in whole_lines(out) if line["status"] == "ok"}
+        if len(done) == len(records):
+            break
+        fake.state.requests.clear()
+        proc = start(fake, job, out, "--concurrency", "4")
+        wait_for_lines(out, proc, min(len(records), len(done) + rng.randint(1, 12)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        # Nothing that was already ok was asked for again.
+        assert not asked_ids(fake.requests) & done
+    fake.state.requests.clear()
+    done = {line["id"] for line in whole_lines(out) if line["status"] == "ok"}
+    proc = start(fake, job, out)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert not asked_ids(fake.requests) & done
+    lines = whole_lines(out)  # every line parses
+    assert out.read_bytes().endswith(b"\n")
+    assert Counter(line["id"] for line in lines) == Counter(r["id"] for r in records)
+    assert [line["id"] for line in lines] == [r["id"] for r in records]
+
+
+def test_full_disk_ends_the_run_and_keeps_what_was_written(fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    out = tmp_path / "out.jsonl"
+    proc = start(fake, job, out, "--concurrency", "1", limit_bytes=4000)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "cannot write" in err and "run the same command to resume" in err
+    assert "Traceback" not in err
+    kept = whole_lines(out)
+    assert 0 < len(kept) < 30
+    assert [line["id"] for line in kept] == [f"r{i}" for i in range(len(kept))]
+
+    proc = start(fake, job, out)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert [line["id"] for line in whole_lines(out)] == [f"r{i}" for i in range(30)]

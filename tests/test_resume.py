@@ -1,0 +1,173 @@
+"""Lose nothing, repeat nothing: resume, order, locks, torn lines, hostile input."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+
+from tests.conftest import poem_records, read_lines, write_job
+
+OUT = "o.jsonl"
+
+
+def ids(path: str = OUT) -> list[str]:
+    return [line["id"] for line in read_lines(Path(path))]
+
+
+def asked(fake) -> set[str]:
+    """Record ids whose prompt reached the server ("thing N." -> rN)."""
+    found = set()
+    for request in fake.requests:
+        text = request.text
+        start = text.find("thing ") + len("thing ")
+        found.add("r" + text[start : text.index(".", start)])
+    return found
+
+
+def test_rerun_skips_ok_records_and_retries_failed_ones(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(6))
+    fake.fault(match="thing 2.", status=400)
+    first = rolebatch(str(job), "-o", OUT)
+    assert first.code == 1
+    assert read_lines(Path(OUT))[2]["error"]["kind"] == "bad_request"
+    fake.reset()
+    second = rolebatch(str(job), "-o", OUT)
+    assert second.code == 0, second.err
+    assert asked(fake) == {"r2"}
+    assert ids() == [f"r{i}" for i in range(6)]
+    assert {line["status"] for line in read_lines(Path(OUT))} == {"ok"}
+    assert "resumed: 5 already in the output; 1 failed before and run again" in second.err
+
+
+def test_finished_output_resumes_with_zero_requests(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(5))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    before = Path(OUT).read_bytes()
+    fake.reset()
+    again = rolebatch(str(job), "-o", OUT)
+    assert again.code == 0
+    assert fake.requests == []
+    assert Path(OUT).read_bytes() == before
+
+
+def test_no_retry_failed_keeps_error_lines(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    fake.fault(match="thing 1.", status=400)
+    assert rolebatch(str(job), "-o", OUT).code == 1
+    fake.reset()
+    again = rolebatch(str(job), "-o", OUT, "--no-retry-failed")
+    assert again.code == 1  # the kept error still counts
+    assert fake.requests == []
+    assert read_lines(Path(OUT))[1]["status"] == "error"
+    assert "1 of them kept as failed" in again.err
+
+
+def test_fresh_starts_over(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    fake.reset()
+    assert rolebatch(str(job), "-o", OUT, "--fresh").code == 0
+    assert asked(fake) == {"r0", "r1", "r2"}
+    assert ids() == ["r0", "r1", "r2"]
+
+
+def test_changed_configuration_is_refused_and_named(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    before = Path(OUT).read_bytes()
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT, "--layout", "split", "--temperature", "0.5")
+    assert result.code == 2
+    assert "layout was 'system', now 'split'" in result.err
+    assert "temperature was None, now 0.5" in result.err
+    assert "--fresh" in result.err
+    assert fake.requests == [] and Path(OUT).read_bytes() == before
+
+
+def test_output_not_written_by_rolebatch_is_not_touched(rolebatch, fake, tmp_path):
+    Path(OUT).write_text("my own notes\n")
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 2 and "was not written by rolebatch" in result.err
+    assert Path(OUT).read_text() == "my own notes\n"
+
+
+def test_torn_last_line_is_repaired_on_resume(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    lines = Path(OUT).read_bytes().splitlines(keepends=True)
+    # As a kill -9 mid-write leaves it: two whole lines and half of a third.
+    Path(OUT).write_bytes(lines[0] + lines[1] + lines[2][:40])
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 0, result.err
+    assert "repaired" in result.err
+    assert asked(fake) == {"r2", "r3"}
+    assert ids() == ["r0", "r1", "r2", "r3"]
+
+
+def test_damage_in_the_middle_is_refused(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    lines = Path(OUT).read_bytes().splitlines(keepends=True)
+    Path(OUT).write_bytes(lines[0] + b"garbage\n" + lines[2])
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 2 and f"{OUT}:2: not a rolebatch result line" in result.err
+
+
+def test_output_comes_back_in_input_order(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 0.", delay=0.3)  # finishes last
+    job = write_job(tmp_path / "j.jsonl", poem_records(8))
+    assert rolebatch(str(job), "-o", OUT, "--concurrency", "4").code == 0
+    assert ids() == [f"r{i}" for i in range(8)]
+    assert [line["line"] for line in read_lines(Path(OUT))] == list(range(1, 9))
+
+
+def test_a_second_run_on_the_same_output_exits_at_once(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    with Path(OUT + ".lock").open("ab") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run in progress
+        result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 2
+    assert "another rolebatch run is writing" in result.err
+    assert fake.requests == [] and not Path(OUT).exists()
+
+
+def test_empty_job_is_nothing_to_do(rolebatch, fake, tmp_path):
+    job = tmp_path / "empty.jsonl"
+    job.write_text("\n\n")
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 0
+    assert "no records; nothing to do" in result.err
+    assert fake.requests == [] and Path(OUT).read_text() == ""
+
+
+def test_hostile_input_leaves_existing_output_untouched(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    before = Path(OUT).read_bytes()
+    fake.reset()
+    cases = {
+        "utf8.jsonl": b'{"query": "caf\xe9"}\n',
+        "huge.jsonl": json.dumps({"query": "x" * 10_000_000}).encode() + b"\n",
+        "array.jsonl": b'["query"]\n',
+    }
+    for name, content in cases.items():
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        result = rolebatch(str(bad), "-o", OUT)
+        assert result.code == 2 and f"{bad}:1:" in result.err, name
+    assert rolebatch(str(tmp_path / "missing.jsonl"), "-o", OUT).code == 2
+    assert rolebatch(str(tmp_path), "-o", OUT).code == 2
+    assert fake.requests == [] and Path(OUT).read_bytes() == before
+
+
+def test_unwritable_output_directory_exits_3(rolebatch, fake, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    job = write_job(tmp_path / "j.jsonl", poem_records(1))
+    result = rolebatch(str(job), "-o", str(blocker / "out.jsonl"))
+    assert result.code == 3
+    assert "cannot write to" in result.err and "Traceback" not in result.err
+    assert fake.requests == []
