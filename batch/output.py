@@ -54,6 +54,11 @@ class OutputFile:
     _lock: BinaryIO | None = None
     _size: int = 0
     _synced: float = 0.0
+    _changed: bool = False  # lines appended or dropped since the file was last in order
+    _ordered_for: str | None = None  # the input digest the file is known to follow
+    _finished: dict[str, Any] | None = None  # the marker of a finished run, if still true
+    # The job file as last checked: (size, mtime, inode) and what the check found.
+    job_stamp: dict[str, Any] | None = None
 
     @property
     def meta_path(self) -> Path:
@@ -65,7 +70,22 @@ class OutputFile:
 
     # -- opening --------------------------------------------------------
 
-    def open(self, fresh: bool, retry_failed: bool) -> Resumed:
+    def checked_job(self, job_path: Path) -> JobFile | None:
+        """The job as the last run checked it, if the file has not changed since:
+        a resumed million-record job need not be parsed again to find it done."""
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            stamp = meta["job_checked"]
+            if stamp["stat"] == _stat_stamp(job_path):
+                return JobFile(job_path, stamp["total"], stamp["digest"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def remember_job(self, job: JobFile) -> None:
+        self.job_stamp = {"stat": _stat_stamp(job.path), "total": job.total, "digest": job.digest}
+
+    def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
         """Lock, read back what is there, and get ready to append."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +111,7 @@ class OutputFile:
             if fresh or not self.path.exists():
                 self._start_over()
             else:
-                resumed = self._resume(retry_failed)
+                resumed = self._resume(retry_failed, job)
             # Unbuffered: a failed write leaves nothing behind to fail again on close.
             self._handle = self.path.open("ab", buffering=0)
             self._size = self._handle.tell()
@@ -104,15 +124,31 @@ class OutputFile:
         with self.path.open("wb"):
             pass
 
-    def _write_meta(self) -> None:
+    def _write_meta(self, ordered_for: str | None = None, errors: int = 0) -> None:
+        meta: dict[str, Any] = {"rolebatch": 1, "config": self.fingerprint}
+        if self.job_stamp:
+            meta["job_checked"] = self.job_stamp
+        if ordered_for:
+            # Written only when every record has its line, in input order.
+            meta["finished"] = {"input": ordered_for, "bytes": self._size, "errors": errors}
         tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-        tmp.write_text(json.dumps({"rolebatch": 1, "config": self.fingerprint}, indent=2) + "\n")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
         os.replace(tmp, self.meta_path)
 
-    def _resume(self, retry_failed: bool) -> Resumed:
+    def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
         self._check_fingerprint()
         resumed = Resumed()
-        keep: list[tuple[int, int]] = []  # (offset, length) of the lines kept
+        finished = self._finished
+        if (
+            finished
+            and finished["input"] == job.digest
+            and (finished["errors"] == 0 or not retry_failed)
+        ):
+            # A finished run, unchanged since: every record is in, nothing to read.
+            resumed.done = job.total
+            resumed.failed_kept = finished["errors"]
+            return resumed
+        keep = array("q")  # offset, length, offset, length ... of the lines kept
         dropped = False
         with self.path.open("rb") as handle:
             offset = 0
@@ -132,7 +168,8 @@ class OutputFile:
                     if record_id in self.offsets:
                         dropped = True  # a duplicate: keep the latest only
                     self.offsets[record_id] = offset
-                    keep.append((offset, len(raw)))
+                    keep.append(offset)
+                    keep.append(len(raw))
                     if not ok:
                         resumed.failed_kept += 1
                 else:
@@ -146,7 +183,8 @@ class OutputFile:
 
     def _check_fingerprint(self) -> None:
         try:
-            stored = json.loads(self.meta_path.read_text())["config"]
+            meta = json.loads(self.meta_path.read_text())
+            stored = meta["config"]
         except FileNotFoundError:
             if self.path.stat().st_size == 0:
                 self._write_meta()
@@ -162,6 +200,10 @@ class OutputFile:
             for key, value in self.fingerprint.items()
             if stored.get(key) != value
         ]
+        finished = meta.get("finished") or {}
+        if finished.get("bytes") == self.path.stat().st_size:
+            self._ordered_for = finished.get("input")
+            self._finished = finished
         if changed:
             raise UsageError(
                 f"cannot resume {self.path}: it was made with another configuration ("
@@ -169,13 +211,13 @@ class OutputFile:
                 + "). Run with --fresh to start over, or write to another file with -o."
             )
 
-    def _compact(self, keep: list[tuple[int, int]]) -> None:
+    def _compact(self, keep: array) -> None:
         """Rewrite the file with only the kept lines, atomically."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         offsets: dict[Any, int] = {}
         with self.path.open("rb") as source, tmp.open("wb") as target:
             position = 0
-            for offset, length in keep:
+            for offset, length in zip(keep[::2], keep[1::2], strict=True):
                 source.seek(offset)
                 raw = source.read(length)
                 parsed = _parse_head(raw)
@@ -188,6 +230,7 @@ class OutputFile:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
         self.offsets = offsets
+        self._changed = True
 
     # -- appending ------------------------------------------------------
 
@@ -201,6 +244,7 @@ class OutputFile:
             self.offsets[record_id] = self._size
             self._size += len(data)
             chunks.append(data)
+        self._changed = True
         try:
             data = memoryview(b"".join(chunks))
             while data:
@@ -218,29 +262,33 @@ class OutputFile:
 
     # -- finishing ------------------------------------------------------
 
-    def finish(self, job: JobFile) -> None:
-        """Every record is done: rewrite the file in input order (atomically)."""
+    def finish(self, job: JobFile, errors: int) -> None:
+        """Every record is done (``errors`` of them failed): rewrite the file in
+        input order (atomically) and mark it finished."""
         assert self._handle is not None
         os.fsync(self._handle.fileno())
+        if not self._changed and self._ordered_for == job.digest:
+            return  # a finished run, resumed: nothing to do
         order = array("q")
         for record in job.records():
             offset = self.offsets.get(record.id)
             if offset is not None:
                 order.append(offset)
         # Already in input order, with nothing else in the file: leave it be.
-        if len(order) == len(self.offsets) and all(
-            order[i] < order[i + 1] for i in range(len(order) - 1)
+        if len(order) != len(self.offsets) or any(
+            order[i] >= order[i + 1] for i in range(len(order) - 1)
         ):
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with self.path.open("rb") as source, tmp.open("wb") as target:
-            for offset in order:
-                source.seek(offset)
-                target.write(source.readline())
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with self.path.open("rb") as source, tmp.open("wb") as target:
+                for offset in order:
+                    source.seek(offset)
+                    target.write(source.readline())
+                target.flush()
+                os.fsync(target.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+            self._size = self.path.stat().st_size
+        self._write_meta(ordered_for=job.digest, errors=errors)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -260,7 +308,12 @@ def _parse_head(raw: bytes) -> tuple[Any, bool] | None:
         return None
     match = _HEAD.match(raw)
     if match is not None:
-        return json.loads(match.group(1)), match.group(2) == b"ok"
+        token = match.group(1)
+        if token.startswith(b'"') and b"\\" not in token:
+            record_id: Any = token[1:-1].decode()
+        else:
+            record_id = json.loads(token)
+        return record_id, match.group(2) == b"ok"
     try:
         data = json.loads(raw)
     except ValueError:
@@ -268,6 +321,11 @@ def _parse_head(raw: bytes) -> tuple[Any, bool] | None:
     if not isinstance(data, dict) or "id" not in data or data.get("status") not in ("ok", "error"):
         return None
     return data["id"], data["status"] == "ok"
+
+
+def _stat_stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -61,13 +61,18 @@ async def run_job(
     SIGINT/SIGTERM stop the run gracefully (the CLI sets it)."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    job = open_job(config.job)
     response_model = load_schema(config.schema)
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
+    job = (
+        None if config.fresh else output.checked_job(config.job)
+    ) or await anyio.to_thread.run_sync(open_job, config.job)
+    output.remember_job(job)
     started = time.monotonic()
     try:
-        resumed = await anyio.to_thread.run_sync(output.open, config.fresh, config.retry_failed)
+        resumed = await anyio.to_thread.run_sync(
+            output.open, config.fresh, config.retry_failed, job
+        )
         tally = Tally(
             total=job.total,
             skipped=resumed.done,
@@ -89,7 +94,8 @@ async def run_job(
         summary = Summary(tally, output.path, time.monotonic() - started)
         aborted = tally.aborted
         if aborted is None:
-            await anyio.to_thread.run_sync(output.finish, job)
+            errors = tally.failed + tally.failed_before
+            await anyio.to_thread.run_sync(output.finish, job, errors)
     finally:
         output.close()
     if aborted is not None:

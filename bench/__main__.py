@@ -237,11 +237,142 @@ def bench_local(tmp: Path) -> None:
     )
 
 
+_MEASURED = (
+    "import resource, sys\n"
+    "from batch.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "sys.stderr.write(f'\\nPEAK_RSS_KB {peak}\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float]:
+    """(exit code, wall seconds, peak RSS in MB) of one rolebatch process.
+
+    Linux carries a parent's peak RSS over fork and exec, so the process is
+    started from a small shell and reports its own peak."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [
+            "/bin/sh",
+            "-c",
+            'code="$1"; shift; "$0" -c "$code" "$@"',
+            sys.executable,
+            _MEASURED,
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    peaks = [
+        line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")
+    ]
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+    return proc.returncode, wall, int(peaks[-1]) / 1024 if peaks else float("nan")
+
+
+def bench_memory(tmp: Path) -> None:
+    """Peak RSS of whole runs at high concurrency: flat in the number of records."""
+    peaks = {}
+    with fake_server(0.0, 18771) as url:
+        for n in (10_000, 50_000):
+            job = write_job(tmp / f"mem{n}.jsonl", n)
+            code, wall, peak = run_cli(
+                [
+                    "run",
+                    str(job),
+                    "-o",
+                    str(tmp / f"mem{n}.out.jsonl"),
+                    "--model",
+                    "openai/gpt-4o",
+                    "--base-url",
+                    url,
+                    "--concurrency",
+                    "128",
+                    "--progress",
+                    "none",
+                ],
+                {"OPENAI_API_KEY": "sk-bench"},
+            )
+            assert code == 0
+            peaks[n] = peak
+            print(
+                f"memory: {n:,} records, concurrency 128: peak RSS {peak:,.0f} MB"
+                f" ({n / wall:,.0f} rec/s)"
+            )
+    print(
+        f"memory: 50,000 vs 10,000 records: {peaks[50_000] / peaks[10_000]:.3f}x"
+        " (target <= 1.10, and <= 200 MB)"
+    )
+
+
+def bench_resume(tmp: Path) -> None:
+    """A resume over a finished 1,000,000-line output: how long, and no requests."""
+    from batch.config import fingerprint
+    from batch.outcome import Outcome, output_line
+    from batch.output import OutputFile
+    from batch.provider import resolve
+    from batch.records import Record, open_job
+
+    n = 1_000_000
+    job = write_job(tmp / "million.jsonl", n)
+    out = tmp / "million.out.jsonl"
+    dead = "http://127.0.0.1:9/v1"  # any request would fail and end the run with exit 3
+    config = RunConfig(
+        job=job, output=out, model="openai/gpt-4o", base_url=dead, api_key="sk-bench"
+    )
+    with out.open("w") as handle:
+        for i in range(n):
+            record = Record(
+                i + 1, f"r{i}", f"Write a poem about {i}.", "You are a renowned poet.", None
+            )
+            outcome = Outcome(response={"poem": f"Poem {i}"}, attempts=1)
+            handle.write(output_line(record, outcome, "openai/gpt-4o"))
+    # The sidecar a finished run leaves beside its output.
+    endpoint = resolve("openai/gpt-4o", dead, None, "sk-bench")
+    finished = OutputFile(out, fingerprint(config, endpoint, Response))
+    checked = open_job(job)
+    finished.remember_job(checked)
+    finished._size = out.stat().st_size
+    finished._write_meta(ordered_for=checked.digest, errors=0)
+    before = out.read_bytes()
+    code, wall, peak = run_cli(
+        [
+            "run",
+            str(job),
+            "-o",
+            str(out),
+            "--model",
+            "openai/gpt-4o",
+            "--base-url",
+            dead,
+            "--progress",
+            "none",
+        ],
+        {"OPENAI_API_KEY": "sk-bench"},
+    )
+    unchanged = out.read_bytes() == before
+    print(
+        f"resume: finished {n:,}-line output: exit {code}, {wall:.1f} s, peak RSS"
+        f" {peak:,.0f} MB, output unchanged: {unchanged} (target: a few seconds, zero"
+        " requests; a request would have failed against a dead port)"
+    )
+
+
 BENCHES = {
     "rpm": bench_rpm,
     "tpm": bench_tpm,
     "overhead": bench_overhead,
     "latency": bench_latency,
+    "memory": bench_memory,
+    "resume": bench_resume,
     "local": bench_local,
 }
 

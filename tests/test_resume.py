@@ -171,3 +171,20 @@ def test_unwritable_output_directory_exits_3(rolebatch, fake, tmp_path):
     assert result.code == 3
     assert "cannot write to" in result.err and "Traceback" not in result.err
     assert fake.requests == []
+
+
+def test_an_edited_job_is_checked_again_before_resuming(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    with job.open("a") as handle:
+        handle.write('{"id": "new", "qurey": "typo"}\n')
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 2 and f"{job}:4: field 'qurey'" in result.err
+    with job.open("w") as handle:
+        for record in [*poem_records(3), {"id": "r3", "query": "Write a poem about thing 3."}]:
+            handle.write(json.dumps(record) + "\n")
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 0, result.err
+    assert asked(fake) == {"r3"}
+    assert ids() == ["r0", "r1", "r2", "r3"]
