@@ -4,7 +4,16 @@ Public API: ``run_job(RunConfig(...))`` (async) and the exception types.
 """
 
 from .config import RunConfig
-from .errors import AbortError, AuthError, EndpointError, InputError, RolebatchError, UsageError
+from .errors import (
+    AbortError,
+    AuthError,
+    EndpointError,
+    InputError,
+    Interrupted,
+    OutputError,
+    RolebatchError,
+    UsageError,
+)
 from .outcome import ERROR_KINDS
 from .pipeline import run_job
 from .progress import Summary
@@ -16,6 +25,8 @@ __all__ = [
     "AuthError",
     "EndpointError",
     "InputError",
+    "Interrupted",
+    "OutputError",
     "Response",
     "RolebatchError",
     "RunConfig",

@@ -364,6 +364,28 @@ def bench_resume(tmp: Path) -> None:
         f" {peak:,.0f} MB, output unchanged: {unchanged} (target: a few seconds, zero"
         " requests; a request would have failed against a dead port)"
     )
+    # The job file touched since: checked again line by line, the output read back.
+    os.utime(job)
+    code, wall, peak = run_cli(
+        [
+            "run",
+            str(job),
+            "-o",
+            str(out),
+            "--model",
+            "openai/gpt-4o",
+            "--base-url",
+            dead,
+            "--progress",
+            "none",
+        ],
+        {"OPENAI_API_KEY": "sk-bench"},
+    )
+    unchanged = out.read_bytes() == before
+    print(
+        f"resume: same, job file touched (full re-check and read-back): exit {code},"
+        f" {wall:.1f} s, peak RSS {peak:,.0f} MB, output unchanged: {unchanged}"
+    )
 
 
 BENCHES = {
