@@ -179,6 +179,7 @@ class OutputFile:
         resumed.done = len(self.offsets)
         if dropped:
             self._compact(keep)
+        self._write_meta()  # no longer a finished run: this one appends
         return resumed
 
     def _check_fingerprint(self) -> None:
