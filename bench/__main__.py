@@ -111,6 +111,7 @@ async def rolebatch_rate(
         base_url=base_url,
         api_key="sk-bench",
         concurrency=concurrency,
+        fresh=True,  # each measurement starts from an empty output
         **options,  # type: ignore[arg-type]
     )
     started = time.perf_counter()
