@@ -159,7 +159,7 @@ def render_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """llama.cpp prints notes from C even with verbose=False; keep them off our stderr."""
     try:
         saved = os.dup(2)
@@ -201,7 +201,7 @@ class LocalModel:
             raise UsageError(INSTALL_HINT) from None
         path = model_file(directory)
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 llama = Llama(
                     model_path=str(path),
                     n_ctx=CONTEXT_TOKENS,

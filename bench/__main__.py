@@ -202,9 +202,10 @@ def bench_local(tmp: Path) -> None:
     and seconds per record for the sample job."""
     from llama_cpp import Llama, LlamaGrammar
 
-    from batch.local import bounded, model_file, render_prompt
+    from batch.local import bounded, model_file, quiet_stderr, render_prompt
 
-    llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
+    with quiet_stderr():
+        llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
     schema = Response.model_json_schema()
     prompt = render_prompt(
         [
