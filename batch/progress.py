@@ -66,6 +66,16 @@ class Summary:
         t = self.tally
         if t.total == 0:
             return f"rolebatch: the job has no records; nothing to do.\n  output: {self.output}"
+        if t.skipped == t.total:
+            kept = (
+                f" ({t.failed_before:,} of them failed, kept as they are)"
+                if t.failed_before
+                else ""
+            )
+            return (
+                f"rolebatch: all {t.total:,} records are already done{kept}; nothing to run."
+                f"\n  output: {self.output}"
+            )
         lines = [
             f"rolebatch: {t.done:,} of {t.total:,} records in {_duration(self.wall_s)}:"
             f" {t.ok:,} ok, {t.failed:,} failed"

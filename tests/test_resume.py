@@ -47,6 +47,7 @@ def test_finished_output_resumes_with_zero_requests(rolebatch, fake, tmp_path):
     fake.reset()
     again = rolebatch(str(job), "-o", OUT)
     assert again.code == 0
+    assert "all 5 records are already done; nothing to run" in again.err
     assert fake.requests == []
     assert Path(OUT).read_bytes() == before
 
@@ -60,7 +61,7 @@ def test_no_retry_failed_keeps_error_lines(rolebatch, fake, tmp_path):
     assert again.code == 1  # the kept error still counts
     assert fake.requests == []
     assert read_lines(Path(OUT))[1]["status"] == "error"
-    assert "1 of them kept as failed" in again.err
+    assert "(1 of them failed, kept as they are)" in again.err
 
 
 def test_fresh_starts_over(rolebatch, fake, tmp_path):
