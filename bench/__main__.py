@@ -152,6 +152,17 @@ def server_stats(base_url: str) -> dict[str, float]:
         return json.load(response)
 
 
+def against_quota(
+    tmp: Path, job: Path, port: int, concurrency: int, options: dict, *limits: str
+) -> dict[str, float]:
+    """One run against a server enforcing ``limits``; what the server counted."""
+    with fake_server(0.0, port, *limits) as url:
+        anyio.run(
+            functools.partial(rolebatch_rate, url, job, tmp / "q.jsonl", concurrency, **options)
+        )
+        return server_stats(url)
+
+
 def bench_rpm(tmp: Path) -> None:
     n, limit, concurrency = 1000, 1200, 32
     job = write_job(tmp / "rpm.jsonl", n)
@@ -159,11 +170,7 @@ def bench_rpm(tmp: Path) -> None:
         ("--rpm 1200", {"rpm": limit}, 18767),
         ("headers only", {}, 18768),
     ):
-        with fake_server(0.0, port, "--rpm", str(limit)) as url:
-            anyio.run(
-                functools.partial(rolebatch_rate, url, job, tmp / "r.jsonl", concurrency, **options)
-            )
-            stats = server_stats(url)
+        stats = against_quota(tmp, job, port, concurrency, options, "--rpm", str(limit))
         achieved = (stats["accepted"] - 1) / stats["span_s"]
         share = stats["rejected"] / (stats["accepted"] + stats["rejected"])
         print(
@@ -182,11 +189,9 @@ def bench_tpm(tmp: Path) -> None:
         (f"--tpm {tpm}", {"tpm": tpm}, 18769),
         ("headers only", {}, 18770),
     ):
-        with fake_server(0.0, port, "--rpm", str(rpm), "--tpm", str(tpm)) as url:
-            anyio.run(
-                functools.partial(rolebatch_rate, url, job, tmp / "t.jsonl", concurrency, **options)
-            )
-            stats = server_stats(url)
+        stats = against_quota(
+            tmp, job, port, concurrency, options, "--rpm", str(rpm), "--tpm", str(tpm)
+        )
         per_request = stats["tokens"] / stats["accepted"]
         achieved = (stats["tokens"] - per_request) / stats["span_s"] * 60
         share = stats["rejected"] / (stats["accepted"] + stats["rejected"])
