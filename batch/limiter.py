@@ -57,6 +57,15 @@ class Bucket:
         self.level = capacity
         self._stamp = now
 
+    @classmethod
+    def paced(cls, rate: float, now: float) -> Bucket:
+        """A budget of about one second's burst that starts with one unit, not a
+        full second: a server counting per second would refuse an opening burst
+        on top of the refill."""
+        bucket = cls(rate, 1.0, now)
+        bucket.retune(rate, now)
+        return bucket
+
     def _refill(self, now: float) -> None:
         if now > self._stamp:
             self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
@@ -145,14 +154,10 @@ class Limiter:
         self._given_rpm, self._given_tpm = rpm, tpm
         self.requests: Bucket | None = None
         self.tokens: Bucket | None = None
-        # Buckets start with one request's worth, not a full second: a server
-        # counting per second would refuse an opening burst on top of the refill.
         if rpm:
-            self.requests = Bucket(_per_second(rpm), 1.0, now)
-            self.requests.retune(_per_second(rpm), now)
+            self.requests = Bucket.paced(_per_second(rpm), now)
         if tpm:
-            self.tokens = Bucket(_per_second(tpm), 1.0, now)
-            self.tokens.retune(_per_second(tpm), now)
+            self.tokens = Bucket.paced(_per_second(tpm), now)
         self.hold_until = -math.inf
         self.max_in_flight = max_in_flight
         # The AIMD window; cut only while no limit is known to pace by.
@@ -247,8 +252,7 @@ class Limiter:
             if limit is not None and limit > 0:
                 rate = _per_second(min(limit, given) if given else limit)
                 if bucket is None:
-                    bucket = Bucket(rate, 1.0, now)
-                    bucket.retune(rate, now)
+                    bucket = Bucket.paced(rate, now)
                     setattr(self, kind, bucket)
                 elif abs(bucket.rate - rate) > 1e-9:
                     bucket.retune(rate, now)
