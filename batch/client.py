@@ -228,15 +228,17 @@ class Client:
             finally:
                 self.limiter.release(permit, used, ok)
             if ok:
-                self._ever_answered = True
-                self._failures_in_a_row = 0
+                self._note_answered()
                 outcome.usage.add(completion.usage)
                 self._observe(completion.usage, prompt_size)
                 _check_finish(completion)
                 return completion
             if isinstance(failure, openai.APIStatusError):
                 status = failure.status_code
-                self._note_failure(failure, endpoint_trouble=status >= 500)
+                if status >= 500:
+                    self._note_failure(failure)
+                else:
+                    self._note_answered()  # a 4xx: the endpoint is up
                 if status in (401, 403):
                     raise AuthError(self._auth_message(failure)) from None
                 if status == 429 and rate_limited < self.config.max_rate_limit_retries:
@@ -255,7 +257,7 @@ class Client:
                     raise failure
                 delay = retry_after(failure.response.headers)
             else:
-                self._note_failure(failure, endpoint_trouble=True)
+                self._note_failure(failure)
                 if retries >= self.config.max_retries:
                     raise failure
                 delay = None
@@ -294,12 +296,12 @@ class Client:
             self._prompt_guessed += prompt_size
             self._prompt_counted += prompt
 
-    def _note_failure(self, exc: Exception, endpoint_trouble: bool) -> None:
+    def _note_answered(self) -> None:
+        self._failures_in_a_row = 0
+        self._ever_answered = True
+
+    def _note_failure(self, exc: Exception) -> None:
         """Count connection errors and 5xx in a row; enough of them end the run."""
-        if not endpoint_trouble:
-            self._failures_in_a_row = 0
-            self._ever_answered = True
-            return
         self._failures_in_a_row += 1
         if self._failures_in_a_row < self.config.breaker_threshold:
             return
