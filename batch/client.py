@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import RunConfig
 from .errors import AbortError, AuthError, EndpointError
-from .limiter import Limiter
+from .limiter import Limiter, TokenEstimate
 from .outcome import ErrorInfo, Outcome, RecordFailure
 from .prompt import build_messages
 from .provider import MODES, Endpoint
@@ -45,8 +45,6 @@ logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER = 120.0
-CHARS_PER_TOKEN = 4.0
-DEFAULT_COMPLETION_ESTIMATE = 256
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
@@ -152,11 +150,7 @@ class Client:
         self.redact = Redactor(endpoint.api_key)
         self._transport = transport
         self.limiter = limiter
-        # What usage has shown so far, to correct token estimates.
-        self._completions = 0
-        self._completion_tokens = 0
-        self._prompt_guessed = 0.0
-        self._prompt_counted = 0
+        self.estimate = TokenEstimate(config.max_tokens)
         self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
         self._create = instructor.patch(create=self._attempt, mode=MODES[endpoint.mode])
         self._failures_in_a_row = 0
@@ -207,10 +201,10 @@ class Client:
         it holds back every worker for the server's Retry-After and has its own,
         larger retry budget."""
         outcome = _current.get()
-        prompt_size = self._prompt_size(kwargs)
+        prompt_size = TokenEstimate.prompt_size(kwargs)
         retries = rate_limited = 0
         while True:
-            permit = await self.limiter.acquire(self._estimate(prompt_size))
+            permit = await self.limiter.acquire(self.estimate.tokens(prompt_size))
             outcome.attempts += 1
             used, ok = None, False
             failure: openai.APIStatusError | openai.APIConnectionError
@@ -230,7 +224,7 @@ class Client:
             if ok:
                 self._note_answered()
                 outcome.usage.add(completion.usage)
-                self._observe(completion.usage, prompt_size)
+                self.estimate.observe(completion.usage, prompt_size)
                 _check_finish(completion)
                 return completion
             if isinstance(failure, openai.APIStatusError):
@@ -265,36 +259,6 @@ class Client:
                 delay = backoff_delay(retries, self.config.backoff_base, self.config.backoff_max)
             await anyio.sleep(min(delay, MAX_RETRY_AFTER))
             retries += 1
-
-    def _prompt_size(self, kwargs: dict[str, Any]) -> float:
-        """The request's size in characters/4: a tokenizer-free first guess."""
-        sent = json.dumps(kwargs.get("messages"), ensure_ascii=False, default=str)
-        schema = kwargs.get("tools") or kwargs.get("response_format")
-        size = len(sent) + (len(json.dumps(schema, default=str)) if schema else 0)
-        return size / CHARS_PER_TOKEN
-
-    def _estimate(self, prompt_size: float) -> float:
-        """Tokens to reserve: the prompt, scaled by how real usage has compared
-        with our guesses so far, plus the completion size seen so far."""
-        if self._prompt_guessed > 0 and self._prompt_counted > 0:
-            scale = min(20.0, max(0.05, self._prompt_counted / self._prompt_guessed))
-        else:
-            scale = 1.0
-        if self._completions:
-            expected = self._completion_tokens / self._completions
-        else:
-            expected = self.config.max_tokens or DEFAULT_COMPLETION_ESTIMATE
-        return prompt_size * scale + expected
-
-    def _observe(self, usage: Any, prompt_size: float) -> None:
-        completion = getattr(usage, "completion_tokens", None)
-        if completion is not None:
-            self._completions += 1
-            self._completion_tokens += completion
-        prompt = getattr(usage, "prompt_tokens", None)
-        if prompt:
-            self._prompt_guessed += prompt_size
-            self._prompt_counted += prompt
 
     def _note_answered(self) -> None:
         self._failures_in_a_row = 0

@@ -202,3 +202,18 @@ def test_retry_after_headers():
     assert 25 < retry_after({"retry-after": future}) <= 30
     assert retry_after({}) is None
     assert retry_after(None) is None
+
+
+def test_token_estimate_learns_from_real_usage():
+    from types import SimpleNamespace
+
+    from batch.limiter import DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
+
+    estimate = TokenEstimate()
+    size = TokenEstimate.prompt_size({"messages": [{"role": "user", "content": "x" * 380}]})
+    assert size == pytest.approx(len('[{"role": "user", "content": "' + "x" * 380 + '"}]') / 4)
+    assert estimate.tokens(size) == pytest.approx(size + DEFAULT_COMPLETION_ESTIMATE)
+    # The server counted half our guess for the prompt, and 30 completion tokens.
+    estimate.observe(SimpleNamespace(prompt_tokens=size / 2, completion_tokens=30), size)
+    assert estimate.tokens(size) == pytest.approx(size / 2 + 30)
+    assert TokenEstimate(max_tokens=64).tokens(0) == 64
