@@ -40,6 +40,9 @@ class Fault:
     truncated: bool = False
     refusal: bool = False
     body: dict[str, Any] | None = None
+    drop: bool = False  # hang up without answering
+    raw: str | None = None  # answer 200 with this text instead of a completion
+    omit: tuple[str, ...] = ()  # completion fields left out, as loose servers do
     hits: int = 0
 
     def takes(self, text: str) -> bool:
@@ -228,8 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        # Head and body in one write, as production servers send a small answer:
+        # two writes would cost the client a second wake-up for every answer.
+        self._headers_buffer.extend((b"\r\n", data))
+        self.flush_headers()
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/stats"):
@@ -276,6 +281,17 @@ class _Handler(BaseHTTPRequestHandler):
             recorded.status = fault.status
             self._send(fault.status, payload, headers)
             return
+        if fault and fault.drop:
+            self.close_connection = True
+            return
+        if fault and fault.raw is not None:
+            data = fault.raw.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         completion = self._completion(body, fault)
         with state.lock:
             ok, headers = state.quota.admit(completion["usage"]["total_tokens"], time.time())
@@ -285,6 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, message, headers)
             return
         recorded.usage = completion["usage"]
+        for name in fault.omit if fault else ():
+            completion.pop(name, None)
         self._send(200, completion, headers)
 
     def _completion(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
