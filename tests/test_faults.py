@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
 
 FAST = ("--max-retries", "2")
@@ -86,6 +88,43 @@ def test_slow_answer_times_out(rolebatch, fake, tmp_path):
     lines = by_id("o.jsonl")
     assert lines["r0"]["error"]["kind"] == "timeout"
     assert lines["r1"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_hang_up_is_a_connection_error_not_a_timeout(rolebatch, fake, tmp_path, backend):
+    # asyncio sends through aiohttp, whose adapter calls every connection error
+    # a timeout; trio through httpx.  Both must say what happened.
+    fake.fault(match="thing 0.", drop=True, delay=0.3)  # after r1 has answered
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    result = rolebatch(str(job), "--max-retries", "1", "--backend", backend, "-o", "o.jsonl")
+    assert result.code == 1, result.err
+    lines = by_id("o.jsonl")
+    assert lines["r0"]["error"]["kind"] == "connection", lines["r0"]
+    assert lines["r0"]["attempts"] == 2
+    assert lines["r1"]["status"] == "ok"
+
+
+def test_answer_that_is_not_json_fails_its_record(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 0.", raw="<html>Bad gateway, try later</html>")
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    result = rolebatch(str(job), "-o", "o.jsonl")
+    assert result.code == 1
+    lines = by_id("o.jsonl")
+    assert lines["r0"]["error"]["kind"] == "server"
+    assert "not a chat completion: '<html>Bad gateway" in lines["r0"]["error"]["message"]
+    assert lines["r1"]["status"] == "ok"
+
+
+def test_completion_missing_fields_is_still_read(rolebatch, fake, tmp_path):
+    # Loose OpenAI-compatible servers leave out id, created or object; the
+    # strict fast parse fails and the lenient one must take over.
+    fake.fault(omit=("id", "created", "object"))
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    result = rolebatch(str(job), "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    lines = by_id("o.jsonl")
+    assert all(line["status"] == "ok" for line in lines.values())
+    assert lines["r0"]["usage"]["total_tokens"] > 0
 
 
 def test_truncated_answer_is_its_own_kind(rolebatch, fake, tmp_path):
