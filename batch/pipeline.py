@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .client import Client, open_transport
+from .client import Client, check_response_model, open_transport
 from .config import RunConfig, fingerprint
 from .errors import AbortError, Interrupted, UsageError
 from .limiter import Limiter
@@ -62,6 +62,7 @@ async def run_job(
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     response_model = load_schema(config.schema)
+    check_response_model(response_model, config.schema or "Response")
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
     job = (

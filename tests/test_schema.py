@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from batch.errors import UsageError
 from batch.schema import Response, load_schema
+from tests.conftest import poem_records, write_job
 
 
 def write(tmp_path, schema) -> str:
@@ -95,3 +96,34 @@ def test_module_class_errors(tmp_path, monkeypatch):
         load_schema("shapes:NOT_A_MODEL")
     with pytest.raises(UsageError, match="expected module:Class"):
         load_schema("just-a-word")
+
+
+ASYNC_MODEL = """
+from instructor.v2.validation.async_validators import async_field_validator
+from pydantic import BaseModel
+
+
+class Checked(BaseModel):
+    poem: str
+
+    @async_field_validator("poem")
+    async def looked_up(cls, value):
+        return value
+"""
+
+
+def test_model_with_async_validators_is_refused_before_anything_is_sent(
+    rolebatch, fake, tmp_path, monkeypatch
+):
+    # instructor's patched create refuses such a model on every call; we say so
+    # once, up front, instead of failing every record.
+    (tmp_path / "checked.py").write_text(ASYNC_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    for _ in range(2):  # refused every time, not only the first
+        result = rolebatch(str(job), "--schema", "checked:Checked", "-o", "o.jsonl")
+        assert result.code == 2
+        assert "--schema checked:Checked" in result.err
+        assert "async validators are not supported" in result.err
+    assert fake.requests == []
+    assert not (tmp_path / "o.jsonl").exists()
