@@ -347,7 +347,7 @@ class Client:
                     )
                     wait = retry_after(failure.response.headers)
                     self.limiter.on_rate_limited(
-                        None if wait is None else min(wait, MAX_RETRY_AFTER), fallback
+                        None if wait is None else min(wait, MAX_RETRY_AFTER), fallback, permit
                     )
                     rate_limited += 1
                     continue  # acquire() waits out the hold

@@ -7,10 +7,11 @@ most about one second's worth.  Three things shape the pace:
 - the limits given (``--rpm``, ``--tpm``) or learned from ``x-ratelimit-*``
   response headers, whichever is lower;
 - a hold-back after a 429: no new request until its ``Retry-After`` has passed;
-- with no limit known at all, a window on requests in flight that grows by one
-  per success until the first 429 (slow start), then halves on each 429 and
-  grows by about one per window of successes (additive increase,
-  multiplicative decrease).
+- with no limit known at all, a window on requests in flight: it starts at the
+  worker count, halves on a 429 and grows back by about one per window of
+  successes (additive increase, multiplicative decrease).  A burst of 429s for
+  requests sent together halves it once, not once per 429: only a request sent
+  after the last cut can cut again.
 
 Every method takes the time from one injectable clock, so tests move the clock
 instead of sleeping.
@@ -32,8 +33,6 @@ import anyio
 HEADROOM = 0.97
 BURST_SECONDS = 1.0
 EPSILON = 1e-9
-# Requests in flight before anything is known about the server.
-SLOW_START = 4
 
 
 CHARS_PER_TOKEN = 4.0
@@ -184,6 +183,7 @@ class Permit:
     """What one request reserved; handed back to ``settle`` with the real usage."""
 
     tokens: float
+    cuts: int = 0  # window cuts before this request was sent
     settled: bool = False
 
 
@@ -208,9 +208,11 @@ class Limiter:
             self.tokens = Bucket.paced(_per_second(tpm), now)
         self.hold_until = -math.inf
         self.max_in_flight = max_in_flight
-        # The AIMD window; cut only while no limit is known to pace by.
-        self.window = float(min(max_in_flight, SLOW_START))
-        self.slow_start = True
+        # The AIMD window; cut only while no limit is known to pace by.  It
+        # starts open: --concurrency is what the user asked for, and a 429 is
+        # cheap to learn from.
+        self.window = float(max_in_flight)
+        self.cuts = 0
         self.in_flight = 0
         self._lock: anyio.Lock | None = None
         self._slot_freed: anyio.Event | None = None
@@ -255,7 +257,7 @@ class Limiter:
             if self.tokens is not None:
                 self.tokens.take(tokens, now)
             self.in_flight += 1
-            return Permit(tokens)
+            return Permit(tokens, self.cuts)
 
     def release(self, permit: Permit, used_tokens: float | None, ok: bool) -> None:
         """The request is over: free its slot, correct the token estimate, and
@@ -268,21 +270,24 @@ class Limiter:
         if self.tokens is not None and used_tokens is not None:
             self.tokens.give(permit.tokens - used_tokens, now)
         if ok and self.window < self.max_in_flight:
-            step = 1.0 if self.slow_start else 1.0 / max(1.0, self.window)
-            self.window = min(float(self.max_in_flight), self.window + step)
+            self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
         if self._slot_freed is not None:
             self._slot_freed.set()
 
     # -- what the server says --------------------------------------------
 
-    def on_rate_limited(self, retry_after: float | None, fallback: float) -> None:
+    def on_rate_limited(
+        self, retry_after: float | None, fallback: float, permit: Permit | None = None
+    ) -> None:
         """A 429: hold all new requests for exactly what the server asked
-        (or ``fallback`` when it did not say), and halve the window."""
+        (or ``fallback`` when it did not say), and halve the window unless it
+        was cut after ``permit``'s request went out."""
         now = self.clock.now()
         wait = retry_after if retry_after is not None else fallback
         self.hold_until = max(self.hold_until, now + wait)
-        self.slow_start = False
-        self.window = max(1.0, self.window / 2)
+        if permit is None or permit.cuts == self.cuts:
+            self.window = max(1.0, self.window / 2)
+            self.cuts += 1
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         """Learn limits and remaining budget from ``x-ratelimit-*`` headers.

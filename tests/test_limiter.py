@@ -10,7 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from batch.client import backoff_delay, retry_after
-from batch.limiter import HEADROOM, SLOW_START, Bucket, Limiter, parse_reset
+from batch.limiter import HEADROOM, Bucket, Limiter, parse_reset
 
 pytestmark = pytest.mark.anyio
 
@@ -136,21 +136,29 @@ async def test_a_given_limit_below_the_servers_wins():
     assert limiter.requests.rate == pytest.approx(1 * HEADROOM)
 
 
-async def test_without_limits_the_window_slow_starts_halves_and_grows_back():
+async def test_without_limits_the_window_starts_open_halves_once_per_burst_and_grows_back():
     clock = FakeClock()
-    limiter = Limiter(max_in_flight=32, clock=clock)
-    assert limiter.window == SLOW_START
-    permits = [await limiter.acquire(1) for _ in range(SLOW_START)]
+    limiter = Limiter(max_in_flight=8, clock=clock)
+    assert limiter.window == 8
+    burst = [await limiter.acquire(1) for _ in range(8)]
     assert not limiter.has_room()
-    for permit in permits:
-        limiter.release(permit, None, ok=True)
-    assert limiter.window == 2 * SLOW_START  # slow start: +1 per success
-    limiter.on_rate_limited(0.0, fallback=0.0)
-    assert limiter.window == SLOW_START
-    for _ in range(SLOW_START):
+    # The whole burst comes back 429: one cut, not eight.
+    for permit in burst:
+        limiter.release(permit, 0, ok=False)
+        limiter.on_rate_limited(0.0, fallback=0.0, permit=permit)
+    assert limiter.window == 4
+    # A request sent after that cut and refused again cuts again.
+    later = await limiter.acquire(1)
+    limiter.release(later, 0, ok=False)
+    limiter.on_rate_limited(0.0, fallback=0.0, permit=later)
+    assert limiter.window == 2
+    # Additive increase: about +1 per window's worth of successes.
+    for _ in range(2):
         limiter.release(await limiter.acquire(1), None, ok=True)
-    # Congestion avoidance: about +1 per window's worth of successes.
-    assert limiter.window == pytest.approx(SLOW_START + 1, abs=0.2)
+    assert limiter.window == pytest.approx(3, abs=0.2)
+    for _ in range(30):
+        limiter.release(await limiter.acquire(1), None, ok=True)
+    assert 6 < limiter.window <= 8
 
 
 async def test_a_full_window_waits_for_a_slot():
