@@ -15,7 +15,6 @@ from .errors import (
     UsageError,
 )
 from .outcome import ERROR_KINDS
-from .pipeline import run_job
 from .progress import Summary
 from .schema import Response
 
@@ -34,3 +33,13 @@ __all__ = [
     "UsageError",
     "run_job",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # run_job pulls in openai and instructor; the command line imports this
+    # package for its help text too, which should not wait for them.
+    if name == "run_job":
+        from .pipeline import run_job
+
+        return run_job
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,6 @@ import click
 
 from .config import DEFAULT_MODEL, RunConfig
 from .errors import AbortError, RolebatchError
-from .pipeline import run_job
 from .progress import BarReporter, LineReporter, Reporter, default_reporter
 from .prompt import LAYOUTS
 from .provider import MODES
@@ -54,7 +53,7 @@ def cli() -> None:
 )
 @click.option(
     "--mode",
-    type=click.Choice(list(MODES)),
+    type=click.Choice(MODES),
     help="How instructor asks for structure.  [default: tools for openai and"
     " openrouter, json_schema for local servers]",
 )
@@ -180,6 +179,8 @@ def run(
     **options: object,
 ) -> int:
     """Run every record of JOB (a JSONL file) and write one result line per record."""
+    from .pipeline import run_job  # openai and instructor: a second or two to import
+
     config = RunConfig(job=job, output=output, **options)  # type: ignore[arg-type]
     reporter = _reporter(progress_style, progress_interval)
     try:
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's name for Ctrl-C before the run started
         click.echo("rolebatch: interrupted", err=True)
         return 3
     except RolebatchError as exc:

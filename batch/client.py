@@ -40,7 +40,7 @@ from .errors import AbortError, AuthError, EndpointError, UsageError
 from .limiter import Limiter, TokenEstimate
 from .outcome import ErrorInfo, Outcome, RecordFailure
 from .prompt import build_messages
-from .provider import MODES, Endpoint
+from .provider import Endpoint
 from .records import Record
 from .secrets import Redactor
 
@@ -258,7 +258,9 @@ class Client:
         self.limiter = limiter
         self.estimate = TokenEstimate(config.max_tokens)
         self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
-        self._create = instructor.patch(create=self._attempt, mode=MODES[endpoint.mode])
+        self._create = instructor.patch(
+            create=self._attempt, mode=instructor.Mode[endpoint.mode.upper()]
+        )
         self._failures_in_a_row = 0
         self._ever_answered = False
         self._extra: dict[str, Any] = {}

@@ -5,16 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import instructor
-
 from .errors import UsageError
 
-MODES = {
-    "tools": instructor.Mode.TOOLS,
-    "json": instructor.Mode.JSON,
-    "json_schema": instructor.Mode.JSON_SCHEMA,
-    "md_json": instructor.Mode.MD_JSON,
-}
+# instructor's modes by our names (instructor.Mode[name.upper()]); plain names
+# here so that the command line starts without importing instructor.
+MODES = ("tools", "json", "json_schema", "md_json")
 
 
 @dataclass(frozen=True)

@@ -112,3 +112,13 @@ def test_summary_counts_kinds_and_tokens(rolebatch, fake, tmp_path):
     tokens = sum(r.usage["total_tokens"] for r in fake.requests if r.usage)
     assert f"tokens: {tokens:,}" in result.err
     assert "output: out/j.jsonl" in result.err
+
+
+def test_the_command_line_starts_without_importing_openai():
+    # --help and usage errors answer at once; openai and instructor take a
+    # second or two to import and are loaded only when a run starts.
+    code = "import sys, batch.cli; print(sorted({'openai', 'instructor'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

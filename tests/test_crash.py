@@ -81,6 +81,23 @@ def asked_ids(requests) -> set[str]:
     return found
 
 
+def test_ctrl_c_before_the_run_starts_is_quiet(fake, tmp_path):
+    # The job is a pipe: the process blocks reading it, before the run and its
+    # signal handling have started, and opening the writing end waits for it.
+    job = tmp_path / "j.jsonl"
+    os.mkfifo(job)
+    out = tmp_path / "out.jsonl"
+    proc = start(fake, job, out)
+    with job.open("w"):
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "rolebatch: interrupted" in err and "Traceback" not in err
+    assert not out.exists() and fake.requests == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_gracefully_and_the_same_command_resumes(fake, tmp_path, signum):
     fake.state.latency = 0.1
