@@ -49,18 +49,22 @@ from .secrets import Redactor
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 
 
+try:  # instructor 1.17's layout; with another, the two helpers below do nothing
+    from instructor.v2.core import patch as _instructor_patch
+    from instructor.v2.validation import async_validators as _async_validators
+except ImportError:  # pragma: no cover
+    _instructor_patch = _async_validators = None  # type: ignore[assignment]
+
+
 def _remember_checked_models() -> None:
     """instructor 1.17 checks the response model for async validators six times
     per call, each time walking every attribute of every class in its MRO
     (~80 µs); at a few hundred requests a second that is a tenth of our CPU.
     The answer depends only on the class, so a class that passed is not walked
     again.  A class that fails is checked, and refused, every time."""
-    try:
-        from instructor.v2.core import patch as patch_module
-        from instructor.v2.validation import async_validators
-    except ImportError:  # another instructor layout: leave it as it is
+    if _async_validators is None:
         return
-    check = async_validators.reject_async_validators
+    check = _async_validators.reject_async_validators
     if getattr(check, "remembers", False):
         return
     passed: weakref.WeakSet[type] = weakref.WeakSet()
@@ -74,9 +78,9 @@ def _remember_checked_models() -> None:
             passed.add(model)
 
     remembered.remembers = True  # type: ignore[attr-defined]
-    async_validators.reject_async_validators = remembered
-    if getattr(patch_module, "reject_async_validators", None) is check:
-        patch_module.reject_async_validators = remembered
+    _async_validators.reject_async_validators = remembered
+    if getattr(_instructor_patch, "reject_async_validators", None) is check:
+        _instructor_patch.reject_async_validators = remembered
 
 
 _remember_checked_models()
@@ -84,12 +88,10 @@ _remember_checked_models()
 
 def check_response_model(model: type[BaseModel], name: str) -> None:
     """Refuse, before anything is sent, a model instructor would refuse on every call."""
-    try:
-        from instructor.v2.validation.async_validators import reject_async_validators
-    except ImportError:
+    if _async_validators is None:
         return
     try:
-        reject_async_validators(model)
+        _async_validators.reject_async_validators(model)
     except ValueError as exc:
         raise UsageError(f"--schema {name}: {exc}") from None
 
