@@ -224,10 +224,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None):
-        data = json.dumps(payload).encode()
+    def _send(
+        self,
+        status: int,
+        payload: dict[str, Any] | str,
+        headers: dict[str, str] | None = None,
+    ):
+        """A JSON answer, or ``payload`` as it is when it is text."""
+        is_text = isinstance(payload, str)
+        data = payload.encode() if is_text else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if is_text else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -285,12 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault and fault.raw is not None:
-            data = fault.raw.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._send(200, fault.raw)
             return
         completion = self._completion(body, fault)
         with state.lock:
