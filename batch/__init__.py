@@ -14,8 +14,8 @@ from .errors import (
     RolebatchError,
     UsageError,
 )
-from .outcome import ERROR_KINDS
 from .progress import Summary
+from .records.lines import ERROR_KINDS
 from .schema import Response
 
 __all__ = [

@@ -18,7 +18,7 @@ from .config import DEFAULT_MODEL, RunConfig
 from .errors import AbortError, RolebatchError
 from .progress import BarReporter, LineReporter, Reporter, default_reporter
 from .prompt import LAYOUTS
-from .provider import MODES
+from .providers.registry import MODES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,95 +9,37 @@ attempt is one call of ``_attempt``, which may send several HTTP requests.
 
 What ``_attempt`` calls is a transport: anything with the shape of
 ``AsyncOpenAI.chat.completions.create`` and an ``aclose``.  Remote endpoints use
-the openai client (``HTTPTransport``); the embedded model is ``local.LocalModel``.
+the openai client (``providers.openai_http``); the embedded model is
+``providers.local``.
 """
 
 from __future__ import annotations
 
 import contextvars
-import email.utils
-import functools
 import json
-import logging
-import random
 import time
-import weakref
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-import aiohttp
 import anyio
-import httpx2 as httpx
 import instructor
 import openai
-import sniffio
 from instructor.core import IncompleteOutputException, InstructorRetryException
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from .config import RunConfig
-from .errors import AbortError, AuthError, EndpointError, UsageError
-from .limiter import Limiter, TokenEstimate
-from .outcome import ErrorInfo, Outcome, RecordFailure
+from .errors import AbortError, AuthError, EndpointError
+from .pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
+from .pacing.estimate import TokenEstimate
+from .pacing.limiter import Limiter
 from .prompt import build_messages
-from .provider import Endpoint
-from .records import Record
+from .providers import Transport
+from .providers.registry import Endpoint
+from .quirks import instructor as _instructor_quirks  # noqa: F401  (installs the memo)
+from .records.job import Record
+from .records.lines import ErrorInfo, Outcome, RecordFailure
 from .secrets import Redactor
 
-# instructor logs every failed API call at ERROR level; with no handler set up,
-# Python would print each one to stderr.  Our summary reports them instead.
-logging.getLogger("instructor").addHandler(logging.NullHandler())
-
-
-try:  # instructor 1.17's layout; with another, the two helpers below do nothing
-    from instructor.v2.core import patch as _instructor_patch
-    from instructor.v2.validation import async_validators as _async_validators
-except ImportError:  # pragma: no cover
-    _instructor_patch = _async_validators = None  # type: ignore[assignment]
-
-
-def _remember_checked_models() -> None:
-    """instructor 1.17 checks the response model for async validators six times
-    per call, each time walking every attribute of every class in its MRO
-    (~80 µs); at a few hundred requests a second that is a tenth of our CPU.
-    The answer depends only on the class, so a class that passed is not walked
-    again.  A class that fails is checked, and refused, every time."""
-    if _async_validators is None:
-        return
-    check = _async_validators.reject_async_validators
-    if getattr(check, "remembers", False):
-        return
-    passed: weakref.WeakSet[type] = weakref.WeakSet()
-
-    @functools.wraps(check)
-    def remembered(model: Any) -> None:
-        if isinstance(model, type) and model in passed:
-            return
-        check(model)
-        if isinstance(model, type):
-            passed.add(model)
-
-    remembered.remembers = True  # type: ignore[attr-defined]
-    _async_validators.reject_async_validators = remembered
-    if getattr(_instructor_patch, "reject_async_validators", None) is check:
-        _instructor_patch.reject_async_validators = remembered
-
-
-_remember_checked_models()
-
-
-def check_response_model(model: type[BaseModel], name: str) -> None:
-    """Refuse, before anything is sent, a model instructor would refuse on every call."""
-    if _async_validators is None:
-        return
-    try:
-        _async_validators.reject_async_validators(model)
-    except ValueError as exc:
-        raise UsageError(f"--schema {name}: {exc}") from None
-
-
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-MAX_RETRY_AFTER = 120.0
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
@@ -109,134 +51,6 @@ class _Truncated(Exception):
 
 class _Refused(Exception):
     pass
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms`` or ``retry-after``)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        if when is None:
-            return None
-        return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(
-    retry: int, base: float, cap: float, rand: Callable[[], float] = random.random
-) -> float:
-    """Exponential backoff with jitter: between half and all of ``base * 2**retry``."""
-    ceiling = min(cap, base * (2**retry))
-    return ceiling * (0.5 + rand() / 2)
-
-
-class Transport(Protocol):
-    max_concurrency: int | None
-
-    async def create(self, **kwargs: Any) -> Any: ...
-
-    async def aclose(self) -> None: ...
-
-
-class HTTPTransport:
-    """An OpenAI-compatible endpoint over HTTP, with the client's own retries off.
-
-    Under asyncio the openai client sends through aiohttp: it costs about a
-    third less CPU per request than httpx's own connection pool, and at high
-    concurrency that CPU is what bounds throughput.  aiohttp runs only on
-    asyncio, so under trio the client keeps httpx's transport.
-    """
-
-    max_concurrency = None
-
-    def __init__(self, endpoint: Endpoint, timeout: float, limiter: Limiter, connections: int):
-        async def learn(response: Any) -> None:
-            # Every response, 429s included, tells the limiter what budget is left.
-            limiter.on_headers(response.headers)
-
-        on_asyncio = sniffio.current_async_library() == "asyncio"
-        http_client = (
-            openai.DefaultAioHttpClient if on_asyncio else openai.DefaultAsyncHttpxClient
-        )(
-            event_hooks={"response": [learn]},
-            # One connection per worker, kept alive between its requests.
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
-        self._openai = openai.AsyncOpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,
-            timeout=timeout,
-            http_client=http_client,
-        )
-
-    async def create(self, **body: Any) -> ChatCompletion:
-        # The SDK's custom-request path: the body goes out as instructor built
-        # it, skipping the typed-params transform that costs ~12% of our CPU.
-        try:
-            response = await self._openai.post(
-                "/chat/completions", body=body, cast_to=httpx.Response
-            )
-        except openai.APITimeoutError as exc:
-            if _timed_out(exc):
-                raise
-            # aiohttp's adapter reports every connection error as a timeout,
-            # a refused connection included; say what it really was.
-            raise openai.APIConnectionError(request=exc.request) from exc.__cause__
-        return _parse_completion(response)
-
-    async def aclose(self) -> None:
-        await self._openai.close()
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether an APITimeoutError is a timeout: below it, aiohttp's own error says."""
-    link = exc.__cause__
-    while link is not None:
-        if isinstance(link, aiohttp.ClientError):
-            return isinstance(link, TimeoutError)
-        link = link.__cause__ or link.__context__
-    return True  # httpx's own transport tells timeouts apart correctly
-
-
-def _parse_completion(response: httpx.Response) -> ChatCompletion:
-    """Validate the body in one pass of pydantic-core.  The SDK's default, a
-    lenient construct that walks the JSON in Python, costs ~10% of our CPU per
-    request; it remains the fallback for servers that stray from the schema."""
-    try:
-        return ChatCompletion.model_validate_json(response.content)
-    except ValidationError:
-        pass
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise RecordFailure(
-            "server",
-            f"the endpoint answered {response.status_code} with a body that is not a chat"
-            f" completion: {response.text[:120]!r}",
-        )
-    return ChatCompletion.construct(**data)
-
-
-async def open_transport(config: RunConfig, endpoint: Endpoint, limiter: Limiter) -> Transport:
-    if endpoint.provider.name == "local":
-        from .local import LocalModel
-
-        return await LocalModel.load()
-    return HTTPTransport(endpoint, config.timeout, limiter, connections=config.concurrency)
 
 
 class Client:

@@ -19,15 +19,17 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .client import Client, check_response_model, open_transport
+from .client import Client
 from .config import RunConfig, fingerprint
 from .errors import AbortError, Interrupted, UsageError
-from .limiter import Limiter
-from .outcome import output_line
-from .output import OutputFile
+from .pacing.limiter import Limiter
 from .progress import Reporter, Summary, Tally
-from .provider import resolve
-from .records import JobFile, Record, open_job
+from .providers import open_transport
+from .providers.registry import resolve
+from .quirks.instructor import check_response_model
+from .records.job import JobFile, Record, open_job
+from .records.lines import output_line
+from .records.output import OutputFile
 from .schema import load_schema
 
 READ_BATCH = 256

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .outcome import Outcome
+from .records.lines import Outcome
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .records import Record
+from .records.job import Record
 
 Layout = Literal["system", "split"]
 LAYOUTS: tuple[Layout, ...] = ("system", "split")

@@ -250,7 +250,7 @@ def bench_local(tmp: Path) -> None:
     and seconds per record for the sample job."""
     from llama_cpp import Llama, LlamaGrammar
 
-    from batch.local import bounded, model_file, quiet_stderr, render_prompt
+    from batch.providers.local import bounded, model_file, quiet_stderr, render_prompt
 
     with quiet_stderr():
         llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
@@ -366,10 +366,10 @@ def bench_memory(tmp: Path) -> None:
 def bench_resume(tmp: Path) -> None:
     """A resume over a finished 1,000,000-line output: how long, and no requests."""
     from batch.config import fingerprint
-    from batch.outcome import Outcome, output_line
-    from batch.output import OutputFile
-    from batch.provider import resolve
-    from batch.records import Record, open_job
+    from batch.providers.registry import resolve
+    from batch.records.job import Record, open_job
+    from batch.records.lines import Outcome, output_line
+    from batch.records.output import OutputFile
 
     n = 1_000_000
     job = write_job(tmp / "million.jsonl", n)

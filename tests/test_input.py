@@ -7,7 +7,7 @@ import json
 import pytest
 
 from batch.errors import InputError
-from batch.records import derived_id, open_job
+from batch.records.job import derived_id, open_job
 from tests.conftest import poem_records, write_job
 
 GOOD = {"id": "a", "query": "Write a poem.", "role": "You are a poet."}

@@ -9,8 +9,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from batch.client import backoff_delay, retry_after
-from batch.limiter import HEADROOM, Bucket, Limiter, parse_reset
+from batch.pacing.backoff import backoff_delay, retry_after
+from batch.pacing.limiter import HEADROOM, Bucket, Limiter, parse_reset
 
 pytestmark = pytest.mark.anyio
 
@@ -215,7 +215,7 @@ def test_retry_after_headers():
 def test_token_estimate_learns_from_real_usage():
     from types import SimpleNamespace
 
-    from batch.limiter import DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
+    from batch.pacing.estimate import DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
 
     estimate = TokenEstimate()
     size = TokenEstimate.prompt_size({"messages": [{"role": "user", "content": "x" * 380}]})

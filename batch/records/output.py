@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import OutputError, UsageError
-from .records import JobFile
+from ..errors import OutputError, UsageError
+from .job import JobFile
 
 FSYNC_INTERVAL = 1.0
 # Our own lines start with the id, line and status keys, in that order.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # instructor's modes by our names (instructor.Mode[name.upper()]); plain names
 # here so that the command line starts without importing instructor.
@@ -31,7 +31,7 @@ PROVIDERS = {
         Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
-        # The embedded offline model (batch.local); no server, no key.
+        # The embedded offline model (batch.providers.local); no server, no key.
         Provider("local", None, None, "json_schema", False),
     )
 }

@@ -25,8 +25,8 @@ from typing import Any
 import anyio
 from openai.types.chat import ChatCompletion
 
-from .errors import UsageError
-from .outcome import RecordFailure
+from ..errors import UsageError
+from ..records.lines import RecordFailure
 
 MODEL_ID = "gemma-3-270m"
 DEFAULT_MAX_TOKENS = 128

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import InputError
+from ..errors import InputError
 
 ALLOWED_KEYS = ("id", "query", "role", "metadata")
 _ALLOWED = frozenset(ALLOWED_KEYS)

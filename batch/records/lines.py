@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import Record
+from .job import Record
 
 # The documented error kinds; README lists them.
 ERROR_KINDS = (

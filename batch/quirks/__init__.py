@@ -1,0 +1,6 @@
+"""Workarounds for the libraries we build on, one small module per library,
+so that an upgrade touches one place.
+
+    instructor      a memo for its per-call async-validator check
+    openai_aiohttp  what a "timeout" from openai's aiohttp adapter really was
+"""
