@@ -30,7 +30,7 @@ from .config import RunConfig
 from .errors import AbortError, AuthError, EndpointError
 from .pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
 from .pacing.estimate import TokenEstimate
-from .pacing.limiter import Limiter
+from .pacing.limiter import Cost, Limiter
 from .prompt import build_messages
 from .providers import Transport
 from .providers.registry import Endpoint
@@ -126,25 +126,30 @@ class Client:
         larger retry budget."""
         outcome = _current.get()
         prompt_size = TokenEstimate.prompt_size(kwargs)
+
+        def cost() -> Cost:  # asked again while waiting: estimates improve meanwhile
+            return Cost(*self.estimate.split(prompt_size))
+
         retries = rate_limited = 0
         while True:
-            permit = await self.limiter.acquire(self.estimate.tokens(prompt_size))
+            permit = await self.limiter.acquire(cost)
             outcome.attempts += 1
-            used, ok = None, False
+            used: Cost | None = None
+            ok, headers = False, None
             failure: openai.APIStatusError | openai.APIConnectionError
             try:
-                completion = await self._transport.create(**kwargs)
-                ok = True
-                usage = getattr(completion, "usage", None)
-                used = getattr(usage, "total_tokens", None)
+                reply = await self._transport.create(**kwargs)
+                completion, headers, ok = reply.completion, reply.headers, True
+                used = _spent(getattr(completion, "usage", None))
             except openai.APIStatusError as exc:
                 # Refused requests (429) and server errors did not spend tokens.
-                used = 0 if exc.status_code == 429 or exc.status_code >= 500 else None
+                used = Cost() if exc.status_code == 429 or exc.status_code >= 500 else None
+                headers = exc.response.headers
                 failure = exc
             except openai.APIConnectionError as exc:  # includes APITimeoutError
                 failure = exc
             finally:
-                self.limiter.release(permit, used, ok)
+                self.limiter.release(permit, used, ok, headers)
             if ok:
                 self._note_answered()
                 outcome.usage.add(completion.usage)
@@ -251,6 +256,15 @@ class Client:
                 redact(f"no valid answer after {attempts or '?'} attempt(s): {first}"),
             )
         return ErrorInfo("internal", redact(f"{type(cause).__name__}: {cause}"))
+
+
+def _spent(usage: Any) -> Cost | None:
+    """A completion's ``usage`` as a Cost (None: the server did not say)."""
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if prompt is None and completion is None:
+        return None
+    return Cost(prompt or 0, completion or 0)
 
 
 def _root(exc: BaseException) -> BaseException:

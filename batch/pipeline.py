@@ -118,7 +118,7 @@ async def _run(
     handle_signals: bool,
 ) -> None:
     limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
-    transport = await open_transport(config, endpoint, limiter)
+    transport = await open_transport(config, endpoint)
     client = Client(config, endpoint, response_model, transport, limiter)
     run = _Run(client, endpoint.label, tally, output)
     concurrency = client.concurrency

@@ -82,6 +82,8 @@ class Quota:
     tokens_accepted: int = 0
     first: float | None = None
     last: float | None = None
+    # (time, tokens, admitted) of every request, when asked for (GET /log).
+    log: list[tuple[float, int, bool]] | None = None
 
     def admit(self, tokens: int, now: float) -> tuple[bool, dict[str, str]]:
         second = int(now)
@@ -100,6 +102,8 @@ class Quota:
             self.last = now
         else:
             self.rejected += 1
+        if self.log is not None:
+            self.log.append((now, tokens, ok))
         headers: dict[str, str] = {}
         if self.headers:
             for kind, limit, used in (
@@ -123,6 +127,8 @@ class Quota:
             "rejected": self.rejected,
             "tokens": self.tokens_accepted,
             "span_s": span,
+            "first": self.first,
+            "last": self.last,
         }
 
 
@@ -248,6 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.state.lock:
                 self._send(200, self.server.state.quota.stats())
             return
+        if self.path.rstrip("/").endswith("/log"):
+            with self.server.state.lock:
+                self._send(200, {"log": self.server.state.quota.log or []})
+            return
         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     def do_POST(self) -> None:
@@ -274,26 +284,27 @@ class _Handler(BaseHTTPRequestHandler):
                     fault = candidate
                     break
         delay = state.latency + (fault.delay if fault else 0.0)
-        if delay:
-            time.sleep(delay)
-        if fault and fault.status:
-            headers = {}
-            if fault.retry_after is not None:
-                headers["Retry-After"] = f"{fault.retry_after:g}"
-            if fault.retry_after_ms is not None:
-                headers["retry-after-ms"] = str(fault.retry_after_ms)
-            payload = fault.body or {
-                "error": {"message": f"fake error {fault.status}", "type": "fake", "code": None}
-            }
-            recorded.status = fault.status
-            self._send(fault.status, payload, headers)
+        if fault and (fault.status or fault.drop or fault.raw is not None):
+            if delay:
+                time.sleep(delay)
+            if fault.status:
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                if fault.retry_after_ms is not None:
+                    headers["retry-after-ms"] = str(fault.retry_after_ms)
+                payload = fault.body or {
+                    "error": {"message": f"fake error {fault.status}", "type": "fake", "code": None}
+                }
+                recorded.status = fault.status
+                self._send(fault.status, payload, headers)
+            elif fault.drop:
+                self.close_connection = True
+            else:
+                self._send(200, fault.raw or "")
             return
-        if fault and fault.drop:
-            self.close_connection = True
-            return
-        if fault and fault.raw is not None:
-            self._send(200, fault.raw)
-            return
+        # Limits are checked on arrival, as providers do (a 429 comes back at
+        # once; the answer's tokens count when the request arrives).
         completion = self._completion(body, fault)
         with state.lock:
             ok, headers = state.quota.admit(completion["usage"]["total_tokens"], time.time())
@@ -302,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = {"error": {"message": "Rate limit reached", "type": "requests"}}
             self._send(429, message, headers)
             return
+        if delay:
+            time.sleep(delay)
         recorded.usage = completion["usage"]
         for name in fault.omit if fault else ():
             completion.pop(name, None)
@@ -411,10 +424,13 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, help="requests/min, enforced per second")
     parser.add_argument("--tpm", type=int, help="tokens/min, enforced per second")
     parser.add_argument("--no-headers", action="store_true", help="no x-ratelimit-* headers")
+    parser.add_argument("--log", action="store_true", help="keep every admission for GET /log")
     args = parser.parse_args()
     server = FakeServer(port=args.port)
     server.state.latency = args.latency
-    server.state.quota = Quota(rpm=args.rpm, tpm=args.tpm, headers=not args.no_headers)
+    server.state.quota = Quota(
+        rpm=args.rpm, tpm=args.tpm, headers=not args.no_headers, log=[] if args.log else None
+    )
     server.state.record_requests = False
     print(server.base_url, flush=True)
     server._server.serve_forever()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 
 import anyio
@@ -10,7 +11,8 @@ import anyio.lowlevel
 import pytest
 
 from batch.pacing.backoff import backoff_delay, retry_after
-from batch.pacing.limiter import HEADROOM, Bucket, Limiter, parse_reset
+from batch.pacing.headers import parse_reset
+from batch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Cost, Limiter
 
 pytestmark = pytest.mark.anyio
 
@@ -28,10 +30,17 @@ class FakeClock:
     def now(self) -> float:
         return self.t
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, wake: anyio.Event | None = None) -> None:
+        if seconds == math.inf:  # only a change can end this wait
+            assert wake is not None
+            await wake.wait()
+            return
         self.slept.append(seconds)
         self.t += seconds
         await anyio.lowlevel.checkpoint()
+
+
+ONE = Cost(1, 0)  # one request of one token
 
 
 def test_bucket_refills_continuously_up_to_its_burst():
@@ -55,11 +64,11 @@ def test_bucket_debt_and_oversized_costs():
 
 async def test_rpm_paces_at_the_limit_and_bursts_one_second_after_idling():
     clock = FakeClock()
-    limiter = Limiter(rpm=600, clock=clock)
+    limiter = Limiter(rpm=600, clock=clock, probe=False)
     rate = 600 / 60 * HEADROOM
     start = clock.now()
     for _ in range(100):
-        permit = await limiter.acquire(1)
+        permit = await limiter.acquire(ONE)
         limiter.release(permit, None, ok=True)
     # A fresh run starts with one request's worth, then goes at the rate.
     assert clock.now() - start == pytest.approx(99 / rate)
@@ -68,107 +77,233 @@ async def test_rpm_paces_at_the_limit_and_bursts_one_second_after_idling():
     clock.t += 60
     burst_start = clock.now()
     for _ in range(int(rate)):
-        limiter.release(await limiter.acquire(1), None, ok=True)
+        limiter.release(await limiter.acquire(ONE), None, ok=True)
     assert clock.now() == burst_start
-    limiter.release(await limiter.acquire(1), None, ok=True)
+    limiter.release(await limiter.acquire(ONE), None, ok=True)
     assert clock.now() > burst_start
 
 
 async def test_tokens_are_reserved_then_reconciled_with_real_usage():
     clock = FakeClock()
-    limiter = Limiter(tpm=6000, clock=clock)  # ~97 tokens/s, capacity ~97
+    limiter = Limiter(tpm=6000, clock=clock, probe=False)  # ~97 tokens/s, capacity ~97
     assert limiter.tokens is not None
     clock.t += 10  # long enough to fill the bucket; the clock stays put from here
     full = limiter.tokens.capacity
-    permit = await limiter.acquire(80)
+    permit = await limiter.acquire(Cost(60, 20))
     assert limiter.tokens.level == pytest.approx(full - 80)
-    limiter.release(permit, 30, ok=True)  # the estimate was 50 too high
+    limiter.release(permit, Cost(20, 10), ok=True)  # the estimate was 50 too high
     assert limiter.tokens.level == pytest.approx(full - 30)
-    permit = await limiter.acquire(20)
-    limiter.release(permit, 70, ok=True)  # 50 too low: charged after the fact
+    permit = await limiter.acquire(Cost(20, 0))
+    limiter.release(permit, Cost(20, 50), ok=True)  # 50 too low: charged after the fact
     assert limiter.tokens.level == pytest.approx(full - 30 - 70)
-    limiter.release(permit, 999, ok=True)  # settling twice changes nothing
+    limiter.release(permit, Cost(999, 0), ok=True)  # settling twice changes nothing
     assert limiter.tokens.level == pytest.approx(full - 100)
+
+
+async def test_the_first_request_goes_at_once_whatever_its_guess_and_the_debt_paces_the_next():
+    clock = FakeClock()
+    limiter = Limiter(tpm=6000, clock=clock, probe=False)  # 97 tokens/s, starts with 1
+    start = clock.now()
+    first = await limiter.acquire(Cost(40, 256))  # before any answer: a rough guess
+    assert clock.now() == start
+    limiter.release(first, Cost(40, 20), ok=True)  # it used 60 of the 296
+    await limiter.acquire(Cost(40, 20))
+    # The debt of 59 (60 used, 1 held) and the next 60 refill at 97/s.
+    assert clock.now() - start == pytest.approx((59 + 60) / (100 * HEADROOM))
 
 
 async def test_429_holds_all_dispatch_for_exactly_retry_after():
     clock = FakeClock()
-    limiter = Limiter(rpm=6000, clock=clock)
+    limiter = Limiter(rpm=6000, clock=clock, probe=False)
     limiter.on_rate_limited(2.5, fallback=0.1)
-    assert limiter.delay(1, clock.now()) == pytest.approx(2.5)
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(2.5)
     before = clock.now()
-    permit = await limiter.acquire(1)
+    permit = await limiter.acquire(ONE)
     assert clock.now() - before == pytest.approx(2.5)
     limiter.release(permit, None, ok=False)
     # No Retry-After: the fallback backoff is used instead.
     limiter.on_rate_limited(None, fallback=0.4)
-    assert limiter.delay(1, clock.now()) == pytest.approx(0.4)
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(0.4)
 
 
-async def test_limits_and_remaining_budget_are_learned_from_headers():
+async def test_a_limit_the_server_states_is_paced_at_exactly_that():
     clock = FakeClock()
-    limiter = Limiter(clock=clock)
+    limiter = Limiter(clock=clock, probe=False)
     assert limiter.requests is None and limiter.tokens is None
-    limiter.on_headers({"x-ratelimit-limit-requests": "1200", "x-ratelimit-limit-tokens": "60000"})
+    permit = await limiter.acquire(ONE)
+    headers = {"x-ratelimit-limit-requests": "1200", "x-ratelimit-limit-tokens": "60000"}
+    limiter.release(permit, ONE, ok=True, headers=headers)
     assert limiter.requests is not None and limiter.tokens is not None
-    assert limiter.requests.rate == pytest.approx(20 * HEADROOM)
-    assert limiter.tokens.rate == pytest.approx(1000 * HEADROOM)
-    clock.t += 10  # our budgets fill up
-    assert limiter.delay(1, clock.now()) == 0
-    limiter.on_headers(
-        {
-            "x-ratelimit-limit-requests": "1200",
-            "x-ratelimit-remaining-requests": "15",
-            "x-ratelimit-reset-requests": "400ms",
-        }
-    )
-    assert limiter.requests.level == 15  # the server's remaining budget caps ours
-    limiter.on_headers({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s"})
-    assert limiter.tokens.level == 0
-    assert limiter.delay(1, clock.now()) == pytest.approx(1.5)  # spent: wait for the reset
+    # No headroom once the server has confirmed its limit.
+    assert limiter.requests.rate == pytest.approx(20)
+    assert limiter.tokens.rate == pytest.approx(1000)
+
+
+async def test_what_the_server_has_left_goes_at_once_and_no_more_until_its_reset():
+    clock = FakeClock()
+    limiter = Limiter(rpm=1200, clock=clock, probe=False)
+    start = clock.now()
+    first = await limiter.acquire(ONE)
+    left = {
+        "x-ratelimit-limit-requests": "1200",
+        "x-ratelimit-remaining-requests": "19",
+        "x-ratelimit-reset-requests": "500ms",
+    }
+    limiter.release(first, ONE, ok=True, headers=left)
+    # The server has 19 left in this window: all 19 go now, not one every 50 ms.
+    burst = [await limiter.acquire(ONE) for _ in range(19)]
+    assert clock.now() == start
+    # The next one waits for the server's window to renew, not for our refill.
+    twentieth = await limiter.acquire(ONE)
+    assert clock.now() - start == pytest.approx(0.5)
+    # An answer to the second of the burst counts what went out after it: 17
+    # left then, 18 sent since: the server is spent until its next reset.
+    renewed = {**left, "x-ratelimit-remaining-requests": "17", "x-ratelimit-reset-requests": "1s"}
+    limiter.release(burst[1], ONE, ok=True, headers=renewed)
+    assert limiter.budgets["requests"].left == -1
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0)
+    # An answer to an older request, arriving later, does not overrule it.
+    older = {**left, "x-ratelimit-remaining-requests": "18"}
+    limiter.release(burst[0], ONE, ok=True, headers=older)
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0)
+    limiter.release(twentieth, ONE, ok=True)
+
+
+async def test_a_spent_token_budget_holds_until_its_reset():
+    clock = FakeClock()
+    limiter = Limiter(tpm=6000, clock=clock, probe=False)
+    permit = await limiter.acquire(ONE)
+    spent = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s"}
+    limiter.release(permit, ONE, ok=True, headers=spent)
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(1.5)
 
 
 async def test_a_given_limit_below_the_servers_wins():
     clock = FakeClock()
-    limiter = Limiter(rpm=60, clock=clock)
-    limiter.on_headers({"x-ratelimit-limit-requests": "1200"})
+    limiter = Limiter(rpm=60, clock=clock, probe=False)
     assert limiter.requests is not None
     assert limiter.requests.rate == pytest.approx(1 * HEADROOM)
+    permit = await limiter.acquire(ONE)
+    limiter.release(permit, ONE, ok=True, headers={"x-ratelimit-limit-requests": "1200"})
+    # The server has more than we will ask for: our own limit, exactly.
+    assert limiter.requests.rate == pytest.approx(1)
+
+
+def virtual_time():
+    """Run the test on trio with a mock clock that jumps ahead whenever every
+    task is blocked: the limiter's own Clock, on virtual time."""
+    from trio.testing import MockClock
+
+    return pytest.mark.parametrize(
+        "anyio_backend", [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}))]
+    )
+
+
+@virtual_time()
+async def test_the_first_request_goes_alone_until_it_is_answered():
+    limiter = Limiter(max_in_flight=8)
+    start = anyio.current_time()
+    probe = await limiter.acquire(ONE)
+    sent: list[float] = []
+
+    async def worker() -> None:
+        await limiter.acquire(ONE)
+        sent.append(anyio.current_time() - start)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(worker)
+        await anyio.sleep(0.3)
+        assert sent == []
+        limiter.release(probe, ONE, ok=True)
+    # Answered after 0.3 s: every other worker goes then, at once.
+    assert sent == [pytest.approx(0.3)] * 5
+
+
+@virtual_time()
+async def test_a_first_answer_that_is_slow_is_not_waited_for_long():
+    limiter = Limiter(max_in_flight=8)
+    start = anyio.current_time()
+    await limiter.acquire(ONE)  # never answered
+    await limiter.acquire(ONE)
+    assert anyio.current_time() - start == pytest.approx(PROBE_PATIENCE)
+
+
+@virtual_time()
+async def test_a_waiter_goes_as_soon_as_a_settled_estimate_hands_tokens_back():
+    limiter = Limiter(tpm=6000, probe=False)  # 97 tokens/s, at most 97 held
+    await anyio.sleep(10)  # the budget fills up
+    start = anyio.current_time()
+    big = await limiter.acquire(Cost(90, 0))
+    went: list[float] = []
+
+    async def waiter() -> None:
+        await limiter.acquire(Cost(50, 0))  # 43 short: 0.44 s of refill
+        went.append(anyio.current_time() - start)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.1)
+        limiter.release(big, Cost(10, 0), ok=True)  # 80 of the 90 come back
+    assert went == [pytest.approx(0.1)]
+
+
+@virtual_time()
+async def test_an_estimate_that_improves_while_waiting_is_the_one_reserved():
+    limiter = Limiter(tpm=6000, probe=False)  # 97 tokens/s, at most 97 held
+    await anyio.sleep(10)
+    start = anyio.current_time()
+    guess = [Cost(300, 0)]  # before any answer: a rough, high guess
+    first = await limiter.acquire(Cost(90, 0))
+    reserved: list[tuple[float, float]] = []
+
+    async def waiter() -> None:
+        permit = await limiter.acquire(lambda: guess[0])
+        reserved.append((permit.cost.prompt, anyio.current_time() - start))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.1)
+        guess[0] = Cost(30, 0)  # the first answer taught us what requests cost
+        limiter.release(first, Cost(90, 0), ok=True)
+    # 30 reserved, as soon as 30 had refilled (7 left + 97/s), not a full
+    # bucket's worth (~0.93 s) for the old guess.
+    assert reserved == [(30, pytest.approx(0.1 + (30 - 7 - 9.7) / 97))]
 
 
 async def test_without_limits_the_window_starts_open_halves_once_per_burst_and_grows_back():
     clock = FakeClock()
-    limiter = Limiter(max_in_flight=8, clock=clock)
+    limiter = Limiter(max_in_flight=8, clock=clock, probe=False)
     assert limiter.window == 8
-    burst = [await limiter.acquire(1) for _ in range(8)]
+    burst = [await limiter.acquire(ONE) for _ in range(8)]
     assert not limiter.has_room()
     # The whole burst comes back 429: one cut, not eight.
     for permit in burst:
-        limiter.release(permit, 0, ok=False)
+        limiter.release(permit, Cost(), ok=False)
         limiter.on_rate_limited(0.0, fallback=0.0, permit=permit)
     assert limiter.window == 4
     # A request sent after that cut and refused again cuts again.
-    later = await limiter.acquire(1)
-    limiter.release(later, 0, ok=False)
+    later = await limiter.acquire(ONE)
+    limiter.release(later, Cost(), ok=False)
     limiter.on_rate_limited(0.0, fallback=0.0, permit=later)
     assert limiter.window == 2
     # Additive increase: about +1 per window's worth of successes.
     for _ in range(2):
-        limiter.release(await limiter.acquire(1), None, ok=True)
+        limiter.release(await limiter.acquire(ONE), None, ok=True)
     assert limiter.window == pytest.approx(3, abs=0.2)
     for _ in range(30):
-        limiter.release(await limiter.acquire(1), None, ok=True)
+        limiter.release(await limiter.acquire(ONE), None, ok=True)
     assert 6 < limiter.window <= 8
 
 
 async def test_a_full_window_waits_for_a_slot():
     clock = FakeClock()
-    limiter = Limiter(max_in_flight=1, clock=clock)
-    first = await limiter.acquire(1)
+    limiter = Limiter(max_in_flight=1, clock=clock, probe=False)
+    first = await limiter.acquire(ONE)
     got: list[str] = []
 
     async def second() -> None:
-        permit = await limiter.acquire(1)
+        permit = await limiter.acquire(ONE)
         got.append("second")
         limiter.release(permit, None, ok=True)
 

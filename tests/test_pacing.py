@@ -32,6 +32,34 @@ def test_server_limit_per_second_is_reached_without_failures(rolebatch, fake, tm
     assert fake.state.quota.accepted == 30
 
 
+def test_limits_learned_from_the_first_answer_leave_no_opening_burst_of_429s(
+    rolebatch, fake, tmp_path
+):
+    # 32 workers and no --rpm: before the first answer nothing says the server
+    # takes 10 a second.  The first request goes alone; its headers set the pace.
+    fake.state.quota = Quota(rpm=600)
+    fake.state.latency = 0.05  # answers take a while, as real ones do
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    result = rolebatch(str(job), "--concurrency", "32", "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    assert fake.state.quota.accepted == 30
+    assert fake.state.quota.rejected <= 1
+    assert sum(line["attempts"] for line in read_lines(Path("o.jsonl"))) <= 31
+
+
+def test_a_token_limit_is_kept_from_the_first_request_on(rolebatch, fake, tmp_path):
+    # Before any answer a request is guessed at 256 completion tokens; the
+    # answers say ~20.  Whatever the guess, the server's count is never exceeded.
+    fake.state.latency = 0.05
+    job = write_job(tmp_path / "j.jsonl", poem_records(24))
+    for args in ((), ("--tpm", str(60 * 200))):
+        fake.state.quota = Quota(tpm=60 * 200)
+        result = rolebatch(str(job), "--concurrency", "16", "-o", "o.jsonl", "--fresh", *args)
+        assert result.code == 0, result.err
+        assert fake.state.quota.accepted == 24
+        assert fake.state.quota.rejected <= 1, args
+
+
 def test_server_without_headers_or_retry_after_is_backed_off_from(rolebatch, fake, tmp_path):
     fake.state.quota = Quota(rpm=600, headers=False, retry_after=False)
     job = write_job(tmp_path / "j.jsonl", poem_records(30))

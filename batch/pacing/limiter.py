@@ -1,17 +1,28 @@
 """Pacing requests to the provider's limits.
 
-Providers enforce requests/min and tokens/min over short windows (600/min is
-10/s, not 600 at once), so the budgets here refill continuously and hold at
-most about one second's worth.  Three things shape the pace:
+Providers enforce requests/min and tokens/min over short windows (1,200/min
+is 20 a second, not 1,200 at once).  Four things shape the pace:
 
-- the limits given (``--rpm``, ``--tpm``) or learned from ``x-ratelimit-*``
-  response headers, whichever is lower;
+- our own budgets, one per limited quantity (requests, tokens, input and
+  output tokens), refilling continuously at the limit given (``--rpm``,
+  ``--tpm``) or stated by the server's headers, whichever is lower, and
+  holding about one second's worth;
+- what the server says it has left until its window renews
+  (``x-ratelimit-remaining-*``, ``-reset-*``): no request goes out that the
+  server has told us it would refuse, counting what we sent since it said so.
+  This guard is what lets us pace at the limit itself once the server has
+  confirmed it, instead of a few percent under it;
 - a hold-back after a 429: no new request until its ``Retry-After`` has passed;
 - with no limit known at all, a window on requests in flight: it starts at the
   worker count, halves on a 429 and grows back by about one per window of
-  successes (additive increase, multiplicative decrease).  A burst of 429s for
-  requests sent together halves it once, not once per 429: only a request sent
-  after the last cut can cut again.
+  successes (AIMD).  A burst of 429s for requests sent together halves it
+  once: only a request sent after the last cut can cut again.
+
+The first request goes alone (for at most ``PROBE_PATIENCE`` seconds): its
+answer tells the limits, what a request really costs in tokens and whether the
+endpoint answers at all, before every worker fires at once.  Waiters re-plan
+whenever something changes (an answer settles its tokens, headers arrive, a
+slot frees up), not only when the delay they computed runs out.
 
 Every method takes the time from one injectable clock, so tests move the clock
 instead of sleeping.
@@ -20,16 +31,19 @@ instead of sleeping.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
 
-# Pace this far under a limit: a server counting in fixed one-second windows
-# sees arrival jitter, and a request over its limit costs a whole retry.
+from .headers import BUDGETS, Reading, read_limits
+
+# Pace this far under a limit nobody has confirmed: a server counting in fixed
+# one-second windows sees arrival jitter, and a refused request costs a retry.
 HEADROOM = 0.97
 BURST_SECONDS = 1.0
+# The first request goes alone until it is answered, or this long at most.
+PROBE_PATIENCE = 2.0
 EPSILON = 1e-9
 
 
@@ -39,8 +53,30 @@ class Clock:
     def now(self) -> float:
         return anyio.current_time()
 
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
+    async def sleep(self, seconds: float, wake: anyio.Event | None = None) -> None:
+        """Sleep ``seconds`` (may be infinite), or until ``wake`` is set."""
+        if wake is None:
+            await anyio.sleep(seconds)
+            return
+        with anyio.move_on_after(seconds):
+            await wake.wait()
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one request costs, or cost: its prompt and completion tokens."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def of(self, budget: str) -> float:
+        if budget == "requests":
+            return 1.0
+        if budget == "input_tokens":
+            return self.prompt
+        if budget == "output_tokens":
+            return self.completion
+        return self.prompt + self.completion
 
 
 class Bucket:
@@ -50,20 +86,18 @@ class Bucket:
     which is how a cost larger than the capacity, or a low estimate corrected
     after the fact, is accounted without stalling forever."""
 
-    def __init__(self, rate: float, capacity: float, now: float):
+    def __init__(self, rate: float, capacity: float, now: float, level: float | None = None):
         self.rate = rate
         self.capacity = capacity
-        self.level = capacity
+        self.level = capacity if level is None else min(capacity, level)
         self._stamp = now
 
     @classmethod
-    def paced(cls, rate: float, now: float) -> Bucket:
-        """A budget of about one second's burst that starts with one unit, not a
-        full second: a server counting per second would refuse an opening burst
-        on top of the refill."""
-        bucket = cls(rate, 1.0, now)
-        bucket.retune(rate, now)
-        return bucket
+    def paced(cls, rate: float, now: float, level: float = 1.0) -> Bucket:
+        """A budget of about one second's burst that starts with ``level`` (one
+        unit unless the server said it has more): a server counting per second
+        would refuse an opening burst on top of the refill."""
+        return cls(rate, max(1.0, rate * BURST_SECONDS), now, level)
 
     def _refill(self, now: float) -> None:
         if now > self._stamp:
@@ -88,11 +122,6 @@ class Bucket:
         self._refill(now)
         self.level = min(self.capacity, self.level + amount)
 
-    def clamp(self, most: float, now: float) -> None:
-        """No more than ``most`` may be spent now (the server says so)."""
-        self._refill(now)
-        self.level = min(self.level, most)
-
     def retune(self, rate: float, now: float) -> None:
         self._refill(now)
         self.rate = rate
@@ -100,41 +129,91 @@ class Bucket:
         self.level = min(self.level, self.capacity)
 
 
-def _per_second(per_minute: float) -> float:
-    return per_minute / 60.0 * HEADROOM
+class Budget:
+    """One limited quantity: our own pace for it, and the server's last word on it."""
 
+    def __init__(self, name: str, given: float | None, now: float):
+        self.name = name
+        self.given = given  # per minute, from the command line
+        self.bucket = Bucket.paced(given / 60 * HEADROOM, now) if given else None
+        self.confirmed = False  # the server's headers stated the limit
+        # What the server had left as of the newest answer, less what we sent
+        # since; renewed to ``peak`` when its window resets.
+        self.left: float | None = None
+        self.reset_at = math.inf
+        self.peak = 0.0
+        # Running totals of what went out; a permit's mark is both after its take.
+        self.sent = 0.0
+        self.count = 0
+        self._synced = -1  # the count mark of the answer ``left`` comes from
+        # How far a reservation typically is from what the answer used: what
+        # went out since the server last spoke is counted at its reservation,
+        # so each such request may be off by about this much.
+        self.error = 0.0
 
-def parse_reset(value: str | None) -> float | None:
-    """``x-ratelimit-reset-*`` values: "1s", "6m0s", "20ms", "1h2m3.5s" or plain seconds."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    total, matched = 0.0, False
-    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value):
-        matched = True
-        total += float(number) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-    return total if matched else None
+    def wait(self, cost: float, now: float, answers_pending: bool) -> float:
+        if self.count == 0:
+            return 0.0  # the first request goes at once; a debt paces the rest
+        wait = self.bucket.wait(cost, now) if self.bucket is not None else 0.0
+        if self.left is None:
+            return wait
+        if now >= self.reset_at:  # the server's window has renewed
+            self.left, self.reset_at = self.peak, math.inf
+        if self.left >= min(cost, self.peak) - EPSILON:
+            return wait
+        if self.reset_at < math.inf:
+            return max(wait, self.reset_at - now)
+        # Spent, and no reset known: the next answer will say; with none to
+        # come, go and let the server tell us.
+        return math.inf if answers_pending else wait
 
+    def take(self, cost: float, now: float) -> tuple[float, int]:
+        if self.bucket is not None:
+            self.bucket.take(cost, now)
+        if self.left is not None:
+            self.left -= cost
+        self.sent += cost
+        self.count += 1
+        return self.sent, self.count
 
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
+    def settle(self, reserved: float, used: float, now: float) -> None:
+        if self.name == "requests":
+            return
+        if self.bucket is not None:
+            self.bucket.give(reserved - used, now)
+        self.error += 0.2 * (abs(used - reserved) - self.error)
+
+    def learn(self, reading: Reading, mark: tuple[float, int], own: float, now: float) -> None:
+        """``reading`` came with the answer to the request whose mark is ``mark``
+        and which cost ``own``."""
+        sent, count = mark
+        if reading.remaining is not None and count >= self._synced:
+            self._synced = count
+            since = self.count - count
+            self.left = reading.remaining - (self.sent - sent) - self.error * since
+            self.peak = max(self.peak, reading.remaining + own)
+            self.reset_at = now + reading.reset if reading.reset is not None else math.inf
+        if reading.limit is None or reading.limit <= 0:
+            return
+        # No headroom: the guard on what the server has left absorbs the jitter.
+        rate = (min(reading.limit, self.given) if self.given else reading.limit) / 60
+        if self.bucket is None:
+            self.bucket = Bucket.paced(rate, now)
+        elif abs(self.bucket.rate - rate) > EPSILON:
+            self.bucket.retune(rate, now)
+        if not self.confirmed and self.left is not None:
+            # What the server has left may go now: it said so, and the guard
+            # above holds anything beyond it.
+            self.bucket.level = max(self.bucket.level, min(self.bucket.capacity, self.left))
+        self.confirmed = True
 
 
 @dataclass
 class Permit:
-    """What one request reserved; handed back to ``settle`` with the real usage."""
+    """What one request reserved; handed back to ``release`` with the real usage."""
 
-    tokens: float
+    cost: Cost
+    marks: dict[str, tuple[float, int]]
     cuts: int = 0  # window cuts before this request was sent
     settled: bool = False
 
@@ -148,83 +227,119 @@ class Limiter:
         tpm: float | None = None,
         max_in_flight: int = 8,
         clock: Clock | None = None,
+        *,
+        itpm: float | None = None,
+        otpm: float | None = None,
+        probe: bool = True,
     ):
         self.clock = clock or Clock()
         now = self.clock.now()
-        self._given_rpm, self._given_tpm = rpm, tpm
-        self.requests: Bucket | None = None
-        self.tokens: Bucket | None = None
-        if rpm:
-            self.requests = Bucket.paced(_per_second(rpm), now)
-        if tpm:
-            self.tokens = Bucket.paced(_per_second(tpm), now)
+        given = dict(zip(BUDGETS, (rpm, tpm, itpm, otpm), strict=True))
+        self.budgets = {name: Budget(name, given[name], now) for name in BUDGETS}
         self.hold_until = -math.inf
         self.max_in_flight = max_in_flight
-        # The AIMD window; cut only while no limit is known to pace by.  It
-        # starts open: --concurrency is what the user asked for, and a 429 is
-        # cheap to learn from.
+        # The AIMD window; used only while no limit is known to pace by.  It
+        # starts open: --concurrency is what the user asked for.
         self.window = float(max_in_flight)
         self.cuts = 0
         self.in_flight = 0
+        self.probing = probe
+        self._probe_deadline = math.inf
         self._lock: anyio.Lock | None = None
-        self._slot_freed: anyio.Event | None = None
+        self._changed: anyio.Event | None = None
+
+    @property
+    def requests(self) -> Bucket | None:
+        return self.budgets["requests"].bucket
+
+    @property
+    def tokens(self) -> Bucket | None:
+        return self.budgets["tokens"].bucket
 
     # -- the pace -------------------------------------------------------
 
-    def delay(self, tokens: float, now: float) -> float:
-        """Seconds before a request costing ``tokens`` may go (0: now)."""
-        wait = self.hold_until - now
-        if self.requests is not None:
-            wait = max(wait, self.requests.wait(1, now))
-        if self.tokens is not None:
-            wait = max(wait, self.tokens.wait(tokens, now))
-        return max(0.0, wait)
-
     @property
     def knows_limits(self) -> bool:
-        return self.requests is not None or self.tokens is not None
+        return any(budget.bucket is not None for budget in self.budgets.values())
 
-    def has_room(self) -> bool:
+    def has_room(self, now: float | None = None) -> bool:
+        now = self.clock.now() if now is None else now
+        if self.probing and now >= self._probe_deadline:
+            self.probing = False  # the first answer is slow: stop waiting for it
+        if self.probing:
+            return self.in_flight == 0
         if self.knows_limits:
             return True  # paced by the budgets; concurrency is the workers' count
         return self.in_flight < max(1, int(self.window))
 
-    async def acquire(self, tokens: float) -> Permit:
-        """Wait until the pace allows one more request; callers go in FIFO order."""
+    def delay(self, cost: Cost, now: float) -> float:
+        """Seconds before a request costing ``cost`` may go (0: now; inf: when
+        something changes)."""
+        wait = self.hold_until - now
+        if not self.has_room(now):
+            wait = max(wait, self._probe_deadline - now if self.probing else math.inf)
+        pending = self.in_flight > 0
+        for budget in self.budgets.values():
+            wait = max(wait, budget.wait(cost.of(budget.name), now, pending))
+        return max(0.0, wait)
+
+    async def acquire(self, cost: Cost | Callable[[], Cost]) -> Permit:
+        """Wait until the pace allows one more request; callers go in FIFO order.
+        ``cost`` may be a function: it is asked again each time the pace is
+        re-planned, so an estimate that improved meanwhile is the one reserved."""
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
+            if self.probing and self._probe_deadline == math.inf:
+                self._probe_deadline = self.clock.now() + PROBE_PATIENCE
             while True:
-                if not self.has_room():
-                    self._slot_freed = anyio.Event()
-                    await self._slot_freed.wait()
-                    continue
-                wait = self.delay(tokens, self.clock.now())
+                now = self.clock.now()
+                current = cost() if callable(cost) else cost
+                wait = self.delay(current, now)
                 if wait <= 0:
                     break
-                await self.clock.sleep(wait)
-            now = self.clock.now()
-            if self.requests is not None:
-                self.requests.take(1, now)
-            if self.tokens is not None:
-                self.tokens.take(tokens, now)
+                if self._changed is None:
+                    self._changed = anyio.Event()
+                await self.clock.sleep(wait, self._changed)
+            marks = {name: b.take(current.of(name), now) for name, b in self.budgets.items()}
             self.in_flight += 1
-            return Permit(tokens, self.cuts)
+            return Permit(current, marks, self.cuts)
 
-    def release(self, permit: Permit, used_tokens: float | None, ok: bool) -> None:
-        """The request is over: free its slot, correct the token estimate, and
-        (with no limit to pace by) widen the window a little after a success."""
+    def _wake(self) -> None:
+        """Something changed that may shorten a wait: waiters re-plan."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def release(
+        self,
+        permit: Permit,
+        used: Cost | None,
+        ok: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """The request is over: free its slot, settle its tokens with what it
+        really ``used`` (None: unknown, keep the reservation), learn from the
+        answer's ``headers``, and (with no limit to pace by) widen the window a
+        little after a success."""
         if permit.settled:
             return
         permit.settled = True
         self.in_flight -= 1
-        now = self.clock.now()
-        if self.tokens is not None and used_tokens is not None:
-            self.tokens.give(permit.tokens - used_tokens, now)
-        if ok and self.window < self.max_in_flight:
-            self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
-        if self._slot_freed is not None:
-            self._slot_freed.set()
+        self.probing = False
+        try:
+            now = self.clock.now()
+            if used is not None:
+                for name, budget in self.budgets.items():
+                    budget.settle(permit.cost.of(name), used.of(name), now)
+            if headers:
+                for name, reading in read_limits(headers).items():
+                    own = (used or permit.cost).of(name)
+                    self.budgets[name].learn(reading, permit.marks[name], own, now)
+            if ok and self.window < self.max_in_flight:
+                self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
+        finally:
+            self._wake()  # whatever happened above, nobody waits for this slot in vain
 
     # -- what the server says --------------------------------------------
 
@@ -240,30 +355,3 @@ class Limiter:
         if permit is None or permit.cuts == self.cuts:
             self.window = max(1.0, self.window / 2)
             self.cuts += 1
-
-    def on_headers(self, headers: Mapping[str, str]) -> None:
-        """Learn limits and remaining budget from ``x-ratelimit-*`` headers.
-
-        ``limit`` sets the pace (unless a lower one was given); ``remaining``
-        caps what our budget may still spend, so a server counting in short
-        windows is not asked for more than it has left; at zero, nothing more
-        goes until ``reset``."""
-        now = self.clock.now()
-        for kind, given in (("requests", self._given_rpm), ("tokens", self._given_tpm)):
-            limit = _int_header(headers, f"x-ratelimit-limit-{kind}")
-            remaining = _int_header(headers, f"x-ratelimit-remaining-{kind}")
-            reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
-            bucket = getattr(self, kind)
-            if limit is not None and limit > 0:
-                rate = _per_second(min(limit, given) if given else limit)
-                if bucket is None:
-                    bucket = Bucket.paced(rate, now)
-                    setattr(self, kind, bucket)
-                elif abs(bucket.rate - rate) > 1e-9:
-                    bucket.retune(rate, now)
-            if remaining is None:
-                continue
-            if bucket is not None:
-                bucket.clamp(remaining, now)
-            if remaining <= 0 and reset is not None:
-                self.hold_until = max(self.hold_until, now + reset)

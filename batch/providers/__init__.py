@@ -4,34 +4,43 @@
     openai_http  any OpenAI-compatible endpoint over HTTP
     local        the embedded offline model (llama.cpp)
 
-A transport has the shape of ``AsyncOpenAI.chat.completions.create`` plus
-``aclose``; ``open_transport`` picks one for an endpoint.  The transports are
+A transport takes the keyword arguments instructor builds for
+``chat.completions.create`` and returns a ``Reply``: the completion instructor
+parses, and the response headers the limiter learns from.  ``open_transport``
+picks one for an endpoint.  The transports are
 imported only when a run starts: the command line must not pay for them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import RunConfig
-    from ..pacing.limiter import Limiter
     from .registry import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    completion: Any
+    headers: Mapping[str, str] | None = None
 
 
 class Transport(Protocol):
     max_concurrency: int | None
 
-    async def create(self, **kwargs: Any) -> Any: ...
+    async def create(self, **kwargs: Any) -> Reply: ...
 
     async def aclose(self) -> None: ...
 
 
-async def open_transport(config: RunConfig, endpoint: Endpoint, limiter: Limiter) -> Transport:
+async def open_transport(config: RunConfig, endpoint: Endpoint) -> Transport:
     if endpoint.provider.name == "local":
         from .local import LocalModel
 
         return await LocalModel.load()
     from .openai_http import HTTPTransport
 
-    return HTTPTransport(endpoint, config.timeout, limiter, connections=config.concurrency)
+    return HTTPTransport(endpoint, config.timeout, connections=config.concurrency)

@@ -27,6 +27,7 @@ from openai.types.chat import ChatCompletion
 
 from ..errors import UsageError
 from ..records.lines import RecordFailure
+from . import Reply
 
 MODEL_ID = "gemma-3-270m"
 DEFAULT_MAX_TOKENS = 128
@@ -212,7 +213,7 @@ class LocalModel:
             raise UsageError(f"cannot load the local model {path}: {exc}") from None
         return cls(llama)
 
-    async def create(self, **kwargs: Any) -> ChatCompletion:
+    async def create(self, **kwargs: Any) -> Reply:
         schema = _schema_of(kwargs)
         prompt = render_prompt(kwargs.get("messages", []), schema)
         self.last_prompt = prompt
@@ -233,7 +234,7 @@ class LocalModel:
         started = time.time()
         result = await anyio.to_thread.run_sync(generate, limiter=self._one_at_a_time)
         choice = result["choices"][0]
-        return ChatCompletion.model_validate(
+        completion = ChatCompletion.model_validate(
             {
                 "id": result.get("id", "local"),
                 "object": "chat.completion",
@@ -249,6 +250,7 @@ class LocalModel:
                 "usage": result.get("usage"),
             }
         )
+        return Reply(completion)
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         from llama_cpp import LlamaGrammar

@@ -11,9 +11,9 @@ import sniffio
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from ..pacing.limiter import Limiter
 from ..quirks.openai_aiohttp import timed_out
 from ..records.lines import RecordFailure
+from . import Reply
 from .registry import Endpoint
 
 
@@ -26,16 +26,11 @@ class HTTPTransport:
 
     max_concurrency = None
 
-    def __init__(self, endpoint: Endpoint, timeout: float, limiter: Limiter, connections: int):
-        async def learn(response: Any) -> None:
-            # Every response, 429s included, tells the limiter what budget is left.
-            limiter.on_headers(response.headers)
-
+    def __init__(self, endpoint: Endpoint, timeout: float, connections: int):
         on_asyncio = sniffio.current_async_library() == "asyncio"
         http_client = (
             openai.DefaultAioHttpClient if on_asyncio else openai.DefaultAsyncHttpxClient
         )(
-            event_hooks={"response": [learn]},
             # One connection per worker, kept alive between its requests.
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
@@ -47,7 +42,7 @@ class HTTPTransport:
             http_client=http_client,
         )
 
-    async def create(self, **body: Any) -> ChatCompletion:
+    async def create(self, **body: Any) -> Reply:
         # The SDK's custom-request path: the body goes out as instructor built
         # it, skipping the typed-params transform that costs ~12% of our CPU.
         try:
@@ -58,7 +53,7 @@ class HTTPTransport:
             if timed_out(exc):
                 raise
             raise openai.APIConnectionError(request=exc.request) from exc.__cause__
-        return parse_completion(response)
+        return Reply(parse_completion(response), response.headers)
 
     async def aclose(self) -> None:
         await self._openai.close()
