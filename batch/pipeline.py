@@ -127,7 +127,7 @@ async def _run(
             outer.start_soon(_report, reporter, tally)
             if handle_signals:
                 outer.start_soon(_watch_signals, run, config.grace)
-            lines_send, lines_recv = anyio.create_memory_object_stream[tuple[Any, str]](
+            lines_send, lines_recv = anyio.create_memory_object_stream[tuple[int, str]](
                 concurrency * 4
             )
             async with anyio.create_task_group() as io:
@@ -160,7 +160,6 @@ async def _run(
 
 
 async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]) -> None:
-    done = output.offsets  # ids already in the output are not asked again
     records = job.records()
 
     def next_batch() -> list[Record]:
@@ -168,7 +167,7 @@ async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]
         # not end the loop early.
         batch = []
         for record in records:
-            if record.id not in done:
+            if not output.is_done(record.line):  # done ones are not asked again
                 batch.append(record)
                 if len(batch) == READ_BATCH:
                     break
@@ -186,7 +185,7 @@ async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]
 async def _work(
     run: _Run,
     records: ObjectReceiveStream[Record],
-    lines: ObjectSendStream[tuple[Any, str]],
+    lines: ObjectSendStream[tuple[int, str]],
 ) -> None:
     async with records, lines:
         async for record in records:
@@ -198,10 +197,10 @@ async def _work(
                 run.abort(exc)
                 return
             run.tally.add(outcome)
-            await lines.send((record.id, output_line(record, outcome, run.label)))
+            await lines.send((record.line, output_line(record, outcome, run.label)))
 
 
-async def _write(run: _Run, lines: ObjectReceiveStream[tuple[Any, str]]) -> None:
+async def _write(run: _Run, lines: ObjectReceiveStream[tuple[int, str]]) -> None:
     async with lines:
         async for line in lines:
             batch = [line]

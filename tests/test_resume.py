@@ -189,3 +189,59 @@ def test_an_edited_job_is_checked_again_before_resuming(rolebatch, fake, tmp_pat
     assert result.code == 0, result.err
     assert asked(fake) == {"r3"}
     assert ids() == ["r0", "r1", "r2", "r3"]
+
+
+# Python hashes an int modulo 2**61 - 1: these two ids share one hash.
+TWIN = 2**61 + 4
+
+
+def test_two_ids_with_one_hash_are_told_apart_on_every_path(rolebatch, fake, tmp_path):
+    assert hash(5) == hash(TWIN)
+    five, twin, seven = (
+        {"id": 5, "query": "Write a poem about thing 5."},
+        {"id": TWIN, "query": "Write a poem about thing 6."},
+        {"id": "r7", "query": "Write a poem about thing 7."},
+    )
+    job = write_job(tmp_path / "j.jsonl", [five, seven])
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    # The job changes (the twin joins, a record at the top moves every line):
+    # lines are matched to records by id, and the twin's hash finds 5's line,
+    # which is not the twin's.  It must be asked, not taken as done.
+    first = {"id": "r4", "query": "Write a poem about thing 4."}
+    write_job(job, [first, five, twin, seven])
+    fake.reset()
+    fake.fault(match="thing 6.", status=400)
+    second = rolebatch(str(job), "-o", OUT)
+    assert second.code == 1, second.err  # nor refused as a duplicate id
+    assert asked(fake) == {"r4", "r6"}
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == ["r4", 5, TWIN, "r7"]
+    assert [line["status"] for line in lines] == ["ok", "ok", "error", "ok"]
+    assert [line["line"] for line in lines] == [1, 2, 3, 4]  # where they are now
+    # Both twins with a line of their own: each keeps its own; the error is retried.
+    write_job(job, [{"id": "r3", "query": "Write a poem about thing 3."}, first, five, twin, seven])
+    fake.reset()
+    third = rolebatch(str(job), "-o", OUT)
+    assert third.code == 0, third.err
+    assert asked(fake) == {"r3", "r6"}
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == ["r3", "r4", 5, TWIN, "r7"]
+    assert [line["status"] for line in lines] == ["ok"] * 5
+
+
+def test_a_job_edited_mid_run_resumes_by_id(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(6))
+    fake.fault(match="thing 4.", status=400)
+    fake.fault(match="thing 5.", status=400)
+    assert rolebatch(str(job), "-o", OUT, "--no-retry-failed").code == 1
+    # Records removed (r2, r4), moved and added (n8, n9); a blank line shifts the rest.
+    added = [{"id": f"n{i}", "query": f"Write a poem about thing {i}."} for i in (8, 9)]
+    edited = [poem_records(6)[i] for i in (3, 1, 0, 5)] + added
+    write_job(job, ["", *[json.dumps(r) for r in edited]])
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 0, result.err
+    assert asked(fake) == {"r5", "r8", "r9"}  # r5's error is retried now; n8, n9 are new
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == ["r3", "r1", "r0", "r5", "n8", "n9"]
+    assert [line["line"] for line in lines] == [2, 3, 4, 5, 6, 7]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import InputError
+from .ids import HashIndex, id_hash
 
 ALLOWED_KEYS = ("id", "query", "role", "metadata")
 _ALLOWED = frozenset(ALLOWED_KEYS)
@@ -100,13 +101,14 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 @dataclass(frozen=True)
 class JobFile:
-    """A job file that passed the check; ``total`` records in it.  ``digest``
-    identifies the sequence of ids, so an output known to be in this order
-    need not be checked again."""
+    """A job file that passed the check; ``total`` records in it, the last on
+    line ``last_line``.  ``digest`` identifies the sequence of (line, id), so an
+    output known to follow it need not be checked again."""
 
     path: Path
     total: int
     digest: str = ""
+    last_line: int = 0
 
     def records(self) -> Iterator[Record]:
         for number, raw in _lines(self.path):
@@ -116,16 +118,20 @@ class JobFile:
 
 
 def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
-    """Check the whole job file; raise InputError naming every problem (up to a limit)."""
+    """Check the whole job file; raise InputError naming every problem (up to a limit).
+
+    Ids are checked for duplicates by hash in flat memory; only ids whose
+    hashes meet are compared exactly, in a second pass over the file."""
     path = Path(path)
     if not path.exists():
         raise InputError([f"{path}: no such file"])
     if path.is_dir():
         raise InputError([f"{path}: is a directory, not a JSONL file"])
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     more = 0
-    seen: dict[str | int, int] = {}
-    total = 0
+    seen = HashIndex(values=False)
+    suspects: set[int] = set()  # hashes met twice: a duplicate id, or two ids alike
+    total = last_line = 0
     digest = hashlib.sha256()
     try:
         for number, raw in _lines(path):
@@ -133,26 +139,52 @@ def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
                 record = _parse(raw, number)
             except _Problem as problem:
                 if len(problems) < max_problems:
-                    problems.append(f"{path}:{number}: {problem.text}")
+                    problems.append((number, f"{path}:{number}: {problem.text}"))
                 else:
                     more += 1
                 continue
             if record is None:
                 continue
-            first = seen.setdefault(record.id, number)
-            if first != number:
+            key = id_hash(record.id)
+            if seen.add(key) is not None:
+                suspects.add(key)
+            total += 1
+            last_line = number
+            digest.update(f"{number} {record.id!r}\n".encode())
+        if suspects:
+            duplicates = _duplicates(path, suspects)
+            total -= len(duplicates)
+            for number, text in duplicates:
                 if len(problems) < max_problems:
-                    problems.append(
-                        f"{path}:{number}: field 'id': duplicate id {record.id!r}"
-                        f" (first on line {first})"
-                    )
+                    problems.append((number, text))
                 else:
                     more += 1
-                continue
-            total += 1
-            digest.update(repr(record.id).encode() + b"\n")
     except OSError as exc:
         raise InputError([f"{path}: cannot read: {exc.strerror}"]) from None
     if problems:
-        raise InputError(problems, more)
-    return JobFile(path, total, digest.hexdigest())
+        problems.sort()
+        raise InputError([text for _, text in problems], more)
+    return JobFile(path, total, digest.hexdigest(), last_line)
+
+
+def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str]]:
+    """The lines whose id really is an earlier line's, among ids with ``suspects`` hashes."""
+    first: dict[str | int, int] = {}
+    found = []
+    for number, raw in _lines(path):
+        try:
+            record = _parse(raw, number)
+        except _Problem:
+            continue
+        if record is None or id_hash(record.id) not in suspects:
+            continue
+        earlier = first.setdefault(record.id, number)
+        if earlier != number:
+            found.append(
+                (
+                    number,
+                    f"{path}:{number}: field 'id': duplicate id {record.id!r}"
+                    f" (first on line {earlier})",
+                )
+            )
+    return found

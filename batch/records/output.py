@@ -10,6 +10,13 @@ fsync'ed at most once a second and at the end.  A re-run reads the file back:
 ids already ``ok`` are skipped, error lines are retried (unless told not to), a
 torn last line is cut off.  When every record is done, the file is rewritten in
 input order through a temporary file, fsync and rename.
+
+The bookkeeping is two flat arrays, 12 bytes a record however many there are:
+``ordinals`` holds the byte offset of every line in the file, ``by_line`` the
+ordinal of each job line's result (-1: none yet).  Reading an output back maps
+its lines to job lines by their ``line`` field when every line was written
+under the job as it is now (the sidecar says); otherwise by id, through a
+table of id hashes whose every match is confirmed against the line itself.
 """
 
 from __future__ import annotations
@@ -27,11 +34,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import OutputError, UsageError
+from .ids import HashIndex, id_hash
 from .job import JobFile
 
 FSYNC_INTERVAL = 1.0
 # Our own lines start with the id, line and status keys, in that order.
-_HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": \d+, "status": "(ok|error)"')
+_HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
+_LINE_FIELD = re.compile(rb'^(\{"id": (?:"(?:[^"\\]|\\.)*"|-?\d+), "line": )(\d+)')
+NONE = -1  # in by_line: no result yet
+_TWO_IDS = -1  # in the id table: two ids share this hash; look in the exact dict
 
 
 @dataclass
@@ -48,8 +59,10 @@ class Resumed:
 class OutputFile:
     path: Path
     fingerprint: dict[str, Any]
-    # id -> byte offset of its line in the file, for the final reordering.
-    offsets: dict[Any, int] = field(default_factory=dict)
+    # Byte offset of every line in the file, in file order.
+    ordinals: array = field(default_factory=lambda: array("q"))
+    # Job line number -> ordinal of its result line; NONE while it has none.
+    by_line: array = field(default_factory=lambda: array("i"))
     _handle: Any = None
     _lock: BinaryIO | None = None
     _size: int = 0
@@ -57,6 +70,9 @@ class OutputFile:
     _changed: bool = False  # lines appended or dropped since the file was last in order
     _ordered_for: str | None = None  # the input digest the file is known to follow
     _finished: dict[str, Any] | None = None  # the marker of a finished run, if still true
+    # The job digest every line in the file was written under (None: mixed).
+    _lines_job: str | None = None
+    _reader: int | None = None  # a descriptor for reading lines back by offset
     # The job file as last checked: (size, mtime, inode) and what the check found.
     job_stamp: dict[str, Any] | None = None
 
@@ -68,6 +84,10 @@ class OutputFile:
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
+    def is_done(self, line: int) -> bool:
+        """Whether the record on job line ``line`` has its result already."""
+        return self.by_line[line] != NONE
+
     # -- opening --------------------------------------------------------
 
     def checked_job(self, job_path: Path) -> JobFile | None:
@@ -77,13 +97,18 @@ class OutputFile:
             meta = json.loads(self.meta_path.read_text())
             stamp = meta["job_checked"]
             if stamp["stat"] == _stat_stamp(job_path):
-                return JobFile(job_path, stamp["total"], stamp["digest"])
+                return JobFile(job_path, stamp["total"], stamp["digest"], stamp["last_line"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
         return None
 
     def remember_job(self, job: JobFile) -> None:
-        self.job_stamp = {"stat": _stat_stamp(job.path), "total": job.total, "digest": job.digest}
+        self.job_stamp = {
+            "stat": _stat_stamp(job.path),
+            "total": job.total,
+            "digest": job.digest,
+            "last_line": job.last_line,
+        }
 
     def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
         """Lock, read back what is there, and get ready to append."""
@@ -109,7 +134,7 @@ class OutputFile:
         resumed = Resumed()
         try:
             if fresh or not self.path.exists():
-                self._start_over()
+                self._start_over(job)
             else:
                 resumed = self._resume(retry_failed, job)
             # Unbuffered: a failed write leaves nothing behind to fail again on close.
@@ -119,7 +144,9 @@ class OutputFile:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return resumed
 
-    def _start_over(self) -> None:
+    def _start_over(self, job: JobFile) -> None:
+        self.by_line = array("i", [NONE]) * (job.last_line + 1)
+        self._lines_job = job.digest
         self._write_meta()
         with self.path.open("wb"):
             pass
@@ -128,6 +155,8 @@ class OutputFile:
         meta: dict[str, Any] = {"rolebatch": 1, "config": self.fingerprint}
         if self.job_stamp:
             meta["job_checked"] = self.job_stamp
+        if self._lines_job:
+            meta["lines_job"] = self._lines_job
         if ordered_for:
             # Written only when every record has its line, in input order.
             meta["finished"] = {"input": ordered_for, "bytes": self._size, "errors": errors}
@@ -136,7 +165,7 @@ class OutputFile:
         os.replace(tmp, self.meta_path)
 
     def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
-        self._check_fingerprint()
+        meta = self._check_fingerprint()
         resumed = Resumed()
         finished = self._finished
         if (
@@ -148,48 +177,85 @@ class OutputFile:
             resumed.done = job.total
             resumed.failed_kept = finished["errors"]
             return resumed
-        keep = array("q")  # offset, length, offset, length ... of the lines kept
-        dropped = False
+        self.by_line = array("i", [NONE]) * (job.last_line + 1)
+        if meta.get("lines_job") == job.digest:
+            self._lines_job = job.digest
+            resumed.repaired = self._read_back(self._place_by_line)
+        else:
+            # Lines written under another version of the job: their line
+            # numbers may be stale, so they are matched to records by id.
+            self._lines_job = None
+            ids = _IdTable(self, expected=job.total)
+            resumed.repaired = self._read_back(ids.place)
+            ids.join(job, self.by_line)
+        by_line = self.by_line
+        for line, value in enumerate(by_line):
+            if value >= 0:
+                resumed.done += 1
+            elif value != NONE:  # the latest line for this record is an error
+                if retry_failed:
+                    by_line[line] = NONE
+                    resumed.retried += 1
+                else:
+                    by_line[line] = _ordinal(value)
+                    resumed.done += 1
+                    resumed.failed_kept += 1
+        self._changed = True
+        self._write_meta()  # no longer a finished run: this one appends
+        return resumed
+
+    def _place_by_line(self, ordinal: int, record_id: Any, line: int, ok: bool) -> None:
+        if 0 < line < len(self.by_line):
+            self.by_line[line] = ordinal if ok else _error(ordinal)
+
+    def _read_back(self, place: Any) -> bool:
+        """Read every line, note its offset and hand it to ``place``; cut off a
+        torn last line (True if there was one).  Damage elsewhere is refused."""
+        ordinals = self.ordinals
+        offset = 0
         with self.path.open("rb") as handle:
-            offset = 0
             for number, raw in enumerate(handle, start=1):
                 parsed = _parse_head(raw)
                 if parsed is None:
                     if handle.read(1) == b"":
-                        resumed.repaired = True  # torn last line: cut it off
-                        dropped = True
-                        break
+                        break  # a torn last line: cut off below
                     raise UsageError(
                         f"{self.path}:{number}: not a rolebatch result line; the file is"
                         " damaged. Use --fresh to start over, or -o to write elsewhere."
                     )
-                record_id, ok = parsed
-                if ok or not retry_failed:
-                    if record_id in self.offsets:
-                        dropped = True  # a duplicate: keep the latest only
-                    self.offsets[record_id] = offset
-                    keep.append(offset)
-                    keep.append(len(raw))
-                    if not ok:
-                        resumed.failed_kept += 1
-                else:
-                    resumed.retried += 1
-                    dropped = True
+                place(len(ordinals), *parsed)
+                ordinals.append(offset)
                 offset += len(raw)
-        resumed.done = len(self.offsets)
-        if dropped:
-            self._compact(keep)
-        self._write_meta()  # no longer a finished run: this one appends
-        return resumed
+        if offset != self.path.stat().st_size:
+            os.truncate(self.path, offset)
+            return True
+        return False
 
-    def _check_fingerprint(self) -> None:
+    def id_at(self, ordinal: int) -> Any:
+        """The id on the line with this ordinal, read from the file itself."""
+        if self._reader is None:
+            self._reader = os.open(self.path, os.O_RDONLY)
+        offset, size = self.ordinals[ordinal], 256
+        while True:
+            chunk = os.pread(self._reader, size, offset)
+            match = _HEAD.match(chunk)
+            if match is not None:
+                return _token_id(match.group(1))
+            end = chunk.find(b"\n")
+            if end >= 0 or len(chunk) < size:
+                parsed = _parse_head(chunk[: end + 1])
+                assert parsed is not None, "a line read back before has changed"
+                return parsed[0]
+            size *= 4
+
+    def _check_fingerprint(self) -> dict[str, Any]:
         try:
             meta = json.loads(self.meta_path.read_text())
             stored = meta["config"]
         except FileNotFoundError:
             if self.path.stat().st_size == 0:
                 self._write_meta()
-                return
+                return {}
             raise UsageError(
                 f"{self.path} exists but was not written by rolebatch (no"
                 f" {self.meta_path.name}); use --fresh to overwrite it, or -o to write elsewhere"
@@ -211,38 +277,20 @@ class OutputFile:
                 + "; ".join(changed)
                 + "). Run with --fresh to start over, or write to another file with -o."
             )
-
-    def _compact(self, keep: array) -> None:
-        """Rewrite the file with only the kept lines, atomically."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        offsets: dict[Any, int] = {}
-        with self.path.open("rb") as source, tmp.open("wb") as target:
-            position = 0
-            for offset, length in zip(keep[::2], keep[1::2], strict=True):
-                source.seek(offset)
-                raw = source.read(length)
-                parsed = _parse_head(raw)
-                assert parsed is not None
-                offsets[parsed[0]] = position
-                target.write(raw)
-                position += length
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
-        self.offsets = offsets
-        self._changed = True
+        return meta
 
     # -- appending ------------------------------------------------------
 
-    def append(self, lines: Iterable[tuple[Any, str]]) -> None:
-        """Write finished lines, flush them to the OS, fsync at most once a second.
-        Runs in a worker thread; an OSError (disk full) ends the run."""
+    def append(self, lines: Iterable[tuple[int, str]]) -> None:
+        """Write finished lines (job line number, text), flush them to the OS,
+        fsync at most once a second.  Runs in a worker thread; an OSError (disk
+        full) ends the run."""
         assert self._handle is not None
         chunks = []
-        for record_id, line in lines:
-            data = line.encode("utf-8")
-            self.offsets[record_id] = self._size
+        for line, text in lines:
+            data = text.encode("utf-8")
+            self.by_line[line] = len(self.ordinals)
+            self.ordinals.append(self._size)
             self._size += len(data)
             chunks.append(data)
         self._changed = True
@@ -265,30 +313,34 @@ class OutputFile:
 
     def finish(self, job: JobFile, errors: int) -> None:
         """Every record is done (``errors`` of them failed): rewrite the file in
-        input order (atomically) and mark it finished."""
+        input order (atomically), each line saying its line in the job as it is
+        now, and mark it finished."""
         assert self._handle is not None
         os.fsync(self._handle.fileno())
         if not self._changed and self._ordered_for == job.digest:
             return  # a finished run, resumed: nothing to do
-        order = array("q")
-        for record in job.records():
-            offset = self.offsets.get(record.id)
-            if offset is not None:
-                order.append(offset)
         # Already in input order, with nothing else in the file: leave it be.
-        if len(order) != len(self.offsets) or any(
-            order[i] >= order[i + 1] for i in range(len(order) - 1)
-        ):
+        expected = 0
+        for ordinal in self.by_line:
+            if ordinal != NONE:
+                if ordinal != expected:
+                    break
+                expected += 1
+        in_order = self._lines_job == job.digest and expected == len(self.ordinals)
+        if not in_order:
             tmp = self.path.with_name(self.path.name + ".tmp")
             with self.path.open("rb") as source, tmp.open("wb") as target:
-                for offset in order:
-                    source.seek(offset)
-                    target.write(source.readline())
+                for line, ordinal in enumerate(self.by_line):
+                    if ordinal == NONE:
+                        continue
+                    source.seek(self.ordinals[ordinal])
+                    target.write(_with_line(source.readline(), line))
                 target.flush()
                 os.fsync(target.fileno())
             os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size
+        self._lines_job = job.digest
         self._write_meta(ordered_for=job.digest, errors=errors)
 
     def close(self) -> None:
@@ -298,30 +350,102 @@ class OutputFile:
             with contextlib.suppress(OSError):
                 self._handle.close()
             self._handle = None
+        if self._reader is not None:
+            os.close(self._reader)
+            self._reader = None
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
 
 
-def _parse_head(raw: bytes) -> tuple[Any, bool] | None:
-    """(id, ok) of one of our lines, or None if it is not a whole line of ours."""
+class _IdTable:
+    """Output lines by id hash, for matching them to the records of a job that
+    changed since they were written.  Every match is confirmed by reading the
+    id on the line; ids whose hashes meet are kept apart in an exact dict."""
+
+    def __init__(self, output: OutputFile, expected: int):
+        self._output = output
+        self._table = HashIndex(capacity=expected)  # sized once: no growing twice over
+        self._exact: dict[Any, int] = {}  # ids of hashes that _TWO_IDS marks
+
+    def place(self, ordinal: int, record_id: Any, line: int, ok: bool) -> None:
+        value = ordinal if ok else _error(ordinal)
+        key = id_hash(record_id)
+        before = self._table.put(key, value)
+        if before is None:
+            return
+        if before == _TWO_IDS:
+            self._table.put(key, _TWO_IDS)
+            self._exact[record_id] = value
+            return
+        other = self._output.id_at(_ordinal(before))
+        if other != record_id:  # two ids, one hash: both are kept exactly
+            self._table.put(key, _TWO_IDS)
+            self._exact[other] = before
+            self._exact[record_id] = value
+        # else: the same id again; the later line wins
+
+    def join(self, job: JobFile, by_line: array) -> None:
+        exact, table, output = self._exact, self._table, self._output
+        for record in job.records():
+            value = table.get(id_hash(record.id))
+            if value is None:
+                continue
+            if value == _TWO_IDS:
+                value = exact.get(record.id)
+                if value is None:
+                    continue
+            elif output.id_at(_ordinal(value)) != record.id:
+                continue  # another id with the same hash: this record has no line
+            by_line[record.line] = value
+
+
+def _error(ordinal: int) -> int:
+    """An error line's ordinal, as kept until resume decides its fate."""
+    return -(ordinal + 2)
+
+
+def _ordinal(value: int) -> int:
+    return value if value >= 0 else -(value + 2)
+
+
+def _with_line(raw: bytes, line: int) -> bytes:
+    """The result line saying it is on ``line`` of the job."""
+    match = _LINE_FIELD.match(raw)
+    if match is not None:
+        if int(match.group(2)) == line:
+            return raw
+        return match.group(1) + str(line).encode() + raw[match.end() :]
+    data = json.loads(raw)
+    data["line"] = line
+    return (json.dumps(data, ensure_ascii=False) + "\n").encode()
+
+
+def _parse_head(raw: bytes) -> tuple[Any, int, bool] | None:
+    """(id, line, ok) of one of our lines, or None if it is not a whole line of ours."""
     if not raw.endswith(b"\n"):
         return None
     match = _HEAD.match(raw)
     if match is not None:
-        token = match.group(1)
-        if token.startswith(b'"') and b"\\" not in token:
-            record_id: Any = token[1:-1].decode()
-        else:
-            record_id = json.loads(token)
-        return record_id, match.group(2) == b"ok"
+        return _token_id(match.group(1)), int(match.group(2)), match.group(3) == b"ok"
     try:
         data = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(data, dict) or "id" not in data or data.get("status") not in ("ok", "error"):
+    if (
+        not isinstance(data, dict)
+        or "id" not in data
+        or data.get("status") not in ("ok", "error")
+        or not isinstance(data.get("line"), int)
+    ):
         return None
-    return data["id"], data["status"] == "ok"
+    return data["id"], data["line"], data["status"] == "ok"
+
+
+def _token_id(token: bytes) -> Any:
+    if token.startswith(b'"') and b"\\" not in token:
+        return token[1:-1].decode()
+    return json.loads(token)
 
 
 def _stat_stamp(path: Path) -> list[int]:
