@@ -44,6 +44,8 @@ HEADROOM = 0.97
 BURST_SECONDS = 1.0
 # The first request goes alone until it is answered, or this long at most.
 PROBE_PATIENCE = 2.0
+# Answers whose resets are this close speak of the same window of the server's.
+SAME_WINDOW = 0.25
 EPSILON = 1e-9
 
 
@@ -145,7 +147,6 @@ class Budget:
         # Running totals of what went out; a permit's mark is both after its take.
         self.sent = 0.0
         self.count = 0
-        self._synced = -1  # the count mark of the answer ``left`` comes from
         # How far a reservation typically is from what the answer used: what
         # went out since the server last spoke is counted at its reservation,
         # so each such request may be off by about this much.
@@ -183,16 +184,40 @@ class Budget:
             self.bucket.give(reserved - used, now)
         self.error += 0.2 * (abs(used - reserved) - self.error)
 
+    def _hear(self, reading: Reading, mark: tuple[float, int], now: float) -> None:
+        """Take the server's count of what is left into ours.
+
+        Within one of the server's windows our own count (what it had left
+        when the window opened, less what we sent since) is the better one:
+        requests reach the server out of the order they were sent, so one
+        answer's ``remaining`` may or may not count the requests sent around
+        it.  The server's count wins only when it has used more than we ever
+        sent in the window: another client spends from the same quota, or our
+        reservations were short."""
+        assert reading.remaining is not None
+        sent, count = mark
+        # All sent after this request, at reservation (each perhaps a little short).
+        after = (self.sent - sent) + self.error * (self.count - count)
+        reset_at = now + reading.reset if reading.reset is not None else math.inf
+        if self.left is None:  # the first word from the server
+            self.left, self.reset_at = reading.remaining - after, reset_at
+            return
+        if self.reset_at < math.inf:
+            if reset_at < self.reset_at - SAME_WINDOW:
+                return  # a late answer about a window that has passed
+            if reset_at > self.reset_at + SAME_WINDOW:
+                self.left = self.peak  # a window opened that we had not seen renew
+        ours = self.peak - self.left  # what we sent into this window
+        if self.peak - reading.remaining > ours + EPSILON:
+            self.left = min(self.left, reading.remaining - after)
+        self.reset_at = reset_at if self.reset_at == math.inf else max(self.reset_at, reset_at)
+
     def learn(self, reading: Reading, mark: tuple[float, int], own: float, now: float) -> None:
         """``reading`` came with the answer to the request whose mark is ``mark``
         and which cost ``own``."""
-        sent, count = mark
-        if reading.remaining is not None and count >= self._synced:
-            self._synced = count
-            since = self.count - count
-            self.left = reading.remaining - (self.sent - sent) - self.error * since
+        if reading.remaining is not None:
+            self._hear(reading, mark, now)
             self.peak = max(self.peak, reading.remaining + own)
-            self.reset_at = now + reading.reset if reading.reset is not None else math.inf
         if reading.limit is None or reading.limit <= 0:
             return
         # No headroom: the guard on what the server has left absorbs the jitter.
