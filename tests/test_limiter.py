@@ -169,6 +169,42 @@ async def test_what_the_server_has_left_goes_at_once_and_no_more_until_its_reset
     limiter.release(twentieth, ONE, ok=True)
 
 
+def _window(remaining: int, reset: str = "1s") -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": "1200",
+        "x-ratelimit-remaining-requests": str(remaining),
+        "x-ratelimit-reset-requests": reset,
+    }
+
+
+async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():
+    clock = FakeClock()
+    limiter = Limiter(clock=clock, probe=False)
+    first = await limiter.acquire(ONE)
+    limiter.release(first, ONE, ok=True, headers=_window(19))
+    burst = [await limiter.acquire(ONE) for _ in range(11)]
+    assert limiter.budgets["requests"].left == 8
+    # The 2nd sent reached the server 7th: 13 left then, and 9 were sent
+    # after it.  13 - 9 would say 4; we know only 11 went into this window.
+    limiter.release(burst[1], ONE, ok=True, headers=_window(13))
+    assert limiter.budgets["requests"].left == 8
+
+
+async def test_another_client_on_the_same_quota_shows_in_the_servers_count():
+    clock = FakeClock()
+    limiter = Limiter(clock=clock, probe=False)
+    first = await limiter.acquire(ONE)
+    limiter.release(first, ONE, ok=True, headers=_window(19))
+    mine = [await limiter.acquire(ONE) for _ in range(3)]
+    # The server has used 16 of 20; we sent 4 in all: someone else took 12.
+    limiter.release(mine[2], ONE, ok=True, headers=_window(4))
+    assert limiter.budgets["requests"].left == 4
+    assert limiter.delay(ONE, clock.now()) == 0
+    for _ in range(4):
+        await limiter.acquire(ONE)
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0)  # until the reset
+
+
 async def test_a_spent_token_budget_holds_until_its_reset():
     clock = FakeClock()
     limiter = Limiter(tpm=6000, clock=clock, probe=False)
