@@ -6,10 +6,11 @@ Errors become messages and exit codes here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import anyio
@@ -180,7 +181,8 @@ def run(
     **options: object,
 ) -> int:
     """Run every record of JOB (a JSONL file) and write one result line per record."""
-    from .pipeline import run_job  # openai and instructor: a second or two to import
+    with heavy_imports():
+        from .pipeline import run_job  # openai and instructor: most of a second
 
     config = RunConfig(job=job, output=output, **options)  # type: ignore[arg-type]
     reporter = _reporter(progress_style, progress_interval)
@@ -202,6 +204,22 @@ def run(
     click.echo(summary.text(), err=True)
     click.echo(str(summary.output))
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def heavy_imports() -> Iterator[None]:
+    """Import without the cyclic garbage collector: importing openai and
+    instructor builds hundreds of thousands of objects, none of them garbage,
+    and the collector would walk them dozens of times (a quarter of the import
+    time).  What they built is then frozen out of later collections too."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _reporter(style: str, interval: float) -> Reporter:

@@ -244,11 +244,14 @@ def bench_tpm(tmp: Path) -> None:
         ideal = (stats["tokens"] - per_second) / per_second
         size = stats["tokens"] / stats["accepted"]
         # Whole requests in a window of 500: what a perfect client could fill.
-        ceiling = (per_second // size) * size / per_second
+        fits = per_second // size
+        whole = (n - fits) / fits
         title = f"tpm fidelity, {n} records at {tpm:,} tokens/min ({label})"
         print(
             _fidelity(title, ideal, wall, stats)
-            + f"; {size:.1f} tokens a request, so whole requests fill {ceiling:.3f} of a window"
+            + f"; {size:.1f} tokens a request: {fits:.0f} fit a window, {fits * size:.0f} of"
+            f" {per_second:.0f} tokens, so a perfect client needs {whole:.1f} s:"
+            f" whole process {whole / wall:.3f} of that"
         )
 
 
