@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextvars
 import json
 import time
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -27,16 +29,18 @@ from instructor.core import IncompleteOutputException, InstructorRetryException
 from pydantic import BaseModel, ValidationError
 
 from .config import RunConfig
-from .errors import AbortError, AuthError, EndpointError
+from .cost.cap import SpendCap
+from .cost.prices import Price
+from .errors import AbortError, AuthError, BudgetReached, EndpointError
 from .pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
 from .pacing.estimate import TokenEstimate
 from .pacing.limiter import Cost, Limiter
-from .prompt import build_messages
+from .prompt import instructor_kwargs
 from .providers import Transport
 from .providers.registry import Endpoint
 from .quirks import instructor as _instructor_quirks  # noqa: F401  (installs the memo)
 from .records.job import Record
-from .records.lines import ErrorInfo, Outcome, RecordFailure
+from .records.lines import ErrorInfo, Outcome, RecordFailure, cached_tokens
 from .secrets import Redactor
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -63,9 +67,13 @@ class Client:
         response_model: type[BaseModel],
         transport: Transport,
         limiter: Limiter,
+        price: Price | None = None,
+        cap: SpendCap | None = None,
     ):
         self.config = config
         self.endpoint = endpoint
+        self.price = price  # None: unknown, and no line says what it cost
+        self.cap = cap
         # Wrapped once here: instructor otherwise builds a new subclass of the
         # model (and its schema) on every call, a fifth of its CPU time per request.
         self.response_model = instructor.openai_schema(response_model)
@@ -79,27 +87,18 @@ class Client:
         )
         self._failures_in_a_row = 0
         self._ever_answered = False
-        self._extra: dict[str, Any] = {}
-        if config.max_tokens is not None:
-            self._extra["max_tokens"] = config.max_tokens
-        if config.temperature is not None:
-            self._extra["temperature"] = config.temperature
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
     async def ask(self, record: Record) -> Outcome:
         """The outcome for one record; raises AbortError when the run must stop."""
-        outcome = Outcome()
+        outcome = Outcome(cost=None if self.price is None else Decimal(0))
         token = _current.set(outcome)
         started = time.monotonic()
         try:
             answer = await self._create(
-                model=self.endpoint.model,
-                messages=build_messages(record, self.config.layout),
-                response_model=self.response_model,
-                max_retries=self.config.max_reasks,
-                **self._extra,
+                **instructor_kwargs(self.config, self.endpoint, self.response_model, record)
             )
             outcome.response = answer.model_dump(mode="json")
         except AbortError:
@@ -132,6 +131,7 @@ class Client:
 
         retries = rate_limited = 0
         while True:
+            reserved = await self._reserve(cost, outcome)
             permit = await self.limiter.acquire(cost)
             outcome.attempts += 1
             used: Cost | None = None
@@ -150,9 +150,14 @@ class Client:
                 failure = exc
             finally:
                 self.limiter.release(permit, used, ok, headers)
+                paid = self._paid(completion.usage if ok else None)
+                if self.cap is not None:
+                    self.cap.settle(reserved, paid)
             if ok:
                 self._note_answered()
                 outcome.usage.add(completion.usage)
+                if outcome.cost is not None:
+                    outcome.cost += paid
                 self.estimate.observe(completion.usage, prompt_size)
                 _check_finish(completion)
                 return completion
@@ -188,6 +193,38 @@ class Client:
                 delay = backoff_delay(retries, self.config.backoff_base, self.config.backoff_max)
             await anyio.sleep(min(delay, MAX_RETRY_AFTER))
             retries += 1
+
+    async def _reserve(self, cost: Callable[[], Cost], outcome: Outcome) -> Decimal:
+        """Hold the estimated cost of the next attempt under --max-cost.  The
+        first attempt of a record that does not fit is not made (the record
+        stays to do); a later one ends the record as kind ``budget``."""
+        price = self.price
+        if self.cap is None or price is None:
+            return Decimal(0)
+
+        def amount() -> Decimal:
+            guess = cost()
+            return price.estimate(guess.prompt, guess.completion)
+
+        reserved = await self.cap.reserve(amount)
+        if reserved is not None:
+            return reserved
+        if outcome.attempts == 0:
+            raise BudgetReached("--max-cost reached")
+        raise RecordFailure(
+            "budget",
+            f"--max-cost ${self.cap.limit} reached after {outcome.attempts} attempt(s); raise it"
+            " and run the same command to try this record again",
+        )
+
+    def _paid(self, usage: Any) -> Decimal:
+        if usage is None or self.price is None:
+            return Decimal(0)
+        return self.price.cost(
+            getattr(usage, "prompt_tokens", 0) or 0,
+            getattr(usage, "completion_tokens", 0) or 0,
+            cached_tokens(usage),
+        )
 
     def _note_answered(self) -> None:
         self._failures_in_a_row = 0

@@ -45,6 +45,10 @@ class RunConfig:
     retry_failed: bool = True
     # Seconds that calls in flight get to finish after SIGINT/SIGTERM.
     grace: float = 5.0
+    # "IN/OUT[/CACHED]" dollars per million tokens, over the known price.
+    price: str | None = None
+    # Dollars the output file may cost in all; None: no cap.
+    max_cost: float | None = None
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 

@@ -7,6 +7,7 @@
         ├── AuthError     (3)      401/403 from the endpoint
         ├── EndpointError (3)      the endpoint cannot be reached or keeps failing
         ├── OutputError   (3)      the output cannot be written (disk full, ...)
+        ├── BudgetReached (3)      --max-cost would be exceeded by the next request
         └── Interrupted   (3)      SIGINT / SIGTERM
 
 Record-level failures (a 429 that outlasted its retries, output that never
@@ -50,6 +51,10 @@ class EndpointError(AbortError):
 
 
 class OutputError(AbortError):
+    pass
+
+
+class BudgetReached(AbortError):
     pass
 
 

@@ -14,23 +14,22 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .client import Client
-from .config import RunConfig, fingerprint
-from .errors import AbortError, Interrupted, UsageError
+from .config import RunConfig
+from .cost.cap import SpendCap
+from .errors import AbortError, BudgetReached, Interrupted
 from .pacing.limiter import Limiter
-from .progress import Reporter, Summary, Tally
+from .plan import Plan, plan
+from .progress import Reporter, Summary, Tally, dollars
 from .providers import open_transport
-from .providers.registry import resolve
-from .quirks.instructor import check_response_model
-from .records.job import JobFile, Record, open_job
+from .records.job import JobFile, Record
 from .records.lines import output_line
 from .records.output import OutputFile
-from .schema import load_schema
 
 READ_BATCH = 256
 
@@ -45,7 +44,7 @@ class _Run:
     output: OutputFile
     work: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     aborted: list[AbortError] = field(default_factory=list)
-    stopping: str | None = None  # the signal that asked us to stop
+    stopping: str | None = None  # why no new record starts (a signal, the budget)
 
     def abort(self, error: AbortError) -> None:
         self.aborted.append(error)
@@ -61,16 +60,8 @@ async def run_job(
     ``.summary``) when the run stopped part-way; the output then holds every
     finished record and the same call resumes.  ``handle_signals`` makes
     SIGINT/SIGTERM stop the run gracefully (the CLI sets it)."""
-    if config.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
-    response_model = load_schema(config.schema)
-    check_response_model(response_model, config.schema or "Response")
-    endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
-    output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
-    job = (
-        None if config.fresh else output.checked_job(config.job)
-    ) or await anyio.to_thread.run_sync(open_job, config.job)
-    output.remember_job(job)
+    checked = await anyio.to_thread.run_sync(plan, config)
+    output, job = checked.output, checked.job
     started = time.monotonic()
     try:
         resumed = await anyio.to_thread.run_sync(
@@ -83,17 +74,19 @@ async def run_job(
             retried=resumed.retried,
             repaired=resumed.repaired,
         )
+        if checked.prices.live is None:
+            tally.unpriced = checked.endpoint.label
+        else:
+            tally.cost, tally.cost_before = Decimal(0), output.spent
+        cap = None
+        if config.max_cost is not None:
+            cap = SpendCap(Decimal(str(config.max_cost)), output.spent)
+            tally.budget = cap.limit
         if tally.skipped < job.total:
-            await _run(
-                config,
-                job,
-                endpoint,
-                response_model,
-                output,
-                tally,
-                reporter or Reporter(),
-                handle_signals,
-            )
+            if cap is not None and cap.total >= cap.limit:
+                tally.aborted = _budget_reached(cap, tally)
+            else:
+                await _run(checked, tally, reporter or Reporter(), handle_signals, cap)
         summary = Summary(tally, output.path, time.monotonic() - started)
         aborted = tally.aborted
         if aborted is None:
@@ -107,19 +100,23 @@ async def run_job(
     return summary
 
 
+def _budget_reached(cap: SpendCap, tally: Tally) -> BudgetReached:
+    return BudgetReached(
+        f"budget reached: {dollars(cap.total)} of {dollars(cap.limit)} spent;"
+        f" {tally.remaining:,} records not started; raise --max-cost and run the same"
+        " command to go on"
+    )
+
+
 async def _run(
-    config: RunConfig,
-    job: JobFile,
-    endpoint: Any,
-    response_model: Any,
-    output: OutputFile,
-    tally: Tally,
-    reporter: Reporter,
-    handle_signals: bool,
+    checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
 ) -> None:
+    config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
     limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
     transport = await open_transport(config, endpoint)
-    client = Client(config, endpoint, response_model, transport, limiter)
+    client = Client(
+        config, endpoint, checked.response_model, transport, limiter, checked.prices.live, cap
+    )
     run = _Run(client, endpoint.label, tally, output)
     concurrency = client.concurrency
     try:
@@ -151,6 +148,9 @@ async def _run(
         reporter.finish(tally)
     if run.aborted:
         tally.aborted = run.aborted[0]
+    elif run.stopping == "budget":
+        assert cap is not None
+        tally.aborted = _budget_reached(cap, tally)
     elif run.stopping:
         tally.aborted = Interrupted(
             f"interrupted by {run.stopping}: records in flight were finished or given up"
@@ -193,6 +193,10 @@ async def _work(
                 return  # no new dispatch once asked to stop
             try:
                 outcome = await run.client.ask(record)
+            except BudgetReached:
+                # This record was not started; those in flight finish.
+                run.stopping = run.stopping or "budget"
+                return
             except AbortError as exc:
                 run.abort(exc)
                 return

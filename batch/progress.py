@@ -7,6 +7,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +28,11 @@ class Tally:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     attempts: int = 0
+    # Dollars spent by this run; None while the price is unknown.
+    cost: Decimal | None = None
+    cost_before: Decimal | None = None  # what the output's existing lines cost
+    unpriced: str | None = None  # the model whose price nobody knows
+    budget: Decimal | None = None  # --max-cost
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -47,6 +53,25 @@ class Tally:
         self.attempts += outcome.attempts
         self.prompt_tokens += outcome.usage.prompt_tokens
         self.completion_tokens += outcome.usage.completion_tokens
+        if outcome.cost is not None:
+            self.cost = (self.cost or Decimal(0)) + outcome.cost
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done
+
+    def cost_per_ok(self) -> Decimal | None:
+        """What an ok record cost this run, failed attempts included."""
+        if self.cost is None or not self.ok:
+            return None
+        return self.cost / self.ok
+
+    def cost_to_finish(self) -> Decimal | None:
+        """The rest at what records cost this run (None: nothing to go by)."""
+        finished = self.ok + self.failed
+        if self.cost is None or not finished or not self.remaining:
+            return None
+        return self.cost / finished * self.remaining
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -95,8 +120,100 @@ class Summary:
             f"  tokens: {t.tokens:,} (prompt {t.prompt_tokens:,},"
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
         )
+        lines.extend(self._cost_lines())
         lines.append(f"  output: {self.output}")
         return "\n".join(lines)
+
+    def as_dict(self, exit_code: int, stopped: str | None = None) -> dict[str, Any]:
+        """The summary for scripts (``--summary-json``)."""
+        t = self.tally
+
+        def usd(amount: Decimal | None) -> float | None:
+            return None if amount is None else float(round(amount, 10))
+
+        return {
+            "exit_code": exit_code,
+            "stopped": stopped,
+            "output": str(self.output),
+            "records": {
+                "total": t.total,
+                "ok": t.ok,
+                "failed": t.failed,
+                "already_done": t.skipped,
+                "failed_before_kept": t.failed_before,
+                "not_done": t.remaining,
+            },
+            "errors": dict(t.errors.most_common()),
+            "tokens": {
+                "prompt": t.prompt_tokens,
+                "completion": t.completion_tokens,
+                "total": t.tokens,
+            },
+            "requests": t.attempts,
+            "cost_usd": usd(t.cost),
+            "cost_per_ok_usd": usd(t.cost_per_ok()),
+            "output_cost_usd": usd(None if t.cost is None else t.cost + (t.cost_before or 0)),
+            "cost_to_finish_usd": usd(t.cost_to_finish() if t.aborted is not None else None),
+            "max_cost_usd": usd(t.budget),
+            "price_unknown_for": t.unpriced,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+    def markdown(self, exit_code: int, stopped: str | None = None) -> str:
+        """A short table for a CI step summary (``$GITHUB_STEP_SUMMARY``)."""
+        t = self.tally
+        status = {0: "all ok", 1: "finished with failed records"}.get(
+            exit_code, f"stopped: {stopped}" if stopped else f"exit {exit_code}"
+        )
+        cost = (
+            f"unknown for {t.unpriced}"
+            if t.unpriced
+            else ("–" if t.cost is None else dollars(t.cost))
+        )
+        rows = [
+            ("records", f"{t.done:,} of {t.total:,} ({t.ok:,} ok, {t.failed:,} failed this run)"),
+            ("errors", ", ".join(f"{k} {n:,}" for k, n in t.errors.most_common()) or "none"),
+            ("tokens", f"{t.tokens:,} in {t.attempts:,} requests"),
+            ("cost", cost),
+            ("time", _duration(self.wall_s)),
+            ("output", f"`{self.output}`"),
+        ]
+        body = "\n".join(f"| {name} | {value} |" for name, value in rows)
+        return f"### rolebatch: {status}\n\n| | |\n|---|---|\n{body}\n"
+
+    def _cost_lines(self) -> list[str]:
+        t = self.tally
+        if t.unpriced:
+            return [f"  cost unknown for {t.unpriced}: give --price IN/OUT (dollars per million)"]
+        if t.cost is None:
+            return []
+        text = f"  cost: {dollars(t.cost)}"
+        per_ok = t.cost_per_ok()
+        if per_ok is not None:
+            text += f" ({dollars(per_ok)} per ok record)"
+        if t.cost_before:
+            text += f"; the output in all: {dollars(t.cost_before + t.cost)}"
+        if t.budget is not None:
+            text += f" of --max-cost {dollars(t.budget)}"
+        lines = [text]
+        rest = t.cost_to_finish()
+        if rest is not None and t.aborted is not None:
+            lines.append(f"  to finish: about {dollars(rest)} for the {t.remaining:,} records left")
+        return lines
+
+
+def dollars(amount: Decimal | float) -> str:
+    """$1,234.56; under a dollar, four significant digits ($0.004750)."""
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.{max(2, 3 - value.adjusted())}f}"
+
+
+def _spent(t: Tally) -> str:
+    return "" if t.cost is None else f" {dollars(t.cost)}"
 
 
 def _duration(seconds: float) -> str:
@@ -142,7 +259,7 @@ class BarReporter(Reporter):
         bar = "█" * filled + "░" * (self.width - filled)
         self.stream.write(
             f"\r{bar} {tally.done:,}/{tally.total:,} ok {tally.ok:,} failed {tally.failed:,}"
-            f" | {rate:,.1f}/s | {tally.tokens:,} tok | ETA {eta}   "
+            f" | {rate:,.1f}/s | {tally.tokens:,} tok{_spent(tally)} | ETA {eta}   "
         )
         self.stream.flush()
 
@@ -164,7 +281,9 @@ class LineReporter(Reporter):
         percent = 100 * tally.done / tally.total if tally.total else 100.0
         self.stream.write(
             f"progress: {tally.done:,}/{tally.total:,} ({percent:.0f}%) ok={tally.ok:,}"
-            f" failed={tally.failed:,} rate={rate:,.1f}/s tokens={tally.tokens:,} eta={eta}\n"
+            f" failed={tally.failed:,} rate={rate:,.1f}/s tokens={tally.tokens:,}"
+            + ("" if tally.cost is None else f" cost={dollars(tally.cost)}")
+            + f" eta={eta}\n"
         )
         self.stream.flush()
 

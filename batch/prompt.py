@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .records.job import Record
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .config import RunConfig
+    from .providers.registry import Endpoint
 
 Layout = Literal["system", "split"]
 LAYOUTS: tuple[Layout, ...] = ("system", "split")
@@ -24,3 +30,21 @@ def build_messages(record: Record, layout: Layout) -> list[dict[str, str]]:
         return messages
     content = f"{record.role} {record.query}" if record.role else record.query
     return [{"role": "system", "content": content}]
+
+
+def instructor_kwargs(
+    config: RunConfig, endpoint: Endpoint, response_model: type[BaseModel], record: Record
+) -> dict[str, Any]:
+    """What instructor's ``create`` is called with for ``record``: from it,
+    instructor builds the request the endpoint receives."""
+    kwargs: dict[str, Any] = {
+        "model": endpoint.model,
+        "messages": build_messages(record, config.layout),
+        "response_model": response_model,
+        "max_retries": config.max_reasks,
+    }
+    if config.max_tokens is not None:
+        kwargs["max_tokens"] = config.max_tokens
+    if config.temperature is not None:
+        kwargs["temperature"] = config.temperature
+    return kwargs

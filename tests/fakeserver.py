@@ -137,6 +137,8 @@ class FakeState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     latency: float = 0.0
+    # Prompt tokens each answer says were read from the provider's cache.
+    cached_tokens: int = 0
     record_requests: bool = True
     quota: Quota = field(default_factory=Quota)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -218,6 +220,14 @@ def synthesize(schema: dict[str, Any], seed: str, defs: dict[str, Any] | None = 
 
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """Counted as providers count: the messages' text, a few tokens for each
+    message, and the tool or response-format schema the request carries."""
+    schema = body.get("tools") or body.get("response_format")
+    text = _messages_text(body) + (json.dumps(schema) if schema else "")
+    return _tokens(text) + 4 * len(body.get("messages", []))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -348,19 +358,23 @@ class _Handler(BaseHTTPRequestHandler):
             message["content"] = content
         else:
             message["content"] = f"Here it is:\n```json\n{content}\n```"
-        prompt_tokens = _tokens(_messages_text(body))
+        prompt_tokens = _prompt_tokens(body)
         completion_tokens = _tokens(content)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if self.server.state.cached_tokens:
+            cached = min(self.server.state.cached_tokens, prompt_tokens)
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "fake-model"),
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
 
 
@@ -406,6 +420,7 @@ class FakeServer:
             self.state.faults.clear()
             self.state.requests.clear()
             self.state.latency = 0.0
+            self.state.cached_tokens = 0
             self.state.quota = Quota()
 
     def start(self) -> FakeServer:

@@ -154,3 +154,4 @@ def test_real_two_record_job_on_the_local_model(capsys, tmp_path, layout):
         assert 0 < len(poem) <= 160
         assert line["usage"]["completion_tokens"] <= 128 * line["attempts"]
         assert line["usage"]["prompt_tokens"] > 50
+        assert line["cost_usd"] == 0  # the embedded model runs here, for nothing

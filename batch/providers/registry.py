@@ -19,13 +19,26 @@ class Provider:
     key_env: str | None
     mode: str
     key_required: bool
+    # The provider's id in genai-prices' price data (None: prices unknown).
+    prices_id: str | None = None
+    # Whether the provider has a batch API at half price.
+    batch_api: bool = False
 
 
 PROVIDERS = {
     p.name: p
     for p in (
-        Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "tools", True),
-        Provider("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "tools", True),
+        Provider(
+            "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "tools", True, "openai", True
+        ),
+        Provider(
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            "OPENROUTER_API_KEY",
+            "tools",
+            True,
+            "openrouter",
+        ),
         Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False),
         Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False),
         Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .job import Record
@@ -18,6 +19,7 @@ ERROR_KINDS = (
     "bad_request",  # 400/404/413/422: the request itself was refused
     "refusal",  # the model refused to answer
     "truncated",  # cut off by max_tokens (finish_reason "length")
+    "budget",  # --max-cost was reached before the record's next attempt
     "internal",  # a bug in rolebatch or a library: the message says what
 )
 
@@ -30,11 +32,18 @@ class RecordFailure(Exception):
         self.kind = kind
 
 
+def cached_tokens(usage: Any) -> int:
+    """Prompt tokens the provider read from its cache, where it says."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return getattr(details, "cached_tokens", None) or 0
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0
     seen: bool = False
 
     def add(self, usage: Any) -> None:
@@ -44,15 +53,19 @@ class Usage:
         self.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
         self.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
         self.total_tokens += getattr(usage, "total_tokens", 0) or 0
+        self.cached_tokens += cached_tokens(usage)
 
     def as_dict(self) -> dict[str, int] | None:
         if not self.seen:
             return None
-        return {
+        counts = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cached_tokens:
+            counts["cached_tokens"] = self.cached_tokens
+        return counts
 
 
 @dataclass(slots=True)
@@ -72,6 +85,8 @@ class Outcome:
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
+    # Dollars, every attempt included; None when the price is not known.
+    cost: Decimal | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,5 +108,23 @@ def output_line(record: Record, outcome: Outcome, model: str) -> str:
         "usage": outcome.usage.as_dict(),
         "latency_s": round(outcome.latency_s, 3),
         "metadata": record.metadata,
+        # Last, so that it can be read back from the end of the line without
+        # parsing the rest (see records.output).
+        "cost_usd": None if outcome.cost is None else float(round(outcome.cost, 10)),
     }
     return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+_COST_KEY = b', "cost_usd": '
+
+
+def line_cost(raw: bytes) -> float | None:
+    """The ``cost_usd`` of one of our lines, read from its end (None: unknown)."""
+    start = raw.rfind(_COST_KEY)
+    if start < 0:
+        return None
+    value = raw[start + len(_COST_KEY) : raw.rfind(b"}")]
+    try:
+        return float(value)
+    except ValueError:
+        return None  # null: the price was not known

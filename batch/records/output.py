@@ -30,16 +30,19 @@ import time
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import OutputError, UsageError
 from .ids import HashIndex, id_hash
 from .job import JobFile
+from .lines import line_cost
 
 FSYNC_INTERVAL = 1.0
 # Our own lines start with the id, line and status keys, in that order.
 _HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
+_USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
 _LINE_FIELD = re.compile(rb'^(\{"id": (?:"(?:[^"\\]|\\.)*"|-?\d+), "line": )(\d+)')
 NONE = -1  # in by_line: no result yet
 _TWO_IDS = -1  # in the id table: two ids share this hash; look in the exact dict
@@ -53,6 +56,21 @@ class Resumed:
     failed_kept: int = 0  # error lines kept (--no-retry-failed)
     retried: int = 0  # error lines dropped to run again
     repaired: bool = False  # a torn last line was cut off
+    finished: bool = False  # a finished run, unchanged since: nothing was read
+
+
+@dataclass
+class Survey:
+    """What an output holds, for an estimate: which records are done (None
+    when it was made with another configuration: ``changes`` says how), and
+    what its answers used and cost."""
+
+    resumed: Resumed | None = None
+    changes: list[str] = field(default_factory=list)
+    answers: int = 0  # lines with usage
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    spent: Decimal = Decimal(0)
 
 
 @dataclass
@@ -72,7 +90,12 @@ class OutputFile:
     _finished: dict[str, Any] | None = None  # the marker of a finished run, if still true
     # The job digest every line in the file was written under (None: mixed).
     _lines_job: str | None = None
+    # Dollars: what the lines in the file cost (null costs count as 0), and
+    # what lines dropped by earlier reorderings had cost (a retried error's).
+    lines_cost: Decimal = Decimal(0)
+    dropped_cost: Decimal = Decimal(0)
     _reader: int | None = None  # a descriptor for reading lines back by offset
+    _valid_bytes: int = 0  # where the whole lines read back end
     # The job file as last checked: (size, mtime, inode) and what the check found.
     job_stamp: dict[str, Any] | None = None
 
@@ -151,22 +174,69 @@ class OutputFile:
         with self.path.open("wb"):
             pass
 
+    @property
+    def spent(self) -> Decimal:
+        """What this output has cost in all: its lines, and those dropped before."""
+        return self.lines_cost + self.dropped_cost
+
     def _write_meta(self, ordered_for: str | None = None, errors: int = 0) -> None:
         meta: dict[str, Any] = {"rolebatch": 1, "config": self.fingerprint}
         if self.job_stamp:
             meta["job_checked"] = self.job_stamp
         if self._lines_job:
             meta["lines_job"] = self._lines_job
+        if self.dropped_cost:
+            meta["dropped_cost_usd"] = str(self.dropped_cost)
         if ordered_for:
             # Written only when every record has its line, in input order.
-            meta["finished"] = {"input": ordered_for, "bytes": self._size, "errors": errors}
+            meta["finished"] = {
+                "input": ordered_for,
+                "bytes": self._size,
+                "errors": errors,
+                "cost_usd": str(self.lines_cost),
+            }
         tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
         os.replace(tmp, self.meta_path)
 
     def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
         meta = self._check_fingerprint()
+        resumed = self._map(meta, retry_failed, job)
+        if resumed.finished:
+            return resumed
+        if self._valid_bytes != self.path.stat().st_size:
+            os.truncate(self.path, self._valid_bytes)  # a torn last line: cut off
+            resumed.repaired = True
+        self._changed = True
+        self._write_meta()  # no longer a finished run: this one appends
+        return resumed
+
+    def survey(self, job: JobFile, retry_failed: bool) -> Survey:
+        """What the output already holds, reading only: for ``estimate``."""
+        survey = Survey()
+        if not self.path.exists():
+            return survey
+        meta = self._read_meta()
+        if meta is None:
+            survey.changes = ["it was not written by rolebatch"]
+            return survey
+        survey.changes = self._changes(meta["config"])
+        if not survey.changes:
+            survey.resumed = self._map(meta, retry_failed, job)
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                match = _USAGE.search(raw)
+                if match is not None and _parse_head(raw) is not None:
+                    survey.answers += 1
+                    survey.prompt_tokens += int(match.group(1))
+                    survey.completion_tokens += int(match.group(2))
+        survey.spent = self.spent
+        return survey
+
+    def _map(self, meta: dict[str, Any], retry_failed: bool, job: JobFile) -> Resumed:
+        """Which job records the file already answers (``by_line``), reading only."""
         resumed = Resumed()
+        self.dropped_cost = Decimal(meta.get("dropped_cost_usd", 0))
         finished = self._finished
         if (
             finished
@@ -176,17 +246,19 @@ class OutputFile:
             # A finished run, unchanged since: every record is in, nothing to read.
             resumed.done = job.total
             resumed.failed_kept = finished["errors"]
+            resumed.finished = True
+            self.lines_cost = Decimal(finished.get("cost_usd", 0))
             return resumed
         self.by_line = array("i", [NONE]) * (job.last_line + 1)
         if meta.get("lines_job") == job.digest:
             self._lines_job = job.digest
-            resumed.repaired = self._read_back(self._place_by_line)
+            self._read_back(self._place_by_line)
         else:
             # Lines written under another version of the job: their line
             # numbers may be stale, so they are matched to records by id.
             self._lines_job = None
             ids = _IdTable(self, expected=job.total)
-            resumed.repaired = self._read_back(ids.place)
+            self._read_back(ids.place)
             ids.join(job, self.by_line)
         by_line = self.by_line
         for line, value in enumerate(by_line):
@@ -200,17 +272,16 @@ class OutputFile:
                     by_line[line] = _ordinal(value)
                     resumed.done += 1
                     resumed.failed_kept += 1
-        self._changed = True
-        self._write_meta()  # no longer a finished run: this one appends
         return resumed
 
     def _place_by_line(self, ordinal: int, record_id: Any, line: int, ok: bool) -> None:
         if 0 < line < len(self.by_line):
             self.by_line[line] = ordinal if ok else _error(ordinal)
 
-    def _read_back(self, place: Any) -> bool:
-        """Read every line, note its offset and hand it to ``place``; cut off a
-        torn last line (True if there was one).  Damage elsewhere is refused."""
+    def _read_back(self, place: Any) -> None:
+        """Read every line, note its offset and cost, and hand it to ``place``.
+        A torn last line is left out (``_valid_bytes`` ends before it); damage
+        anywhere else is refused."""
         ordinals = self.ordinals
         offset = 0
         with self.path.open("rb") as handle:
@@ -218,18 +289,18 @@ class OutputFile:
                 parsed = _parse_head(raw)
                 if parsed is None:
                     if handle.read(1) == b"":
-                        break  # a torn last line: cut off below
+                        break  # a torn last line
                     raise UsageError(
                         f"{self.path}:{number}: not a rolebatch result line; the file is"
                         " damaged. Use --fresh to start over, or -o to write elsewhere."
                     )
                 place(len(ordinals), *parsed)
                 ordinals.append(offset)
+                cost = line_cost(raw)
+                if cost:
+                    self.lines_cost += Decimal(repr(cost))
                 offset += len(raw)
-        if offset != self.path.stat().st_size:
-            os.truncate(self.path, offset)
-            return True
-        return False
+        self._valid_bytes = offset
 
     def id_at(self, ordinal: int) -> Any:
         """The id on the line with this ordinal, read from the file itself."""
@@ -248,29 +319,40 @@ class OutputFile:
                 return parsed[0]
             size *= 4
 
-    def _check_fingerprint(self) -> dict[str, Any]:
+    def _read_meta(self) -> dict[str, Any] | None:
+        """The sidecar (None: there is none).  Notes whether it marks the file
+        finished, as it is now."""
         try:
             meta = json.loads(self.meta_path.read_text())
-            stored = meta["config"]
+            meta["config"]
         except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, OSError):
+            raise UsageError(f"{self.meta_path} is damaged; use --fresh to start over") from None
+        finished = meta.get("finished") or {}
+        if finished.get("bytes") == self.path.stat().st_size:
+            self._ordered_for = finished.get("input")
+            self._finished = finished
+        return meta
+
+    def _changes(self, stored: dict[str, Any]) -> list[str]:
+        return [
+            f"{key} was {stored.get(key)!r}, now {value!r}"
+            for key, value in self.fingerprint.items()
+            if stored.get(key) != value
+        ]
+
+    def _check_fingerprint(self) -> dict[str, Any]:
+        meta = self._read_meta()
+        if meta is None:
             if self.path.stat().st_size == 0:
                 self._write_meta()
                 return {}
             raise UsageError(
                 f"{self.path} exists but was not written by rolebatch (no"
                 f" {self.meta_path.name}); use --fresh to overwrite it, or -o to write elsewhere"
-            ) from None
-        except (ValueError, KeyError, OSError):
-            raise UsageError(f"{self.meta_path} is damaged; use --fresh to start over") from None
-        changed = [
-            f"{key} was {stored.get(key)!r}, now {value!r}"
-            for key, value in self.fingerprint.items()
-            if stored.get(key) != value
-        ]
-        finished = meta.get("finished") or {}
-        if finished.get("bytes") == self.path.stat().st_size:
-            self._ordered_for = finished.get("input")
-            self._finished = finished
+            )
+        changed = self._changes(meta["config"])
         if changed:
             raise UsageError(
                 f"cannot resume {self.path}: it was made with another configuration ("
@@ -292,6 +374,9 @@ class OutputFile:
             self.by_line[line] = len(self.ordinals)
             self.ordinals.append(self._size)
             self._size += len(data)
+            cost = line_cost(data)
+            if cost:
+                self.lines_cost += Decimal(repr(cost))
             chunks.append(data)
         self._changed = True
         try:
@@ -329,14 +414,24 @@ class OutputFile:
         in_order = self._lines_job == job.digest and expected == len(self.ordinals)
         if not in_order:
             tmp = self.path.with_name(self.path.name + ".tmp")
+            kept = Decimal(0)
             with self.path.open("rb") as source, tmp.open("wb") as target:
                 for line, ordinal in enumerate(self.by_line):
                     if ordinal == NONE:
                         continue
                     source.seek(self.ordinals[ordinal])
-                    target.write(_with_line(source.readline(), line))
+                    raw = source.readline()
+                    cost = line_cost(raw)
+                    if cost:
+                        kept += Decimal(repr(cost))
+                    target.write(_with_line(raw, line))
                 target.flush()
                 os.fsync(target.fileno())
+            # What the dropped lines cost is written down before they go: a
+            # crash in between counts it twice, never not at all.
+            self.dropped_cost += self.lines_cost - kept
+            self.lines_cost = kept
+            self._write_meta()
             os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size

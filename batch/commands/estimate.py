@@ -1,0 +1,26 @@
+"""``rolebatch estimate``: what a run would cost and take; sends and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import heavy_imports
+from .options import job_options, run_config
+
+
+@click.command()
+@job_options
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate as one JSON object.")
+def estimate(job: Path, output: Path | None, as_json: bool, **options: object) -> int:
+    """Estimate what running JOB would cost and take, with the same options as run:
+    records to do, prompt and completion tokens, cost live and through the batch
+    API, and time at --rpm/--tpm.  Nothing is sent or written."""
+    with heavy_imports():
+        from ..cost.forecast import forecast  # instructor, to build a request as it would go
+
+    result = forecast(run_config(job, output, options))
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.text())
+    return 0

@@ -1,0 +1,159 @@
+"""The options every command that plans a run takes (run, estimate), in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import DEFAULT_MODEL, RunConfig
+from ..prompt import LAYOUTS
+from ..providers.registry import MODES
+
+_OPTIONS: list[Callable[[Any], Any]] = [
+    click.argument("job", type=click.Path(path_type=Path)),
+    click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        help="Output JSONL file.  [default: out/<job stem>.jsonl]",
+    ),
+    click.option(
+        "--model",
+        envvar="ROLEBATCH_MODEL",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        show_envvar=True,
+        help="provider/name: openai/gpt-4o, openrouter/..., ollama/..., vllm/...,"
+        " llamacpp/..., or compat/<name> with --base-url.",
+    ),
+    click.option(
+        "--base-url",
+        envvar="OPENAI_BASE_URL",
+        show_envvar=True,
+        help="Any OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."
+        " The key comes from OPENAI_API_KEY and is never printed.",
+    ),
+    click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        help="How instructor asks for structure.  [default: tools for openai and"
+        " openrouter, json_schema for local servers]",
+    ),
+    click.option(
+        "--schema",
+        envvar="ROLEBATCH_SCHEMA",
+        show_envvar=True,
+        help="Response model: module:Class or a JSON Schema file (.json)."
+        "  [default: Response with one field, poem]",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(LAYOUTS),
+        default="system",
+        show_default=True,
+        help="system: one system message '{role} {query}'; split: role as system"
+        " message, query as user message.",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=8,
+        show_default=True,
+        envvar="ROLEBATCH_CONCURRENCY",
+        show_envvar=True,
+        help="Requests in flight at once.",
+    ),
+    click.option(
+        "--max-tokens", type=click.IntRange(min=1), help="Completion token limit per request."
+    ),
+    click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature."),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.001),
+        default=60.0,
+        show_default=True,
+        help="Seconds to wait for one request.",
+    ),
+    click.option(
+        "--max-reasks",
+        type=click.IntRange(min=0),
+        default=2,
+        show_default=True,
+        help="instructor re-asks after an answer fails validation.",
+    ),
+    click.option(
+        "--max-retries",
+        type=click.IntRange(min=0),
+        default=3,
+        show_default=True,
+        help="HTTP retries per request on 408/409/5xx, timeouts and connection errors.",
+    ),
+    click.option(
+        "--max-rate-limit-retries",
+        type=click.IntRange(min=0),
+        default=20,
+        show_default=True,
+        help="Retries of one request after 429s; each first waits out the server's Retry-After.",
+    ),
+    click.option(
+        "--rpm",
+        type=click.FloatRange(min=0.001),
+        envvar="ROLEBATCH_RPM",
+        show_envvar=True,
+        help="Requests per minute to stay under.  [default: learned from x-ratelimit-*"
+        " headers, else slowed down on 429s]",
+    ),
+    click.option(
+        "--tpm",
+        type=click.FloatRange(min=0.001),
+        envvar="ROLEBATCH_TPM",
+        show_envvar=True,
+        help="Tokens per minute (prompt + completion) to stay under.  [default: learned"
+        " from x-ratelimit-* headers]",
+    ),
+    click.option(
+        "--fresh",
+        is_flag=True,
+        help="Start over: overwrite the output instead of resuming it.",
+    ),
+    click.option(
+        "--retry-failed/--no-retry-failed",
+        default=True,
+        show_default=True,
+        help="On resume, run records whose earlier line is an error again.",
+    ),
+    click.option(
+        "--grace",
+        type=click.FloatRange(min=0.0),
+        default=5.0,
+        show_default=True,
+        help="Seconds calls in flight get to finish after SIGINT/SIGTERM (a second signal: none).",
+    ),
+    click.option(
+        "--price",
+        metavar="IN/OUT",
+        help="US dollars per million input / output tokens (IN/OUT/CACHED for cached"
+        " input), over or in place of the known price, e.g. for a compat/ server.",
+    ),
+    click.option(
+        "--max-cost",
+        type=click.FloatRange(min=0.0),
+        metavar="USD",
+        help="Most the output file may cost in all: its existing lines plus this run."
+        " Stops before a request that would go over (exit 3).",
+    ),
+]
+
+
+def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """JOB and the options that say how its answers are bought."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunConfig:
+    return RunConfig(job=job, output=output, **options)

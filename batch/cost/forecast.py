@@ -1,0 +1,233 @@
+"""What a job would cost and take: ``rolebatch estimate``, sending nothing and
+writing nothing.
+
+Prompt tokens come from the requests as they would be sent: the record's
+messages, and what instructor adds for the mode (the tool definition, the
+schema in a system message, ...), at about 4 characters a token; instructor
+is asked to build one request (through a ``create`` that captures it instead
+of sending it) to measure what it adds.  Completion tokens come from the
+existing output's answers when there are any, else from ``--max-tokens`` as an
+upper bound, else from a guess, and the forecast says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig
+from ..pacing.estimate import CHARS_PER_TOKEN, DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
+from ..plan import Plan, plan
+from ..progress import dollars
+from ..prompt import build_messages, instructor_kwargs
+from .prices import Price
+
+
+@dataclass
+class Forecast:
+    job: Path
+    model: str
+    mode: str
+    output: Path
+    records: int
+    to_do: int
+    done: int = 0
+    output_note: str = ""  # what the existing output is, if anything to say
+    prompt_tokens: int = 0  # of the records to do
+    completion_tokens: int = 0
+    completion_basis: str = ""
+    live: Price | None = None
+    batch: Price | None = None
+    cost_live: Decimal | None = None
+    cost_batch: Decimal | None = None
+    seconds: float | None = None
+    time_basis: str = ""
+    spent: Decimal = Decimal(0)  # what the existing output cost
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        def usd(amount: Decimal | None) -> float | None:
+            return None if amount is None else float(round(amount, 10))
+
+        return {
+            "job": str(self.job),
+            "model": self.model,
+            "mode": self.mode,
+            "output": str(self.output),
+            "records": self.records,
+            "to_do": self.to_do,
+            "already_done": self.done,
+            "output_note": self.output_note or None,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "completion_basis": self.completion_basis,
+            "cost_usd": usd(self.cost_live),
+            "batch_cost_usd": usd(self.cost_batch),
+            "price": self.live.describe() if self.live else None,
+            "output_cost_so_far_usd": usd(self.spent),
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+            "time_basis": self.time_basis,
+        }
+
+    def text(self) -> str:
+        lines = [f"rolebatch estimate: {self.job} with {self.model} (mode {self.mode})"]
+        done = f"; {self.done:,} already done in {self.output}" if self.done else ""
+        lines.append(f"  records: {self.records:,}, {self.to_do:,} to do{done}")
+        if self.output_note:
+            lines.append(f"  output: {self.output_note}")
+        if not self.to_do:
+            return "\n".join(lines)
+        each = self.prompt_tokens / self.to_do
+        lines.append(
+            f"  prompt tokens: {self.prompt_tokens:,} ({each:,.0f} a record, from the requests"
+            " as they would be sent)"
+        )
+        lines.append(f"  completion tokens: {self.completion_tokens:,} ({self.completion_basis})")
+        if self.live is None:
+            lines.append(f"  cost: unknown for {self.model}: give --price IN/OUT")
+        else:
+            cost = f"  cost: {dollars(self.cost_live or 0)}"
+            if self.cost_batch is not None:
+                cost += f" live, {dollars(self.cost_batch)} through the batch API"
+            lines.append(cost + f" ({self.live.describe()})")
+            if self.spent:
+                lines.append(f"  spent on this output so far: {dollars(self.spent)}")
+        if self.seconds is None:
+            lines.append(f"  time: {self.time_basis}")
+        else:
+            lines.append(f"  time: {_duration(self.seconds)} ({self.time_basis})")
+        lines.extend(f"  note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def forecast(config: RunConfig) -> Forecast:
+    checked = plan(config)
+    job, output = checked.job, checked.output
+    result = Forecast(
+        job=config.job,
+        model=checked.endpoint.label,
+        mode=checked.endpoint.mode,
+        output=output.path,
+        records=job.total,
+        to_do=job.total,
+        live=checked.prices.live,
+        batch=checked.prices.batch,
+    )
+    survey = None
+    if not config.fresh:
+        survey = output.survey(job, config.retry_failed)
+        result.spent = survey.spent
+        if survey.changes:
+            result.output_note = (
+                f"{output.path} exists but cannot be resumed ("
+                + "; ".join(survey.changes)
+                + "): run would refuse it; use --fresh or another -o"
+            )
+        elif survey.resumed is not None:
+            result.done = survey.resumed.done
+            result.to_do = job.total - result.done
+    elif output.path.exists():
+        result.output_note = f"--fresh: {output.path} would be started over"
+    _count_tokens(checked, result, survey)
+    _price(result)
+    _time(config, result)
+    return result
+
+
+def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
+    config, job, output = checked.config, checked.job, checked.output
+    if not result.to_do:
+        return
+    added: float | None = None
+    prompt_chars = 0.0
+    for record in job.records():
+        if result.done and output.by_line and output.is_done(record.line):
+            continue
+        messages = build_messages(record, config.layout)
+        size = len(json.dumps(messages, ensure_ascii=False))
+        if added is None:
+            added = _instructor_adds(checked, record, size)
+        prompt_chars += size + added
+    result.prompt_tokens = round(prompt_chars / CHARS_PER_TOKEN)
+    if survey is not None and survey.answers:
+        mean = survey.completion_tokens / survey.answers
+        result.completion_tokens = round(mean * result.to_do)
+        result.completion_basis = (
+            f"the output's {survey.answers:,} answers average {mean:,.1f}, re-asks included"
+        )
+    elif config.max_tokens is not None:
+        result.completion_tokens = config.max_tokens * result.to_do
+        result.completion_basis = f"at most: --max-tokens {config.max_tokens} a record"
+    elif checked.endpoint.provider.name == "local":
+        from ..providers.local import DEFAULT_MAX_TOKENS
+
+        result.completion_tokens = DEFAULT_MAX_TOKENS * result.to_do
+        result.completion_basis = f"at most: the embedded model stops at {DEFAULT_MAX_TOKENS}"
+    else:
+        result.completion_tokens = DEFAULT_COMPLETION_ESTIMATE * result.to_do
+        result.completion_basis = (
+            f"a guess of {DEFAULT_COMPLETION_ESTIMATE} a record: give --max-tokens for an"
+            " upper bound"
+        )
+
+
+class _Captured(Exception):
+    pass
+
+
+def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
+    """Characters instructor adds to a request for the mode: the request it
+    builds for ``record``, captured instead of sent, less the bare messages."""
+    import instructor
+
+    captured: dict[str, Any] = {}
+
+    def capture(**kwargs: Any) -> Any:
+        captured.update(kwargs)
+        raise _Captured
+
+    create = instructor.patch(create=capture, mode=instructor.Mode[checked.endpoint.mode.upper()])
+    kwargs = instructor_kwargs(checked.config, checked.endpoint, checked.response_model, record)
+    kwargs["max_retries"] = 0
+    with contextlib.suppress(Exception):  # _Captured, however instructor wraps it
+        create(**kwargs)
+    if not captured:
+        return 0.0
+    return TokenEstimate.prompt_size(captured) * CHARS_PER_TOKEN - messages_size
+
+
+def _price(result: Forecast) -> None:
+    if not result.to_do:
+        return
+    each_prompt = result.prompt_tokens / result.to_do
+    each_completion = result.completion_tokens / result.to_do
+    for price, attribute in ((result.live, "cost_live"), (result.batch, "cost_batch")):
+        if price is not None:
+            setattr(result, attribute, price.estimate(each_prompt, each_completion) * result.to_do)
+
+
+def _time(config: RunConfig, result: Forecast) -> None:
+    limits = []
+    if config.rpm:
+        limits.append((result.to_do / config.rpm * 60, f"--rpm {config.rpm:g}"))
+    if config.tpm:
+        tokens = result.prompt_tokens + result.completion_tokens
+        limits.append((tokens / config.tpm * 60, f"--tpm {config.tpm:g}"))
+    if not limits:
+        result.time_basis = (
+            "unknown: the limits are learned from the provider as the run goes; give"
+            " --rpm/--tpm to estimate it"
+        )
+        return
+    result.seconds, binding = max(limits)
+    result.time_basis = f"at {binding}, which binds"

@@ -1,0 +1,54 @@
+"""A run checked and priced before anything is sent or written.
+
+``run`` goes on from a Plan to buy the answers; ``estimate`` reports what
+buying them would cost and take.  Nothing here opens a connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from .config import RunConfig, fingerprint
+from .cost.prices import Prices, lookup
+from .errors import UsageError
+from .providers.registry import Endpoint, resolve
+from .quirks.instructor import check_response_model
+from .records.job import JobFile, open_job
+from .records.output import OutputFile
+from .schema import load_schema
+
+
+@dataclass
+class Plan:
+    """A run checked and priced, before anything is sent or written: what
+    ``run`` goes on to do, and what ``estimate`` reports."""
+
+    config: RunConfig
+    response_model: type[BaseModel]
+    endpoint: Endpoint
+    prices: Prices
+    output: OutputFile
+    job: JobFile
+
+
+def plan(config: RunConfig) -> Plan:
+    """Check everything that can be checked without sending or writing: the
+    options, the schema, the model and its price, and the whole job file.
+    Raises UsageError/InputError."""
+    if config.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    response_model = load_schema(config.schema)
+    check_response_model(response_model, config.schema or "Response")
+    endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
+    prices = lookup(endpoint, config.price)
+    if config.max_cost is not None and prices.live is None:
+        raise UsageError(
+            f"--max-cost needs a price, and the price of {endpoint.label} is not known:"
+            " give --price IN/OUT (US dollars per million input / output tokens)"
+        )
+    output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
+    job = (None if config.fresh else output.checked_job(config.job)) or open_job(config.job)
+    output.remember_job(job)
+    return Plan(config, response_model, endpoint, prices, output, job)
