@@ -7,6 +7,7 @@ from .config import RunConfig
 from .errors import (
     AbortError,
     AuthError,
+    BudgetReached,
     EndpointError,
     InputError,
     Interrupted,
@@ -22,6 +23,7 @@ __all__ = [
     "ERROR_KINDS",
     "AbortError",
     "AuthError",
+    "BudgetReached",
     "EndpointError",
     "InputError",
     "Interrupted",

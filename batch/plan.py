@@ -33,15 +33,16 @@ class Plan:
     job: JobFile
 
 
-def plan(config: RunConfig) -> Plan:
+def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     """Check everything that can be checked without sending or writing: the
-    options, the schema, the model and its price, and the whole job file.
+    options, the schema, the model and its price, and the whole job file
+    (the API key too, unless nothing will be ``sending``).
     Raises UsageError/InputError."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     response_model = load_schema(config.schema)
     check_response_model(response_model, config.schema or "Response")
-    endpoint = resolve(config.model, config.base_url, config.mode, config.api_key)
+    endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
     prices = lookup(endpoint, config.price)
     if config.max_cost is not None and prices.live is None:
         raise UsageError(

@@ -111,7 +111,7 @@ def _duration(seconds: float) -> str:
 
 
 def forecast(config: RunConfig) -> Forecast:
-    checked = plan(config)
+    checked = plan(config, sending=False)  # no key needed to estimate
     job, output = checked.job, checked.output
     result = Forecast(
         job=config.job,

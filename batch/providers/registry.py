@@ -66,7 +66,14 @@ class Endpoint:
         return f"{self.provider.name}/{self.model}"
 
 
-def resolve(model: str, base_url: str | None, mode: str | None, api_key: str | None) -> Endpoint:
+def resolve(
+    model: str,
+    base_url: str | None,
+    mode: str | None,
+    api_key: str | None,
+    *,
+    need_key: bool = True,
+) -> Endpoint:
     provider_name, sep, name = model.partition("/")
     if not sep or not provider_name or not name:
         raise UsageError(
@@ -90,7 +97,7 @@ def resolve(model: str, base_url: str | None, mode: str | None, api_key: str | N
         raise UsageError(f"--mode {chosen_mode!r}: choose one of {', '.join(MODES)}")
     key = api_key or (os.environ.get(provider.key_env) if provider.key_env else None)
     # A custom base URL usually means a local server that takes any key.
-    if not key and provider.key_required and not base_url:
+    if not key and provider.key_required and not base_url and need_key:
         raise UsageError(
             f"{provider.key_env} is not set: export {provider.key_env}=... to use"
             f" {provider.name}, or pick a local model with --model"
