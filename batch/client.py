@@ -16,7 +16,6 @@ the openai client (``providers.openai_http``); the embedded model is
 from __future__ import annotations
 
 import contextvars
-import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,8 +24,7 @@ from typing import Any
 import anyio
 import instructor
 import openai
-from instructor.core import IncompleteOutputException, InstructorRetryException
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .config import RunConfig
 from .cost.cap import SpendCap
@@ -40,21 +38,14 @@ from .providers import Transport
 from .providers.registry import Endpoint
 from .quirks import instructor as _instructor_quirks  # noqa: F401  (installs the memo)
 from .records.job import Record
-from .records.lines import ErrorInfo, Outcome, RecordFailure, cached_tokens
+from .records.lines import Outcome, RecordFailure, cached_tokens
 from .secrets import Redactor
+from .verdict import check_finish, classify, describe, root, server_message
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
-
-
-class _Truncated(Exception):
-    pass
-
-
-class _Refused(Exception):
-    pass
 
 
 class Client:
@@ -104,10 +95,10 @@ class Client:
         except AbortError:
             raise
         except Exception as exc:
-            cause = _root(exc)
+            cause = root(exc)
             if isinstance(cause, AbortError):
                 raise cause from None
-            outcome.error = self._classify(exc, cause)
+            outcome.error = classify(exc, self.redact, self.config.timeout)
             if outcome.error.kind == "connection" and not self._ever_answered:
                 raise EndpointError(
                     f"cannot reach {self.endpoint.base_url}: {outcome.error.message}"
@@ -159,7 +150,7 @@ class Client:
                 if outcome.cost is not None:
                     outcome.cost += paid
                 self.estimate.observe(completion.usage, prompt_size)
-                _check_finish(completion)
+                check_finish(completion)
                 return completion
             if isinstance(failure, openai.APIStatusError):
                 status = failure.status_code
@@ -235,7 +226,7 @@ class Client:
         self._failures_in_a_row += 1
         if self._failures_in_a_row < self.config.breaker_threshold:
             return
-        detail = self.redact(_describe(exc))
+        detail = self.redact(describe(exc))
         if not self._ever_answered:
             raise EndpointError(
                 f"cannot reach {self.endpoint.base_url}: {self._failures_in_a_row} attempts,"
@@ -253,46 +244,8 @@ class Client:
         return (
             f"{self.endpoint.base_url} refused the API key ({exc.status_code}):"
             f" set {env} to a valid key for {self.endpoint.provider.name}."
-            f" Server said: {self.redact(_server_message(exc))}"
+            f" Server said: {self.redact(server_message(exc))}"
         )
-
-    def _classify(self, exc: BaseException, cause: BaseException) -> ErrorInfo:
-        redact = self.redact
-        if isinstance(exc, IncompleteOutputException) or isinstance(cause, _Truncated):
-            return ErrorInfo(
-                "truncated",
-                "the answer was cut off at max_tokens (finish_reason 'length'); raise --max-tokens",
-            )
-        if isinstance(cause, RecordFailure):
-            return ErrorInfo(cause.kind, redact(str(cause)))
-        if isinstance(cause, _Refused):
-            return ErrorInfo("refusal", redact(str(cause)))
-        if isinstance(cause, openai.APIStatusError):
-            status = cause.status_code
-            kind = (
-                "rate_limit"
-                if status == 429
-                else "timeout"
-                if status == 408
-                else "server"
-                if status >= 500 or status == 409
-                else "bad_request"
-            )
-            return ErrorInfo(kind, redact(_server_message(cause)), status)
-        if isinstance(cause, openai.APITimeoutError):
-            return ErrorInfo("timeout", f"no answer within {self.config.timeout:g}s")
-        if isinstance(cause, openai.APIConnectionError):
-            return ErrorInfo("connection", redact(_describe(cause)))
-        if isinstance(cause, ValidationError | json.JSONDecodeError) or (
-            isinstance(exc, InstructorRetryException) and exc.failed_attempts
-        ):
-            attempts = getattr(exc, "n_attempts", None)
-            first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-            return ErrorInfo(
-                "validation",
-                redact(f"no valid answer after {attempts or '?'} attempt(s): {first}"),
-            )
-        return ErrorInfo("internal", redact(f"{type(cause).__name__}: {cause}"))
 
 
 def _spent(usage: Any) -> Cost | None:
@@ -302,43 +255,3 @@ def _spent(usage: Any) -> Cost | None:
     if prompt is None and completion is None:
         return None
     return Cost(prompt or 0, completion or 0)
-
-
-def _root(exc: BaseException) -> BaseException:
-    """instructor wraps whatever the create function raised; find what really happened."""
-    seen = set()
-    while isinstance(exc, InstructorRetryException) and exc.__cause__ and id(exc) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__
-    return exc
-
-
-def _describe(exc: Exception) -> str:
-    """A short reason: the status and server message, or the network error underneath."""
-    if isinstance(exc, openai.APIStatusError):
-        return f"{exc.status_code} {_server_message(exc)}"
-    inner = exc.__cause__ or exc
-    return str(inner) or type(inner).__name__
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message")
-        if isinstance(message, str):
-            return f"{message}"
-    return exc.message
-
-
-def _check_finish(completion: Any) -> None:
-    choices = getattr(completion, "choices", None) or []
-    if not choices:
-        return
-    choice = choices[0]
-    if choice.finish_reason == "length":
-        raise _Truncated()
-    refusal = getattr(choice.message, "refusal", None)
-    if refusal:
-        raise _Refused(f"the model refused: {refusal}")
-    if choice.finish_reason == "content_filter":
-        raise _Refused("the provider's content filter stopped the answer")

@@ -1,0 +1,180 @@
+"""What an answer, or the failure to get one, means for a record: a parsed
+object, a re-ask, or an error of a documented kind.
+
+Live and batch runs judge answers the same way: through instructor, for the
+mode.  Live, instructor calls our ``create`` and we hand it each completion as
+it arrives.  A batch answer comes back hours later, so ``judge`` replays it:
+instructor is called as for a live record, with a ``create`` that hands back
+the answers the record got so far, in order, and captures the request
+instructor would send next (a re-ask) instead of sending it.  Validation, the
+re-ask messages and the counting of attempts are therefore instructor's own,
+for every mode.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import instructor
+import openai
+from instructor.core import IncompleteOutputException, InstructorRetryException
+from pydantic import ValidationError
+
+from .quirks import instructor as _instructor_quirks  # noqa: F401  (quiet logging, the memo)
+from .records.lines import ErrorInfo, RecordFailure
+from .secrets import Redactor
+
+
+class Truncated(Exception):
+    pass
+
+
+class Refused(Exception):
+    pass
+
+
+def check_finish(completion: Any) -> None:
+    """Raise for an answer cut off at max_tokens, or refused."""
+    choices = getattr(completion, "choices", None) or []
+    if not choices:
+        return
+    choice = choices[0]
+    if choice.finish_reason == "length":
+        raise Truncated()
+    refusal = getattr(choice.message, "refusal", None)
+    if refusal:
+        raise Refused(f"the model refused: {refusal}")
+    if choice.finish_reason == "content_filter":
+        raise Refused("the provider's content filter stopped the answer")
+
+
+def root(exc: BaseException) -> BaseException:
+    """instructor wraps whatever the create function raised; find what really happened."""
+    seen = set()
+    while isinstance(exc, InstructorRetryException) and exc.__cause__ and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return exc
+
+
+def kind_of_status(status: int) -> str:
+    if status == 429:
+        return "rate_limit"
+    if status == 408:
+        return "timeout"
+    if status >= 500 or status == 409 or status == 0:
+        return "server"
+    return "bad_request"
+
+
+def server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if isinstance(message, str):
+            return message
+    return exc.message
+
+
+def describe(exc: Exception) -> str:
+    """A short reason: the status and server message, or the network error underneath."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"{exc.status_code} {server_message(exc)}"
+    inner = exc.__cause__ or exc
+    return str(inner) or type(inner).__name__
+
+
+def classify(exc: BaseException, redact: Redactor, timeout: float) -> ErrorInfo:
+    """The error line for a record whose asking ended in ``exc``."""
+    cause = root(exc)
+    if isinstance(exc, IncompleteOutputException) or isinstance(cause, Truncated):
+        return ErrorInfo(
+            "truncated",
+            "the answer was cut off at max_tokens (finish_reason 'length'); raise --max-tokens",
+        )
+    if isinstance(cause, RecordFailure):
+        return ErrorInfo(cause.kind, redact(str(cause)))
+    if isinstance(cause, Refused):
+        return ErrorInfo("refusal", redact(str(cause)))
+    if isinstance(cause, openai.APIStatusError):
+        status = cause.status_code
+        return ErrorInfo(kind_of_status(status), redact(server_message(cause)), status)
+    if isinstance(cause, openai.APITimeoutError):
+        return ErrorInfo("timeout", f"no answer within {timeout:g}s")
+    if isinstance(cause, openai.APIConnectionError):
+        return ErrorInfo("connection", redact(describe(cause)))
+    if isinstance(cause, ValidationError | json.JSONDecodeError) or (
+        isinstance(exc, InstructorRetryException) and exc.failed_attempts
+    ):
+        attempts = getattr(exc, "n_attempts", None)
+        return ErrorInfo(
+            "validation",
+            redact(f"no valid answer after {attempts or '?'} attempt(s): {_what_failed(cause)}"),
+        )
+    return ErrorInfo("internal", redact(f"{type(cause).__name__}: {cause}"))
+
+
+def _what_failed(cause: BaseException, most: int = 3) -> str:
+    """Each field and its problem ("poem: Field required"), the first few."""
+    if isinstance(cause, ValidationError):
+        errors = cause.errors()
+        parts = []
+        for error in errors[:most]:
+            where = ".".join(str(part) for part in error.get("loc", ())) or "the answer"
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        more = f"; and {len(errors) - most} more" if len(errors) > most else ""
+        return "; ".join(parts)[:300] + more
+    text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    return text[:300]
+
+
+@dataclass
+class Verdict:
+    """One of: the parsed answer, the request to send next, or the error."""
+
+    response: dict[str, Any] | None = None
+    reask: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+
+
+class _Captured(Exception):
+    pass
+
+
+def judge(
+    kwargs: dict[str, Any],
+    answers: list[Any],
+    mode: str,
+    redact: Redactor,
+    *,
+    max_reasks: int,
+) -> Verdict:
+    """The verdict on a record asked with instructor ``kwargs`` whose answers
+    so far are ``answers`` (completions, oldest first).  With no answers, the
+    verdict is the first request to send."""
+    calls = 0
+    captured: dict[str, Any] = {}
+
+    def replay(**sent: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > len(answers):
+            captured.update(sent)
+            raise _Captured
+        completion = answers[calls - 1]
+        check_finish(completion)
+        return completion
+
+    create = instructor.patch(create=replay, mode=instructor.Mode[mode.upper()])
+    # One call more than there are answers, while re-asks are left, so that
+    # the request instructor would send next is built and captured.
+    allowed = min(len(answers), max_reasks) if answers else 0
+    try:
+        parsed = create(**{**kwargs, "max_retries": allowed})
+    except Exception as exc:
+        if captured:
+            return Verdict(reask=dict(captured))
+        return Verdict(error=classify(exc, redact, 0))
+    return Verdict(response=parsed.model_dump(mode="json"))
