@@ -1,0 +1,189 @@
+"""Buying answers live: one HTTP request per attempt, at the provider's pace.
+
+    job file ──reader──▶ records ──▶ workers (client.ask) ──▶ lines ──writer──▶ output
+
+Streams between the tasks are bounded, so memory stays flat however long the
+file is.  Workers run in a cancel scope of their own: when the run must stop
+(401, dead endpoint, full disk, SIGINT), only that scope is cancelled, and the
+writer still drains every line that had finished, so completed work is never
+lost.  Records already done in the output file are skipped by the reader.
+When --max-cost is reached, or on a first SIGINT/SIGTERM, no new record
+starts and the ones in flight finish.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from ..client import Client
+from ..cost.cap import SpendCap
+from ..errors import AbortError, BudgetReached, Interrupted
+from ..pacing.limiter import Limiter
+from ..plan import Plan
+from ..progress import Reporter, Tally, dollars
+from ..providers import open_transport
+from ..records.job import JobFile, Record
+from ..records.lines import output_line
+from ..records.output import OutputFile
+
+READ_BATCH = 256
+
+
+@dataclass
+class _Run:
+    """What the tasks of one run share."""
+
+    client: Client
+    label: str
+    tally: Tally
+    output: OutputFile
+    work: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    aborted: list[AbortError] = field(default_factory=list)
+    stopping: str | None = None  # why no new record starts (a signal, the budget)
+
+    def abort(self, error: AbortError) -> None:
+        self.aborted.append(error)
+        self.work.cancel()
+
+
+def budget_reached(cap: SpendCap, tally: Tally) -> BudgetReached:
+    return BudgetReached(
+        f"budget reached: {dollars(cap.total)} of {dollars(cap.limit)} spent;"
+        f" {tally.remaining:,} records not started; raise --max-cost and run the same"
+        " command to go on"
+    )
+
+
+async def buy(
+    checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
+) -> None:
+    config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
+    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    transport = await open_transport(config, endpoint)
+    client = Client(
+        config, endpoint, checked.response_model, transport, limiter, checked.prices.live, cap
+    )
+    run = _Run(client, endpoint.label, tally, output)
+    concurrency = client.concurrency
+    try:
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(_report, reporter, tally)
+            if handle_signals:
+                outer.start_soon(_watch_signals, run, config.grace)
+            lines_send, lines_recv = anyio.create_memory_object_stream[tuple[int, str]](
+                concurrency * 4
+            )
+            async with anyio.create_task_group() as io:
+                io.start_soon(_write, run, lines_recv)
+                with run.work:
+                    async with lines_send, anyio.create_task_group() as work:
+                        records_send, records_recv = anyio.create_memory_object_stream[Record](
+                            concurrency * 2
+                        )
+                        work.start_soon(_read, job, output, records_send)
+                        async with records_recv:
+                            for _ in range(concurrency):
+                                work.start_soon(
+                                    _work, run, records_recv.clone(), lines_send.clone()
+                                )
+            # The writer has written every line; only the ticker and watcher are left.
+            outer.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+        reporter.finish(tally)
+    if run.aborted:
+        tally.aborted = run.aborted[0]
+    elif run.stopping == "budget":
+        assert cap is not None
+        tally.aborted = budget_reached(cap, tally)
+    elif run.stopping:
+        tally.aborted = Interrupted(
+            f"interrupted by {run.stopping}: records in flight were finished or given up"
+            f" after {config.grace:g}s, the rest were not started. Run the same command"
+            " to resume."
+        )
+
+
+async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]) -> None:
+    records = job.records()
+
+    def next_batch() -> list[Record]:
+        # An empty batch only when the file is exhausted: skipped records do
+        # not end the loop early.
+        batch = []
+        for record in records:
+            if not output.is_done(record.line):  # done ones are not asked again
+                batch.append(record)
+                if len(batch) == READ_BATCH:
+                    break
+        return batch
+
+    async with send:
+        while batch := await anyio.to_thread.run_sync(next_batch):
+            for record in batch:
+                try:
+                    await send.send(record)
+                except anyio.BrokenResourceError:
+                    return  # every worker has stopped (SIGINT): nothing more to hand out
+
+
+async def _work(
+    run: _Run,
+    records: ObjectReceiveStream[Record],
+    lines: ObjectSendStream[tuple[int, str]],
+) -> None:
+    async with records, lines:
+        async for record in records:
+            if run.stopping:
+                return  # no new dispatch once asked to stop
+            try:
+                outcome = await run.client.ask(record)
+            except BudgetReached:
+                # This record was not started; those in flight finish.
+                run.stopping = run.stopping or "budget"
+                return
+            except AbortError as exc:
+                run.abort(exc)
+                return
+            run.tally.add(outcome)
+            await lines.send((record.line, output_line(record, outcome, run.label)))
+
+
+async def _write(run: _Run, lines: ObjectReceiveStream[tuple[int, str]]) -> None:
+    async with lines:
+        async for line in lines:
+            batch = [line]
+            # Take whatever else is ready, so a busy run writes in chunks.
+            while True:
+                try:
+                    batch.append(lines.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+            try:
+                await anyio.to_thread.run_sync(run.output.append, batch)
+            except AbortError as exc:
+                run.abort(exc)
+                return
+
+
+async def _report(reporter: Reporter, tally: Tally) -> None:
+    while True:
+        await anyio.sleep(reporter.interval)
+        reporter.update(tally)
+
+
+async def _watch_signals(run: _Run, grace: float) -> None:
+    """First SIGINT/SIGTERM: stop dispatching, give calls in flight ``grace``
+    seconds to finish.  A second one: stop them now."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if run.stopping is None:
+                run.stopping = signal.Signals(signum).name
+                run.work.deadline = anyio.current_time() + grace
+            else:
+                run.work.cancel()
