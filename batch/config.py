@@ -49,6 +49,14 @@ class RunConfig:
     price: str | None = None
     # Dollars the output file may cost in all; None: no cap.
     max_cost: float | None = None
+    # How answers are bought: "live", or "batch" (the provider's batch API).
+    via: str = "live"
+    # Batch API: wait for the results (else submit, collect what ended, exit 4),
+    # requests per batch, the longest pause between polls, and where re-asks go.
+    wait: bool = True
+    batch_size: int = 50_000
+    poll_interval: float = 60.0
+    reask: str = "batch"
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 

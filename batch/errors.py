@@ -3,6 +3,7 @@
     RolebatchError                 base; exit_code says how the CLI ends
     ├── UsageError        (2)      a bad option or configuration; nothing sent
     │   └── InputError    (2)      the job file is invalid; nothing sent
+    ├── Pending           (4)      --no-wait: batches are at the provider; run again to collect
     └── AbortError        (3)      the run stopped part-way; output kept, resumable
         ├── AuthError     (3)      401/403 from the endpoint
         ├── EndpointError (3)      the endpoint cannot be reached or keeps failing
@@ -36,6 +37,12 @@ class InputError(UsageError):
         if more:
             text += f"\n... and {more} more problem(s)"
         super().__init__(text)
+
+
+class Pending(RolebatchError):
+    """Requests are at the provider's batch API; the same command collects them."""
+
+    exit_code = 4
 
 
 class AbortError(RolebatchError):

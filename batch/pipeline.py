@@ -18,14 +18,39 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 
 from .config import RunConfig
 from .cost.cap import SpendCap
+from .errors import AbortError, Pending, UsageError
 from .plan import plan
 from .progress import Reporter, Summary, Tally
-from .via import live
+from .via import batches, live
+from .via.journal import Journal
+
+
+def _refuse_live_while_batches_are_out(config: RunConfig, output: Path) -> None:
+    """A record at the provider must not be bought twice: while batches are
+    out for this output, only a batch run (which collects them) may go on."""
+    journal = Journal.load(output)
+    out = journal.at_provider()
+    if config.fresh and not out:
+        journal.clear()  # a new output, a new history
+    if not out or (config.via == "batch" and not config.fresh):
+        return
+    if config.fresh:
+        raise UsageError(
+            f"{output}: {batches.busy_message(out)}. --fresh would forget them while they"
+            " are bought: collect them first (the same command without --fresh), or"
+            " `rolebatch cancel` the output."
+        )
+    raise UsageError(
+        f"{output}: {batches.busy_message(out)}. A live run now could buy their records"
+        " twice: run with --via batch to collect them, or `rolebatch cancel` the output"
+        " first."
+    )
 
 
 async def run_job(
@@ -41,6 +66,8 @@ async def run_job(
     output, job = checked.output, checked.job
     started = time.monotonic()
     try:
+        output.lock()
+        _refuse_live_while_batches_are_out(config, output.path)
         resumed = await anyio.to_thread.run_sync(
             output.open, config.fresh, config.retry_failed, job
         )
@@ -51,7 +78,8 @@ async def run_job(
             retried=resumed.retried,
             repaired=resumed.repaired,
         )
-        if checked.prices.live is None:
+        price = checked.prices.batch if config.via == "batch" else checked.prices.live
+        if price is None:
             tally.unpriced = checked.endpoint.label
         else:
             tally.cost, tally.cost_before = Decimal(0), output.spent
@@ -62,6 +90,11 @@ async def run_job(
         if tally.skipped < job.total:
             if cap is not None and cap.total >= cap.limit:
                 tally.aborted = live.budget_reached(cap, tally)
+            elif config.via == "batch":
+                try:
+                    await batches.buy(checked, tally, reporter or Reporter(), handle_signals)
+                except (AbortError, Pending) as exc:
+                    tally.aborted = exc
             else:
                 await live.buy(checked, tally, reporter or Reporter(), handle_signals, cap)
         summary = Summary(tally, output.path, time.monotonic() - started)

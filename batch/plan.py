@@ -44,6 +44,17 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     check_response_model(response_model, config.schema or "Response")
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
     prices = lookup(endpoint, config.price)
+    if config.via == "batch":
+        if not endpoint.provider.batch_api:
+            raise UsageError(
+                f"--via batch needs a provider with a batch API (openai); {endpoint.label}"
+                " has none: run it live (--via live)"
+            )
+        if config.max_cost is not None:
+            raise UsageError(
+                "--max-cost works with --via live only: a batch is bought whole; see"
+                " `rolebatch estimate` for what it would cost"
+            )
     if config.max_cost is not None and prices.live is None:
         raise UsageError(
             f"--max-cost needs a price, and the price of {endpoint.label} is not known:"

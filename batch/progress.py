@@ -239,8 +239,19 @@ class Reporter:
     def update(self, tally: Tally) -> None:
         pass
 
+    def batches(self, infos: list[tuple[Any, Any]]) -> None:
+        """Each batch at the provider: (batch id, its BatchInfo)."""
+
     def finish(self, tally: Tally) -> None:
         pass
+
+
+def batch_line(batch_id: str, info: Any) -> str:
+    age = _duration(max(0.0, time.time() - info.created_at)) if info.created_at else "?"
+    return (
+        f"batch {batch_id}: {info.status}, {info.done:,} of {info.total:,} done,"
+        f" {info.failed:,} failed, {age} old"
+    )
 
 
 class BarReporter(Reporter):
@@ -263,6 +274,10 @@ class BarReporter(Reporter):
         )
         self.stream.flush()
 
+    def batches(self, infos: list[tuple[Any, Any]]) -> None:
+        self.stream.write("\r" + "; ".join(batch_line(b, info) for b, info in infos) + "   ")
+        self.stream.flush()
+
     def finish(self, tally: Tally) -> None:
         self.update(tally)
         self.stream.write("\n")
@@ -275,6 +290,11 @@ class LineReporter(Reporter):
     def __init__(self, stream: TextIO | None = None, interval: float = 10.0):
         self.stream = stream or sys.stderr
         self.interval = interval
+
+    def batches(self, infos: list[tuple[Any, Any]]) -> None:
+        for batch_id, info in infos:
+            self.stream.write(batch_line(batch_id, info) + "\n")
+        self.stream.flush()
 
     def update(self, tally: Tally) -> None:
         rate, eta = _status(tally)

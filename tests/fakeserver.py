@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_batches import BatchAPI
+
+_BATCH_ROUTE = re.compile(r"/v1/(files|batches)(/|\?|$)")
+
 
 @dataclass
 class Fault:
@@ -141,6 +145,7 @@ class FakeState:
     cached_tokens: int = 0
     record_requests: bool = True
     quota: Quota = field(default_factory=Quota)
+    batches: BatchAPI = field(default_factory=BatchAPI)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -230,6 +235,57 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return _tokens(text) + 4 * len(body.get("messages", []))
 
 
+def completion_for(
+    body: dict[str, Any], fault: Fault | None, cached_tokens: int = 0
+) -> dict[str, Any]:
+    """The chat completion this server answers ``body`` with (``fault`` shapes it)."""
+    schema = _request_schema(body) or {"type": "object", "properties": {}}
+    seed = _first_text(body)[:60]
+    value = synthesize(schema, seed)
+    if fault and fault.invalid:
+        value = {"unexpected": "this does not match the schema"}
+    content = json.dumps(value)
+    finish = "length" if fault and fault.truncated else "stop"
+    if fault and fault.truncated:
+        content = content[: len(content) // 2]
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    if fault and fault.refusal:
+        message["refusal"] = "I can't help with that."
+        finish = "stop"
+    elif body.get("tools"):
+        name = body["tools"][0]["function"]["name"]
+        message["tool_calls"] = [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": name, "arguments": content},
+            }
+        ]
+        finish = "length" if fault and fault.truncated else "tool_calls"
+    elif (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        message["content"] = content
+    else:
+        message["content"] = f"Here it is:\n```json\n{content}\n```"
+    prompt_tokens = _prompt_tokens(body)
+    completion_tokens = _tokens(content)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached_tokens:
+        cached = min(cached_tokens, prompt_tokens)
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, each answer waits
@@ -243,14 +299,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self,
         status: int,
-        payload: dict[str, Any] | str,
+        payload: dict[str, Any] | str | bytes,
         headers: dict[str, str] | None = None,
     ):
-        """A JSON answer, or ``payload`` as it is when it is text."""
-        is_text = isinstance(payload, str)
-        data = payload.encode() if is_text else json.dumps(payload).encode()
+        """A JSON answer, or ``payload`` as it is when it is text or bytes."""
+        if isinstance(payload, bytes):
+            data, kind = payload, "application/octet-stream"
+        elif isinstance(payload, str):
+            data, kind = payload.encode(), "text/html"
+        else:
+            data, kind = json.dumps(payload).encode(), "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "text/html" if is_text else "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -268,12 +328,20 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.state.lock:
                 self._send(200, {"log": self.server.state.quota.log or []})
             return
+        if _BATCH_ROUTE.search(self.path):
+            with self.server.state.lock:
+                batches = self.server.state.batches
+            self._send(*batches.get(self.path, self.server.state))
+            return
         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     def do_POST(self) -> None:
         state = self.server.state
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
+        if _BATCH_ROUTE.search(self.path):
+            self._send(*state.batches.post(self.path, self.headers, raw, state))
+            return
         try:
             body = json.loads(raw)
         except ValueError:
@@ -315,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Limits are checked on arrival, as providers do (a 429 comes back at
         # once; the answer's tokens count when the request arrives).
-        completion = self._completion(body, fault)
+        completion = completion_for(body, fault, state.cached_tokens)
         with state.lock:
             ok, headers = state.quota.admit(completion["usage"]["total_tokens"], time.time())
         if not ok:
@@ -329,53 +397,6 @@ class _Handler(BaseHTTPRequestHandler):
         for name in fault.omit if fault else ():
             completion.pop(name, None)
         self._send(200, completion, headers)
-
-    def _completion(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
-        schema = _request_schema(body) or {"type": "object", "properties": {}}
-        seed = _first_text(body)[:60]
-        value = synthesize(schema, seed)
-        if fault and fault.invalid:
-            value = {"unexpected": "this does not match the schema"}
-        content = json.dumps(value)
-        finish = "length" if fault and fault.truncated else "stop"
-        if fault and fault.truncated:
-            content = content[: len(content) // 2]
-        message: dict[str, Any] = {"role": "assistant", "content": None}
-        if fault and fault.refusal:
-            message["refusal"] = "I can't help with that."
-            finish = "stop"
-        elif body.get("tools"):
-            name = body["tools"][0]["function"]["name"]
-            message["tool_calls"] = [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": name, "arguments": content},
-                }
-            ]
-            finish = "length" if fault and fault.truncated else "tool_calls"
-        elif (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
-            message["content"] = content
-        else:
-            message["content"] = f"Here it is:\n```json\n{content}\n```"
-        prompt_tokens = _prompt_tokens(body)
-        completion_tokens = _tokens(content)
-        usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        if self.server.state.cached_tokens:
-            cached = min(self.server.state.cached_tokens, prompt_tokens)
-            usage["prompt_tokens_details"] = {"cached_tokens": cached}
-        return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "fake-model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": usage,
-        }
 
 
 class _Server(ThreadingHTTPServer):
@@ -422,6 +443,7 @@ class FakeServer:
             self.state.latency = 0.0
             self.state.cached_tokens = 0
             self.state.quota = Quota()
+            self.state.batches = BatchAPI()
 
     def start(self) -> FakeServer:
         self._thread.start()

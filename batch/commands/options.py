@@ -133,6 +133,43 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         help="Seconds calls in flight get to finish after SIGINT/SIGTERM (a second signal: none).",
     ),
     click.option(
+        "--via",
+        type=click.Choice(["live", "batch"]),
+        default="live",
+        show_default=True,
+        help="live: one request per attempt, now; batch: the provider's batch API (openai),"
+        " half the price, results within 24 hours.",
+    ),
+    click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="--via batch: wait for every result; --no-wait submits, collects what has"
+        " ended and exits 4 while batches are out (for cron).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=50_000,
+        show_default=True,
+        help="--via batch: requests per batch (the provider's limit is 50,000 and 200 MB).",
+    ),
+    click.option(
+        "--poll-interval",
+        type=click.FloatRange(min=0.01),
+        default=60.0,
+        show_default=True,
+        help="--via batch: most seconds between checks on a batch (it starts at 2).",
+    ),
+    click.option(
+        "--reask",
+        type=click.Choice(["batch", "live"]),
+        default="batch",
+        show_default=True,
+        help="--via batch: where re-asks of answers that did not validate go: a follow-up"
+        " batch, or live (faster, full price).",
+    ),
+    click.option(
         "--price",
         metavar="IN/OUT",
         help="US dollars per million input / output tokens (IN/OUT/CACHED for cached"

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import click
 
-from ..errors import AbortError, RolebatchError
+from ..errors import AbortError, Pending, RolebatchError
 from ..progress import BarReporter, LineReporter, Reporter, Summary, default_reporter
 from . import heavy_imports
 from .options import job_options, run_config
@@ -69,6 +69,12 @@ def run(
         summary = anyio.run(
             functools.partial(run_job, config, reporter, handle_signals=True), backend=backend
         )
+    except Pending as exc:
+        summary = exc.summary  # type: ignore[attr-defined]
+        click.echo(summary.text(), err=True)
+        click.echo(f"rolebatch: pending: {exc}", err=True)
+        _reports(summary, exc.exit_code, str(exc), summary_json)
+        return exc.exit_code
     except AbortError as exc:
         summary = getattr(exc, "summary", None)
         if summary is not None:

@@ -93,8 +93,9 @@ class Outcome:
         return self.error is None
 
 
-def output_line(record: Record, outcome: Outcome, model: str) -> str:
-    """The output contract, one JSON line, keys in the documented order."""
+def output_line(record: Record, outcome: Outcome, model: str, batch_id: str | None = None) -> str:
+    """The output contract, one JSON line, keys in the documented order.
+    ``batch_id``: the provider's batch that answered (batch runs only)."""
     line = {
         "id": record.id,
         "line": record.line,
@@ -108,6 +109,7 @@ def output_line(record: Record, outcome: Outcome, model: str) -> str:
         "usage": outcome.usage.as_dict(),
         "latency_s": round(outcome.latency_s, 3),
         "metadata": record.metadata,
+        **({"batch_id": batch_id} if batch_id else {}),
         # Last, so that it can be read back from the end of the line without
         # parsing the rest (see records.output).
         "cost_usd": None if outcome.cost is None else float(round(outcome.cost, 10)),

@@ -133,8 +133,10 @@ class OutputFile:
             "last_line": job.last_line,
         }
 
-    def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
-        """Lock, read back what is there, and get ready to append."""
+    def lock(self) -> None:
+        """Take the output for this run: another run on it stops at once."""
+        if self._lock is not None:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.is_dir():
@@ -154,6 +156,10 @@ class OutputFile:
                 f"another rolebatch run is writing {self.path} (it holds {self.lock_path});"
                 " this one stops here so the two do not interleave"
             ) from None
+
+    def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
+        """Lock, read back what is there, and get ready to append."""
+        self.lock()
         resumed = Resumed()
         try:
             if fresh or not self.path.exists():
@@ -393,6 +399,15 @@ class OutputFile:
                 f"cannot write {self.path}: {exc.strerror or exc}. The lines written before"
                 " are intact; free some space and run the same command to resume."
             ) from None
+
+    def sync(self) -> None:
+        """Flush what was appended to the disk now (before journaling past it)."""
+        assert self._handle is not None
+        try:
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._synced = time.monotonic()
 
     # -- finishing ------------------------------------------------------
 

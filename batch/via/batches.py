@@ -1,0 +1,443 @@
+"""Buying answers through a provider's batch API: half the price, a separate
+quota, results within 24 hours.
+
+    submit    records still to do, packed into request files of at most
+              --batch-size requests → upload → create (journaled step by step)
+    wait      poll each batch, with backoff up to --poll-interval
+    collect   an ended batch's results, judged by instructor as a live answer
+              would be (``verdict.judge``) → output lines; an answer that
+              needs a re-ask is kept and its re-ask goes into the next round
+
+Every request in a batch is bought once.  Each step is journaled before the
+next (``via.journal``), a batch created just before a crash is found by the
+tag in its metadata and adopted, and a record in a batch that is not over is
+never packed into another.  A record counts as answered only by a result line
+with status 200, never by the provider's counts; a record a batch did not
+answer (it expired, was cancelled, or its line is missing) is simply still to
+do.  What happens if the process dies right after each paid step:
+
+    after "create" returned   the batch exists, the journal says "uploaded":
+                              the next run finds it by tag and adopts it
+    while collecting          lines already written are skipped when the
+                              batch is collected again; kept answers are
+                              keyed by (line, attempt), so none is doubled
+
+With --no-wait the run submits, collects whatever has ended, and exits 4
+(pending); the same command later collects.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+import anyio
+import instructor
+
+from ..cost.prices import Price
+from ..errors import AbortError, EndpointError, Interrupted, Pending, UsageError
+from ..plan import Plan
+from ..progress import Reporter, Tally
+from ..prompt import instructor_kwargs
+from ..providers.registry import Endpoint
+from ..records.job import Record
+from ..records.lines import ErrorInfo, Outcome, cached_tokens, output_line
+from ..secrets import Redactor
+from ..verdict import judge, kind_of_status
+from .journal import Entry, Journal, custom_id, parse_custom_id
+
+FIRST_POLL = 2.0
+POLL_GROWTH = 1.5
+
+
+@dataclass
+class BatchInfo:
+    id: str
+    status: str
+    ended: bool
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    created_at: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    queue_full: bool = False  # failed for the provider's queue limit: submit again later
+    tag: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+
+@dataclass
+class Result:
+    custom_id: str
+    status_code: int  # 200: ``body`` is the answer
+    body: dict[str, Any] | None
+    message: str | None
+
+
+class QueueFull(Exception):
+    """The provider will not queue more now (OpenAI's enqueued-token limit)."""
+
+
+class Unknown(Exception):
+    """A create whose outcome is unknown (timeout, dropped connection, 5xx)."""
+
+
+class BatchAPI(Protocol):
+    max_requests: int
+    max_bytes: int
+
+    def request_line(self, custom_id: str, body: dict[str, Any]) -> bytes: ...
+    def parse(self, body: dict[str, Any]) -> Any: ...
+    async def upload(self, name: str, data: bytes) -> str: ...
+    async def create(self, file_id: str, tag: str, note: str) -> BatchInfo: ...
+    async def find(self, tag: str, since: float) -> BatchInfo | None: ...
+    async def get(self, batch_id: str) -> BatchInfo: ...
+    async def cancel(self, batch_id: str) -> BatchInfo: ...
+    def results(self, info: BatchInfo) -> AsyncIterator[Result]: ...
+    async def aclose(self) -> None: ...
+
+
+def open_batches(endpoint: Endpoint, timeout: float) -> BatchAPI:
+    if not endpoint.provider.batch_api:
+        raise UsageError(
+            f"--via batch needs a provider with a batch API (openai); {endpoint.label} has"
+            " none: run it live (--via live)"
+        )
+    from .openai_batches import OpenAIBatches
+
+    return OpenAIBatches(endpoint, timeout)
+
+
+def busy_message(entries: list[Entry]) -> str:
+    ids = ", ".join(entry.batch_id or f"(being created, tag {entry.tag})" for entry in entries)
+    requests = sum(len(entry.ids) for entry in entries)
+    return f"{requests:,} requests in {len(entries)} batch(es) are at the provider: {ids}"
+
+
+async def buy(checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool) -> None:
+    """Buy the answers of every record still to do through the batch API."""
+    api = open_batches(checked.endpoint, checked.config.timeout)
+    run = _BatchRun(checked, tally, reporter, api)
+    try:
+        await run.go(handle_signals)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await api.aclose()
+
+
+class _BatchRun:
+    def __init__(self, checked: Plan, tally: Tally, reporter: Reporter, api: BatchAPI):
+        self.checked = checked
+        self.config = checked.config
+        self.output = checked.output
+        self.tally = tally
+        self.reporter = reporter
+        self.api = api
+        self.price: Price | None = checked.prices.batch
+        self.mode = checked.endpoint.mode
+        self.model = instructor.openai_schema(checked.response_model)
+        self.redact = Redactor(checked.endpoint.api_key)
+        self.journal = Journal.load(self.output.path)
+        self.kept = self.journal.answers()
+        self.queue_full = False  # the provider refused to queue more until a batch ends
+        self.stopping: str | None = None
+        self._wake: anyio.Event | None = None
+        self._now = anyio.CancelScope()  # cancelled by a second signal
+
+    # -- the loop ------------------------------------------------------------
+
+    async def go(self, handle_signals: bool) -> None:
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tasks:
+            if handle_signals:
+                tasks.start_soon(self._watch_signals)
+            with self._now:
+                try:
+                    await self._loop()
+                except Exception as exc:  # raised after the watcher is gone, ungrouped
+                    failure = exc
+            tasks.cancel_scope.cancel()
+        if self._now.cancel_called:
+            raise Interrupted(
+                "interrupted twice: stopped at once; batches at the provider go on."
+                " Run the same command to collect them."
+            )
+        if failure is not None:
+            raise failure
+
+    async def _loop(self) -> None:
+        delay = min(FIRST_POLL, self.config.poll_interval)
+        while True:
+            await self._adopt_or_create()
+            changed = await self._check()
+            if not self.stopping:
+                await self._submit()
+            pending = [e for e in self.journal.entries.values() if e.at_provider]
+            if not pending and next(iter(self._to_do()), None) is None:
+                self.journal.forget_answers()
+                return
+            if self.stopping:
+                raise Interrupted(
+                    f"interrupted by {self.stopping} while waiting: {busy_message(pending)};"
+                    " they go on at the provider. Run the same command to collect them."
+                )
+            if not self.config.wait:
+                raise Pending(
+                    f"{busy_message(pending)}. Run the same command to collect"
+                    " (rolebatch status OUTPUT shows them; rolebatch cancel OUTPUT cancels them)."
+                )
+            delay = min(FIRST_POLL, self.config.poll_interval) if changed else delay
+            await self._sleep(delay)
+            delay = min(self.config.poll_interval, delay * POLL_GROWTH)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.stopping is not None:
+                    self._now.cancel()  # a second signal: stop at once
+                    return
+                self.stopping = signal.Signals(signum).name
+                if self._wake is not None:
+                    self._wake.set()
+
+    # -- submitting --------------------------------------------------------
+
+    def _to_do(self) -> Iterable[Record]:
+        busy = self.journal.busy_lines(len(self.output.by_line))
+        for record in self.checked.job.records():
+            if not self.output.is_done(record.line) and not busy[record.line]:
+                yield record
+
+    async def _submit(self) -> None:
+        if self.queue_full:
+            return
+        pack: list[bytes] = []
+        ids: list[str] = []
+        size = 0
+        for record in self._to_do():
+            request = self._next_request(record)
+            if request is None:
+                continue  # judged final from kept answers: its line is written
+            line = self.api.request_line(*request)
+            if pack and (len(pack) >= self._batch_size or size + len(line) > self.api.max_bytes):
+                if not await self._send(ids, pack):
+                    return
+                pack, ids, size = [], [], 0
+            pack.append(line)
+            ids.append(request[0])
+            size += len(line)
+        if pack:
+            await self._send(ids, pack)
+
+    @property
+    def _batch_size(self) -> int:
+        return max(1, min(self.config.batch_size, self.api.max_requests))
+
+    def _next_request(self, record: Record) -> tuple[str, dict[str, Any]] | None:
+        kept = self.kept.get(record.line, [])
+        verdict = judge(
+            self._kwargs(record),
+            [self.api.parse(body) for _, _, body in kept],
+            self.mode,
+            self.redact,
+            max_reasks=self.config.max_reasks,
+        )
+        if verdict.reask is None:
+            self._write([self._line(record, kept, verdict.response, verdict.error)])
+            return None
+        return custom_id(record.line, len(kept) + 1), verdict.reask
+
+    def _kwargs(self, record: Record) -> dict[str, Any]:
+        return instructor_kwargs(self.config, self.checked.endpoint, self.model, record)
+
+    async def _send(self, ids: list[str], pack: list[bytes]) -> bool:
+        """Pack → intent → upload → create, each journaled.  False when the
+        provider will not queue more for now."""
+        entry = self.journal.new_entry(ids)
+        self.journal.write_requests(entry.tag, pack)
+        self.journal.record(entry, "intent")
+        file_id = await self.api.upload(f"{entry.tag}.jsonl", b"".join(pack))
+        self.journal.record(entry, "uploaded", file_id=file_id)
+        return await self._create(entry)
+
+    async def _adopt_or_create(self) -> None:
+        """Finish what a crash interrupted: an intent never uploaded is uploaded
+        again; an upload with no batch journaled is looked for at the provider
+        (it may have been created) and created only if it is not there."""
+        for entry in list(self.journal.entries.values()):
+            if entry.step == "intent":
+                path = self.journal.request_file(entry.tag)
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    self.journal.record(entry, "ended", note="request file lost before upload")
+                    continue
+                file_id = await self.api.upload(f"{entry.tag}.jsonl", data)
+                self.journal.record(entry, "uploaded", file_id=file_id)
+            if entry.step == "uploaded" and not self.queue_full:
+                found = await self.api.find(entry.tag, entry.at)
+                if found is not None:
+                    self.journal.record(entry, "created", batch_id=found.id)
+                else:
+                    await self._create(entry)
+
+    async def _create(self, entry: Entry) -> bool:
+        assert entry.file_id is not None
+        for _ in range(3):
+            try:
+                info = await self.api.create(entry.file_id, entry.tag, self.output.path.name)
+            except QueueFull:
+                return self._refused(entry)
+            except Unknown:
+                # It may exist: look before trying again.
+                found = await self.api.find(entry.tag, entry.at)
+                if found is not None:
+                    info = found
+                else:
+                    await anyio.sleep(1.0)
+                    continue
+            self.journal.record(entry, "created", batch_id=info.id)
+            return True
+        raise EndpointError(
+            f"could not create a batch at {self.checked.endpoint.base_url} (three tries, the"
+            " answers never came and no batch with our tag was found). Run the same command"
+            " to try again: it looks for the batch first."
+        )
+
+    def _refused(self, entry: Entry) -> bool:
+        """The provider's queue is full: the records go back to do, once an
+        earlier batch has ended."""
+        self.journal.record(entry, "ended", note="queue full")
+        others = [e for e in self.journal.entries.values() if e.at_provider]
+        if not others:
+            raise AbortError(
+                f"the provider will not queue even one batch of {len(entry.ids):,} requests"
+                " (its enqueued-token limit): lower --batch-size and run the same command"
+            )
+        self.queue_full = True
+        return False
+
+    # -- collecting --------------------------------------------------------
+
+    async def _check(self) -> bool:
+        """Poll every batch that is not over; collect those that ended."""
+        changed = False
+        infos = []
+        for entry in list(self.journal.entries.values()):
+            if not entry.pending:
+                continue
+            assert entry.batch_id is not None
+            info = await self.api.get(entry.batch_id)
+            infos.append((entry, info))
+            if info.ended:
+                await self._collect(entry, info)
+                changed = True
+        if infos:
+            self.reporter.batches([(entry.batch_id, info) for entry, info in infos])
+        return changed
+
+    async def _collect(self, entry: Entry, info: BatchInfo) -> None:
+        if info.status == "failed":
+            self.journal.record(entry, "ended", status="failed", note="; ".join(info.errors))
+            if info.queue_full:
+                self.queue_full = False  # retried once the queue has room: now, or later
+                return
+            raise EndpointError(
+                f"the provider refused batch {info.id}: {'; '.join(info.errors) or 'no reason'}."
+                " Its records are still to do; run the same command to submit them again."
+            )
+        results: dict[int, tuple[int, Result]] = {}
+        async for result in self.api.results(info):
+            parsed = parse_custom_id(result.custom_id)
+            if parsed is None or parsed[0] >= len(self.output.by_line):
+                continue
+            line, attempt = parsed
+            if self.output.is_done(line) or attempt != len(self.kept.get(line, [])) + 1:
+                continue  # written before a crash, or not the attempt we are waiting for
+            results[line] = (attempt, result)
+        lines, keep = [], []
+        for record in self.checked.job.records():
+            found = results.get(record.line)
+            if found is None:
+                continue
+            attempt, result = found
+            kept = self.kept.get(record.line, [])
+            if result.status_code != 200 or result.body is None:
+                error = ErrorInfo(
+                    kind_of_status(result.status_code),
+                    self.redact(result.message or "no answer"),
+                    result.status_code or None,
+                )
+                lines.append(self._line(record, kept, None, error, failed_round=info.id))
+                continue
+            answers = [*kept, (attempt, info.id, result.body)]
+            verdict = judge(
+                self._kwargs(record),
+                [self.api.parse(body) for _, _, body in answers],
+                self.mode,
+                self.redact,
+                max_reasks=self.config.max_reasks,
+            )
+            if verdict.reask is not None:
+                keep.append(
+                    {
+                        "line": record.line,
+                        "attempt": attempt,
+                        "batch_id": info.id,
+                        "completion": result.body,
+                    }
+                )
+                self.kept[record.line] = answers
+                continue
+            lines.append(self._line(record, answers, verdict.response, verdict.error))
+        self._write(lines)
+        self.journal.keep_answers(keep)
+        self.journal.record(entry, "ended", status=info.status)
+        self.queue_full = False  # a batch ended: the queue has room again
+
+    def _line(
+        self,
+        record: Record,
+        answers: list[tuple[int, str, dict[str, Any]]],
+        response: dict[str, Any] | None,
+        error: ErrorInfo | None,
+        failed_round: str | None = None,
+    ) -> tuple[int, str, Outcome]:
+        outcome = Outcome(response=response, error=error)
+        outcome.attempts = len(answers) + (1 if failed_round else 0)
+        outcome.cost = None if self.price is None else Decimal(0)
+        for _, _, body in answers:
+            usage = self.api.parse(body).usage
+            outcome.usage.add(usage)
+            if outcome.cost is not None and usage is not None:
+                outcome.cost += self.price.cost(  # type: ignore[union-attr]
+                    usage.prompt_tokens or 0, usage.completion_tokens or 0, cached_tokens(usage)
+                )
+        batch_id = failed_round or (answers[-1][1] if answers else None)
+        started = self._started(batch_id)
+        outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
+        label = self.checked.endpoint.label
+        return record.line, output_line(record, outcome, label, batch_id=batch_id), outcome
+
+    def _started(self, batch_id: str | None) -> float | None:
+        for entry in self.journal.entries.values():
+            if entry.batch_id == batch_id:
+                return entry.at
+        return None
+
+    def _write(self, lines: list[tuple[int, str, Outcome]]) -> None:
+        if not lines:
+            return
+        self.output.append([(line, text) for line, text, _ in lines])
+        self.output.sync()
+        for _, _, outcome in lines:
+            self.tally.add(outcome)

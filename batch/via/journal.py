@@ -1,0 +1,218 @@
+"""What a batch run has done at the provider, written down before each next step.
+
+    out/job.jsonl.batches/journal.jsonl     one event a line, fsync'ed
+    out/job.jsonl.batches/<tag>.jsonl       a request file, until its batch is collected
+    out/job.jsonl.batches/answers.jsonl     answers that need a re-ask, until it is done
+
+A batch is bought in steps, and each step is journaled before the next:
+
+    intent    the requests are packed into a file, under a fresh tag
+    uploaded  the file is at the provider (``file_id``)
+    created   the batch exists (``batch_id``); its metadata carries the tag
+    ended     its results are in the output (or it was refused, or failed)
+
+A crash between "uploaded" and "created" leaves a batch at the provider that
+the journal does not name: the next run looks for the tag among the
+provider's batches and adopts it instead of creating another.  Before
+"uploaded", no batch can exist (a batch is only created from a journaled
+upload), so the file is uploaded again; a file costs nothing.
+
+Records whose answer needs a re-ask keep their answers so far in
+``answers.jsonl`` (the output line comes only when the record is done), so
+that the next round's request, and the usage and cost of every round, can be
+rebuilt after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+
+STEPS = ("intent", "uploaded", "created", "ended")
+
+
+def custom_id(line: int, attempt: int) -> str:
+    """Short, stable, and within every provider's pattern (^[a-zA-Z0-9_-]{1,64}$)."""
+    return f"L{line}-a{attempt}"
+
+
+def parse_custom_id(value: str) -> tuple[int, int] | None:
+    head, _, attempt = value.partition("-a")
+    if not head.startswith("L") or not head[1:].isdigit() or not attempt.isdigit():
+        return None
+    return int(head[1:]), int(attempt)
+
+
+@dataclass
+class Entry:
+    """One batch, as far as the journal knows it."""
+
+    tag: str
+    at: float  # when it was packed (the provider's list is searched from then on)
+    ids: list[str]
+    step: str = "intent"
+    file_id: str | None = None
+    batch_id: str | None = None
+    status: str | None = None  # the provider's, once ended
+    note: str | None = None  # why it ended without results (refused, failed)
+
+    @property
+    def at_provider(self) -> bool:
+        """Created (or possibly created) and not collected yet."""
+        return self.step in ("uploaded", "created")
+
+    @property
+    def pending(self) -> bool:
+        return self.step == "created"
+
+
+@dataclass
+class Journal:
+    output: Path
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return self.output.with_name(self.output.name + ".batches")
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "journal.jsonl"
+
+    @property
+    def answers_path(self) -> Path:
+        return self.directory / "answers.jsonl"
+
+    def request_file(self, tag: str) -> Path:
+        return self.directory / f"{tag}.jsonl"
+
+    # -- reading --------------------------------------------------------
+
+    @classmethod
+    def load(cls, output: Path) -> Journal:
+        journal = cls(output)
+        try:
+            with journal.path.open("rb") as handle:
+                for raw in handle:
+                    if not raw.endswith(b"\n"):
+                        break  # torn by a crash mid-write: that step never happened
+                    journal._apply(json.loads(raw))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"cannot read {journal.path}: {exc}") from None
+        return journal
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        step, tag = event["step"], event["tag"]
+        if step == "intent":
+            self.entries[tag] = Entry(tag, event["at"], event["ids"])
+            return
+        entry = self.entries[tag]
+        entry.step = step
+        entry.file_id = event.get("file_id", entry.file_id)
+        entry.batch_id = event.get("batch_id", entry.batch_id)
+        entry.status = event.get("status", entry.status)
+        entry.note = event.get("note", entry.note)
+
+    def at_provider(self) -> list[Entry]:
+        return [entry for entry in self.entries.values() if entry.at_provider]
+
+    def busy_lines(self, size: int) -> bytearray:
+        """Job lines whose request is in a batch that is not over (1), as a map."""
+        busy = bytearray(size)
+        for entry in self.entries.values():
+            if entry.step != "ended":
+                for value in entry.ids:
+                    parsed = parse_custom_id(value)
+                    if parsed is not None and parsed[0] < size:
+                        busy[parsed[0]] = 1
+        return busy
+
+    def answers(self) -> dict[int, list[tuple[int, str, dict[str, Any]]]]:
+        """Per job line, the answers kept for a re-ask: (attempt, batch id, completion)."""
+        kept: dict[int, dict[int, tuple[int, str, dict[str, Any]]]] = {}
+        try:
+            with self.answers_path.open("rb") as handle:
+                for raw in handle:
+                    if not raw.endswith(b"\n"):
+                        break
+                    item = json.loads(raw)
+                    kept.setdefault(item["line"], {})[item["attempt"]] = (
+                        item["attempt"],
+                        item["batch_id"],
+                        item["completion"],
+                    )
+        except FileNotFoundError:
+            return {}
+        return {line: [by[a] for a in sorted(by)] for line, by in kept.items()}
+
+    # -- writing --------------------------------------------------------
+
+    def _append(self, path: Path, items: Iterable[dict[str, Any]]) -> None:
+        data = b"".join(json.dumps(item).encode() + b"\n" for item in items)
+        if not data:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with path.open("ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {path}: {exc.strerror or exc}; nothing further was sent"
+            ) from None
+
+    def record(self, entry: Entry, step: str, **details: Any) -> None:
+        """Journal a step (fsync'ed), then apply it."""
+        event = {"step": step, "tag": entry.tag, **details}
+        if step == "intent":
+            event.update(at=entry.at, ids=entry.ids)
+        self._append(self.path, [event])
+        if step == "intent":
+            self.entries[entry.tag] = entry
+        else:
+            self._apply(event)
+        if step == "ended":
+            with contextlib.suppress(OSError):
+                self.request_file(entry.tag).unlink()
+
+    def new_entry(self, ids: list[str]) -> Entry:
+        return Entry(f"rb-{uuid.uuid4().hex[:20]}", time.time(), ids)
+
+    def keep_answers(self, items: list[dict[str, Any]]) -> None:
+        self._append(self.answers_path, items)
+
+    def write_requests(self, tag: str, lines: list[bytes]) -> Path:
+        path = self.request_file(tag)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                handle.writelines(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return path
+
+    def clear(self) -> None:
+        """Start over (--fresh, with nothing at the provider): the history goes."""
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.entries.clear()
+
+    def forget_answers(self) -> None:
+        """Every record is done: the answers kept for re-asks are history."""
+        with contextlib.suppress(OSError):
+            self.answers_path.unlink()

@@ -1,0 +1,212 @@
+"""OpenAI's Batch API, through the official SDK: the provider-specific part of
+buying through a batch API (the rest is ``via.batches``).
+
+    files.create(purpose=batch)   upload a request file (JSONL of {custom_id, method, url, body})
+    batches.create(...)           a batch of it, for /v1/chat/completions, 24h
+    batches.retrieve / list       its status; batches carrying our tag
+    files.content(...)            its output and error files
+    batches.cancel(...)
+
+The SDK's own retries are off: it retries a POST without an idempotency key,
+so a create that timed out could be sent twice.  A create whose outcome is
+unknown (timeout, dropped connection, 5xx) raises ``Unknown``: the caller
+looks for the batch before trying again.  Other calls are retried here, with
+backoff, on 429, 5xx and connection errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import openai
+from openai.types.chat import ChatCompletion
+from pydantic import ValidationError
+
+from ..errors import AuthError, EndpointError
+from ..pacing.backoff import backoff_delay, retry_after
+from ..providers.registry import Endpoint
+from ..verdict import server_message
+from .batches import BatchInfo, QueueFull, Result, Unknown
+
+MAX_REQUESTS = 50_000
+# OpenAI takes files up to 200 MB; stay clear of the edge.
+MAX_BYTES = 190 * 1024 * 1024
+CALL_RETRIES = 5
+TAG_KEY = "rolebatch_tag"
+
+
+class OpenAIBatches:
+    """One provider's batch API, in the shape ``via.batches`` drives."""
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self._endpoint = endpoint
+        self._client = openai.AsyncOpenAI(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            max_retries=0,
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # -- requests and answers --------------------------------------------
+
+    def request_line(self, custom_id: str, body: dict[str, Any]) -> bytes:
+        line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions"}
+        return json.dumps({**line, "body": body}, ensure_ascii=False).encode() + b"\n"
+
+    def parse(self, body: dict[str, Any]) -> Any:
+        """A result's body as the completion instructor parses."""
+        try:
+            return ChatCompletion.model_validate(body)
+        except ValidationError:
+            return ChatCompletion.construct(**body)
+
+    # -- the batch's life --------------------------------------------------
+
+    async def upload(self, name: str, data: bytes) -> str:
+        uploaded = await self._retrying(
+            lambda: self._client.files.create(file=(name, data), purpose="batch")
+        )
+        return uploaded.id
+
+    async def create(self, file_id: str, tag: str, note: str) -> BatchInfo:
+        try:
+            batch = await self._client.batches.create(
+                input_file_id=file_id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={TAG_KEY: tag, "rolebatch_output": note[:500]},
+            )
+        except openai.APIStatusError as exc:
+            if _queue_full(exc):
+                raise QueueFull(server_message(exc)) from None
+            if exc.status_code >= 500:
+                raise Unknown(f"{exc.status_code} {server_message(exc)}") from None
+            raise self._refused(exc) from None
+        except openai.APIConnectionError as exc:  # a timeout included
+            raise Unknown(str(exc) or type(exc).__name__) from None
+        return _info(batch)
+
+    async def find(self, tag: str, since: float) -> BatchInfo | None:
+        """Our batch with ``tag``, created after ``since`` (newest are listed first)."""
+
+        async def search() -> BatchInfo | None:
+            async for batch in self._client.batches.list(limit=100):
+                if (batch.metadata or {}).get(TAG_KEY) == tag:
+                    return _info(batch)
+                if batch.created_at < since - 600:
+                    return None  # older than the tag: it is not there
+            return None
+
+        return await self._retrying(search)
+
+    async def get(self, batch_id: str) -> BatchInfo:
+        return _info(await self._retrying(lambda: self._client.batches.retrieve(batch_id)))
+
+    async def cancel(self, batch_id: str) -> BatchInfo:
+        return _info(await self._retrying(lambda: self._client.batches.cancel(batch_id)))
+
+    async def results(self, info: BatchInfo) -> AsyncIterator[Result]:
+        """Every result line in the batch's output and error files.  A
+        completed batch may have no output file (every request failed), and an
+        error line may say status 0."""
+        for file_id in (info.output_file_id, info.error_file_id):
+            if not file_id:
+                continue
+            content = await self._retrying(lambda fid=file_id: self._client.files.content(fid))
+            for raw in content.content.splitlines():
+                if raw.strip():
+                    yield _result(json.loads(raw))
+
+    # -- calls ---------------------------------------------------------------
+
+    async def _retrying(self, call: Any) -> Any:
+        for attempt in range(CALL_RETRIES + 1):
+            try:
+                return await call()
+            except openai.APIStatusError as exc:
+                if exc.status_code in (401, 403) or (
+                    exc.status_code < 500 and exc.status_code != 429
+                ):
+                    raise self._refused(exc) from None
+                if attempt == CALL_RETRIES:
+                    raise EndpointError(
+                        f"{self._endpoint.base_url} kept failing: {exc.status_code}"
+                        f" {server_message(exc)}"
+                    ) from None
+                wait = retry_after(exc.response.headers) or backoff_delay(attempt, 0.5, 30)
+            except openai.APIConnectionError as exc:
+                if attempt == CALL_RETRIES:
+                    raise EndpointError(
+                        f"cannot reach {self._endpoint.base_url}: {exc}. Run the same command"
+                        " again later: batches at the provider are collected then."
+                    ) from None
+                wait = backoff_delay(attempt, 0.5, 30)
+            await anyio.sleep(min(wait, 60))
+        raise AssertionError("unreachable")
+
+    def _refused(self, exc: openai.APIStatusError) -> Exception:
+        if exc.status_code in (401, 403):
+            env = self._endpoint.provider.key_env
+            return AuthError(
+                f"{self._endpoint.base_url} refused the API key ({exc.status_code}): set"
+                f" {env} to a valid key. Server said: {server_message(exc)}"
+            )
+        return EndpointError(
+            f"{self._endpoint.base_url} refused a batch request: {exc.status_code}"
+            f" {server_message(exc)}"
+        )
+
+
+def _queue_full(exc: openai.APIStatusError) -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    return (
+        error.get("code") == "token_limit_exceeded"
+        or "enqueued token limit" in str(server_message(exc)).lower()
+    )
+
+
+def _info(batch: Any) -> BatchInfo:
+    errors = [
+        (getattr(error, "code", None) or "", getattr(error, "message", None) or "")
+        for error in ((batch.errors.data or []) if batch.errors else [])
+    ]
+    counts = batch.request_counts
+    return BatchInfo(
+        id=batch.id,
+        status=batch.status,
+        ended=batch.status in ("completed", "expired", "failed", "cancelled"),
+        total=counts.total if counts else 0,
+        done=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        created_at=float(batch.created_at),
+        errors=[f"{code}: {message}" if code else message for code, message in errors],
+        queue_full=any(code == "token_limit_exceeded" for code, _ in errors),
+        tag=(batch.metadata or {}).get(TAG_KEY),
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+    )
+
+
+def _result(line: dict[str, Any]) -> Result:
+    response = line.get("response") or {}
+    status = response.get("status_code") or 0
+    body = response.get("body")
+    if status == 200 and isinstance(body, dict):
+        return Result(line.get("custom_id", ""), 200, body, None)
+    message = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+    error = line.get("error")
+    if not message and isinstance(error, dict):
+        message = error.get("message") or error.get("code")
+    return Result(line.get("custom_id", ""), int(status), None, message or f"status {status}")
