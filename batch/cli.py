@@ -1,7 +1,8 @@
 """The ``rolebatch`` command: a thin click layer over ``run_job``.
 
 Errors become messages and exit codes here and nowhere else:
-0 all ok, 1 finished with failed records, 2 usage or input error, 3 aborted.
+0 all ok, 1 finished with failed records, 2 usage or input error, 3 aborted,
+4 pending (batches at the provider; the same command collects).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 import click
 
+from .commands.batches import cancel, status
 from .commands.estimate import estimate
 from .commands.run import run
 from .errors import RolebatchError
@@ -25,6 +27,8 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(estimate)
+cli.add_command(status)
+cli.add_command(cancel)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +46,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
+# Answers the record already got elsewhere (a batch), handed to instructor
+# again before anything is sent: see ``Client.ask``.
+_replay: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("rolebatch_replay")
 
 
 class Client:
@@ -82,10 +85,16 @@ class Client:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def ask(self, record: Record) -> Outcome:
-        """The outcome for one record; raises AbortError when the run must stop."""
+    async def ask(self, record: Record, replay: Sequence[Any] = ()) -> Outcome:
+        """The outcome for one record; raises AbortError when the run must stop.
+
+        ``replay``: completions the record already got (through a batch), given
+        to instructor as the answers to its first attempts, so that what is
+        sent live is the re-ask instructor builds from them.  They are not
+        counted here: the caller accounts for them."""
         outcome = Outcome(cost=None if self.price is None else Decimal(0))
         token = _current.set(outcome)
+        replaying = _replay.set(list(replay))
         started = time.monotonic()
         try:
             answer = await self._create(
@@ -107,6 +116,7 @@ class Client:
         finally:
             outcome.latency_s = time.monotonic() - started
             _current.reset(token)
+            _replay.reset(replaying)
         return outcome
 
     async def _attempt(self, **kwargs: Any) -> Any:
@@ -115,6 +125,11 @@ class Client:
         it holds back every worker for the server's Retry-After and has its own,
         larger retry budget."""
         outcome = _current.get()
+        replay = _replay.get()
+        if replay:
+            completion = replay.pop(0)
+            check_finish(completion)
+            return completion
         prompt_size = TokenEstimate.prompt_size(kwargs)
 
         def cost() -> Cost:  # asked again while waiting: estimates improve meanwhile

@@ -263,3 +263,44 @@ def test_interrupted_while_waiting_the_batches_go_on_and_are_collected(rolebatch
     assert result.code == 0, result.err
     assert len(fake.state.batches.batches) == 1
     assert len(read_lines(Path(OUT))) == 3
+
+
+def test_reasks_can_go_live_at_the_live_price(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 1.", invalid=True, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--reask", "live")
+    assert result.code == 0, result.err
+    assert len(fake.state.batches.batches) == 1  # no follow-up batch
+    (reask,) = [r for r in fake.requests if not r.path.startswith("batch:")]
+    assert "validation error" in reask.text.lower()  # instructor's re-ask, sent live
+    line = read_lines(Path(OUT))[1]
+    assert line["status"] == "ok" and line["attempts"] == 2
+    batched = [r for r in fake.requests if r.path.startswith("batch:")]
+    (answer,) = [r.usage for r in batched if "thing 1." in r.text]
+    batch_part = answer["prompt_tokens"] * 1.25 + answer["completion_tokens"] * 5
+    live_part = reask.usage["prompt_tokens"] * 2.5 + reask.usage["completion_tokens"] * 10
+    assert line["cost_usd"] == pytest.approx((batch_part + live_part) / 1e6, rel=1e-9)
+
+
+def test_status_shows_and_cancel_stops_the_batches_of_an_output(rolebatch, fake, tmp_path, capsys):
+    from batch.cli import main
+
+    fake.state.batches.plan.polls = 10**9
+    fake.state.batches.plan.share = 0.5
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    assert rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait").code == 4
+    (batch_id,) = fake.state.batches.batches
+    assert main(["status", OUT]) == 0
+    shown = capsys.readouterr().out
+    assert f"batch {batch_id}: validating, 0 of 4 done" in shown and "4 requests" in shown
+    assert main(["cancel", OUT]) == 0
+    assert f"cancelling: batch {batch_id}: cancelling" in capsys.readouterr().out
+    # The next run collects what the cancelled batch answered and buys the rest.
+    fake.state.batches.plan.polls = 1
+    result = rolebatch(str(job), "-o", OUT, *BATCH)
+    assert result.code == 0, result.err
+    first, second = fake.state.batches.batches
+    lines = read_lines(Path(OUT))
+    assert Counter(line["batch_id"] for line in lines) == {first: 2, second: 2}
+    assert main(["status", OUT]) == 0
+    assert "no batches at the provider" in capsys.readouterr().out

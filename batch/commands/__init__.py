@@ -1,7 +1,8 @@
 """One module per command; ``batch.cli`` gathers them and maps errors to exit codes.
 
 Commands: ``run`` buys the answers for a job (through ``pipeline``);
-``estimate`` says what that would cost and take, sending nothing.
+``estimate`` says what that would cost and take, sending nothing; ``status``
+and ``cancel`` show and stop an output's batches at the provider.
 """
 
 from __future__ import annotations

@@ -28,11 +28,13 @@ With --no-wait the run submits, collects whatever has ended, and exits 4
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -43,11 +45,12 @@ from ..errors import AbortError, EndpointError, Interrupted, Pending, UsageError
 from ..plan import Plan
 from ..progress import Reporter, Tally
 from ..prompt import instructor_kwargs
-from ..providers.registry import Endpoint
+from ..providers.registry import Endpoint, resolve
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, cached_tokens, output_line
 from ..secrets import Redactor
 from ..verdict import judge, kind_of_status
+from . import live
 from .journal import Entry, Journal, custom_id, parse_custom_id
 
 FIRST_POLL = 2.0
@@ -364,7 +367,7 @@ class _BatchRun:
             if self.output.is_done(line) or attempt != len(self.kept.get(line, [])) + 1:
                 continue  # written before a crash, or not the attempt we are waiting for
             results[line] = (attempt, result)
-        lines, keep = [], []
+        lines, keep, live_reasks = [], [], []
         for record in self.checked.job.records():
             found = results.get(record.line)
             if found is None:
@@ -388,6 +391,8 @@ class _BatchRun:
                 max_reasks=self.config.max_reasks,
             )
             if verdict.reask is not None:
+                # Kept before anything else happens to it: a crash, or a live
+                # re-ask that fails, leaves it to re-ask again.
                 keep.append(
                     {
                         "line": record.line,
@@ -397,12 +402,32 @@ class _BatchRun:
                     }
                 )
                 self.kept[record.line] = answers
+                if self.config.reask == "live":
+                    live_reasks.append((record, answers))
                 continue
             lines.append(self._line(record, answers, verdict.response, verdict.error))
-        self._write(lines)
         self.journal.keep_answers(keep)
+        self._write(lines)
+        if live_reasks:
+            await self._reask_live(live_reasks)
         self.journal.record(entry, "ended", status=info.status)
         self.queue_full = False  # a batch ended: the queue has room again
+
+    async def _reask_live(self, items: list[tuple[Record, list[Any]]]) -> None:
+        """--reask live: the re-asks go out now, at the live price."""
+        replays = [
+            (record, [self.api.parse(body) for _, _, body in answers]) for record, answers in items
+        ]
+        outcomes = await live.reask(self.checked, replays)
+        lines, stop = [], None
+        for (record, answers), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, AbortError):
+                stop = stop or outcome  # the record stays to do, its answers kept
+                continue
+            lines.append(self._line(record, answers, None, None, live=outcome))
+        self._write(lines)
+        if stop is not None:
+            raise stop
 
     def _line(
         self,
@@ -411,20 +436,28 @@ class _BatchRun:
         response: dict[str, Any] | None,
         error: ErrorInfo | None,
         failed_round: str | None = None,
+        live: Outcome | None = None,
     ) -> tuple[int, str, Outcome]:
-        outcome = Outcome(response=response, error=error)
-        outcome.attempts = len(answers) + (1 if failed_round else 0)
-        outcome.cost = None if self.price is None else Decimal(0)
+        """The line of a record whose batch ``answers`` are all it got (and
+        ``failed_round``, a batch that answered it with an error), or which
+        went on ``live``."""
+        outcome = live or Outcome(response=response, error=error)
+        outcome.attempts += len(answers) + (1 if failed_round else 0)
+        if live is None:
+            outcome.cost = None if self.price is None else Decimal(0)
+        elif self.price is None:
+            outcome.cost = None  # the batch part has no known price
         for _, _, body in answers:
             usage = self.api.parse(body).usage
             outcome.usage.add(usage)
-            if outcome.cost is not None and usage is not None:
-                outcome.cost += self.price.cost(  # type: ignore[union-attr]
+            if outcome.cost is not None and usage is not None and self.price is not None:
+                outcome.cost += self.price.cost(
                     usage.prompt_tokens or 0, usage.completion_tokens or 0, cached_tokens(usage)
                 )
         batch_id = failed_round or (answers[-1][1] if answers else None)
         started = self._started(batch_id)
-        outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
+        if live is None:
+            outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
         label = self.checked.endpoint.label
         return record.line, output_line(record, outcome, label, batch_id=batch_id), outcome
 
@@ -441,3 +474,51 @@ class _BatchRun:
         self.output.sync()
         for _, _, outcome in lines:
             self.tally.add(outcome)
+
+
+# -- for an operator: what is out, and stopping it ----------------------------
+
+
+def _api_for(output: Path) -> tuple[BatchAPI, Journal]:
+    """The batch API an output's batches were created at, from its sidecar."""
+    journal = Journal.load(output)
+    try:
+        meta = json.loads(output.with_name(output.name + ".rolebatch.json").read_text())
+        config = meta["config"]
+        endpoint = resolve(config["model"], config["base_url"], config["mode"], None)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"{output}: not a rolebatch output (no readable sidecar)") from None
+    return open_batches(endpoint, 60.0), journal
+
+
+async def out_at_provider(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
+    """Every batch of ``output`` that is not collected, as the provider sees it
+    now (None: created just before a crash, and not found at the provider)."""
+    api, journal = _api_for(output)
+    found: list[tuple[Entry, BatchInfo | None]] = []
+    try:
+        for entry in journal.at_provider():
+            if entry.batch_id is not None:
+                found.append((entry, await api.get(entry.batch_id)))
+            else:
+                found.append((entry, await api.find(entry.tag, entry.at)))
+    finally:
+        await api.aclose()
+    return found
+
+
+async def cancel_out(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
+    """Cancel every batch of ``output`` still at the provider.  Their answers
+    so far are collected by the next run; the rest is still to do."""
+    api, journal = _api_for(output)
+    cancelled: list[tuple[Entry, BatchInfo | None]] = []
+    try:
+        for entry in journal.at_provider():
+            batch_id = entry.batch_id
+            if batch_id is None:
+                info = await api.find(entry.tag, entry.at)
+                batch_id = info.id if info is not None else None
+            cancelled.append((entry, await api.cancel(batch_id) if batch_id else None))
+    finally:
+        await api.aclose()
+    return cancelled

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -27,7 +28,7 @@ from ..plan import Plan
 from ..progress import Reporter, Tally, dollars
 from ..providers import open_transport
 from ..records.job import JobFile, Record
-from ..records.lines import output_line
+from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
 
 READ_BATCH = 256
@@ -187,3 +188,33 @@ async def _watch_signals(run: _Run, grace: float) -> None:
                 run.work.deadline = anyio.current_time() + grace
             else:
                 run.work.cancel()
+
+
+async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Outcome | AbortError]:
+    """``--reask live``: each record's batch answers are replayed to instructor,
+    and the re-ask it builds from them is sent live, at the live price.  The
+    outcomes count only the live part."""
+    config, endpoint = checked.config, checked.endpoint
+    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    transport = await open_transport(config, endpoint)
+    client = Client(
+        config, endpoint, checked.response_model, transport, limiter, checked.prices.live
+    )
+    outcomes: list[Outcome | AbortError] = [AbortError("not asked")] * len(items)
+    slots = anyio.CapacityLimiter(client.concurrency)
+
+    async def one(index: int, record: Record, answers: list[Any]) -> None:
+        async with slots:
+            try:
+                outcomes[index] = await client.ask(record, replay=answers)
+            except AbortError as exc:
+                outcomes[index] = exc
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for index, (record, answers) in enumerate(items):
+                tasks.start_soon(one, index, record, answers)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+    return outcomes
