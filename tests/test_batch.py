@@ -304,3 +304,23 @@ def test_status_shows_and_cancel_stops_the_batches_of_an_output(rolebatch, fake,
     assert Counter(line["batch_id"] for line in lines) == {first: 2, second: 2}
     assert main(["status", OUT]) == 0
     assert "no batches at the provider" in capsys.readouterr().out
+
+
+def test_a_batch_collected_again_after_a_crash_writes_nothing_twice(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 1.", invalid=True, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait").code == 4
+    fake.state.batches.plan.polls = 1
+    assert rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait").code == 4  # collected; re-ask out
+    # As a crash would leave it: the lines and the kept answer were written,
+    # the journal never said the first batch was collected.
+    journal = Path(OUT + ".batches/journal.jsonl")
+    steps = journal.read_text().splitlines()
+    collected = [i for i, s in enumerate(steps) if json.loads(s)["step"] == "ended"]
+    journal.write_text("".join(s + "\n" for i, s in enumerate(steps) if i not in collected))
+    result = rolebatch(str(job), "-o", OUT, *BATCH)
+    assert result.code == 0, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == ["r0", "r1", "r2"]
+    assert lines[1]["attempts"] == 2
+    assert sorted(fake.state.batches.custom_ids()) == ["L1-a1", "L2-a1", "L2-a2", "L3-a1"]
