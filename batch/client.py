@@ -36,9 +36,9 @@ from .pacing.limiter import Cost, Limiter
 from .prompt import instructor_kwargs
 from .providers import Transport
 from .providers.registry import Endpoint
-from .quirks import instructor as _instructor_quirks  # noqa: F401  (installs the memo)
+from .quirks.instructor import patched
 from .records.job import Record
-from .records.lines import Outcome, RecordFailure, cached_tokens
+from .records.lines import Outcome, RecordFailure, token_counts
 from .secrets import Redactor
 from .verdict import check_finish, classify, describe, root, server_message
 
@@ -76,9 +76,7 @@ class Client:
         self.limiter = limiter
         self.estimate = TokenEstimate(config.max_tokens)
         self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
-        self._create = instructor.patch(
-            create=self._attempt, mode=instructor.Mode[endpoint.mode.upper()]
-        )
+        self._create = patched(self._attempt, endpoint.mode, endpoint.provider.protocol)
         self._failures_in_a_row = 0
         self._ever_answered = False
 
@@ -224,13 +222,10 @@ class Client:
         )
 
     def _paid(self, usage: Any) -> Decimal:
-        if usage is None or self.price is None:
+        counts = token_counts(usage)
+        if counts is None or self.price is None:
             return Decimal(0)
-        return self.price.cost(
-            getattr(usage, "prompt_tokens", 0) or 0,
-            getattr(usage, "completion_tokens", 0) or 0,
-            cached_tokens(usage),
-        )
+        return self.price.cost(*counts)
 
     def _note_answered(self) -> None:
         self._failures_in_a_row = 0
@@ -265,8 +260,5 @@ class Client:
 
 def _spent(usage: Any) -> Cost | None:
     """A completion's ``usage`` as a Cost (None: the server did not say)."""
-    prompt = getattr(usage, "prompt_tokens", None)
-    completion = getattr(usage, "completion_tokens", None)
-    if prompt is None and completion is None:
-        return None
-    return Cost(prompt or 0, completion or 0)
+    counts = token_counts(usage)
+    return None if counts is None else Cost(counts[0], counts[1])

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import instructor
 import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
 from pydantic import ValidationError
 
-from .quirks import instructor as _instructor_quirks  # noqa: F401  (quiet logging, the memo)
+from .providers.registry import Endpoint
+from .quirks.instructor import patched
 from .records.lines import ErrorInfo, RecordFailure
 from .secrets import Redactor
 
@@ -37,6 +37,11 @@ class Refused(Exception):
 
 def check_finish(completion: Any) -> None:
     """Raise for an answer cut off at max_tokens, or refused."""
+    stop_reason = getattr(completion, "stop_reason", None)  # Anthropic's Messages
+    if stop_reason == "max_tokens":
+        raise Truncated()
+    if stop_reason == "refusal":
+        raise Refused("the model refused")
     choices = getattr(completion, "choices", None) or []
     if not choices:
         return
@@ -146,7 +151,7 @@ class _Captured(Exception):
 def judge(
     kwargs: dict[str, Any],
     answers: list[Any],
-    mode: str,
+    endpoint: Endpoint,
     redact: Redactor,
     *,
     max_reasks: int,
@@ -167,7 +172,7 @@ def judge(
         check_finish(completion)
         return completion
 
-    create = instructor.patch(create=replay, mode=instructor.Mode[mode.upper()])
+    create = patched(replay, endpoint.mode, endpoint.provider.protocol)
     # One call more than there are answers, while re-asks are left, so that
     # the request instructor would send next is built and captured.
     allowed = min(len(answers), max_reasks) if answers else 0

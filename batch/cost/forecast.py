@@ -188,7 +188,7 @@ class _Captured(Exception):
 def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
     """Characters instructor adds to a request for the mode: the request it
     builds for ``record``, captured instead of sent, less the bare messages."""
-    import instructor
+    from ..quirks.instructor import patched
 
     captured: dict[str, Any] = {}
 
@@ -196,7 +196,8 @@ def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
         captured.update(kwargs)
         raise _Captured
 
-    create = instructor.patch(create=capture, mode=instructor.Mode[checked.endpoint.mode.upper()])
+    endpoint = checked.endpoint
+    create = patched(capture, endpoint.mode, endpoint.provider.protocol)
     kwargs = instructor_kwargs(checked.config, checked.endpoint, checked.response_model, record)
     kwargs["max_retries"] = 0
     with contextlib.suppress(Exception):  # _Captured, however instructor wraps it

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..records.lines import token_counts
+
 CHARS_PER_TOKEN = 4.0
 DEFAULT_COMPLETION_ESTIMATE = 256
 
@@ -46,10 +48,11 @@ class TokenEstimate:
 
     def observe(self, usage: Any, prompt_size: float) -> None:
         """Learn from a response's ``usage``."""
-        completion = getattr(usage, "completion_tokens", None)
-        if completion is not None:
-            self._completion = _follow(self._completion, completion)
-        prompt = getattr(usage, "prompt_tokens", None)
+        counts = token_counts(usage)
+        if counts is None:
+            return
+        prompt, completion, _ = counts
+        self._completion = _follow(self._completion, completion)
         if prompt and prompt_size > 0:
             ratio = min(20.0, max(0.05, prompt / prompt_size))
             self._scale = _follow(self._scale, ratio)

@@ -9,8 +9,10 @@ x-ratelimit-reset-requests: 0.95s       when it is back to full
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 # The budgets a limiter may hold; a request costs 1 of ``requests`` and its
 # tokens of the others.
@@ -52,8 +54,30 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
-def read_limits(headers: Mapping[str, str]) -> dict[str, Reading]:
-    """Every budget the headers speak of (none: an empty dict)."""
+def _until(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from now until an RFC 3339 time (Anthropic's resets)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _epoch_ms(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from now until a time in milliseconds since the epoch (OpenRouter's)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value) / 1000 - (time.time() if now is None else now))
+    except ValueError:
+        return None
+
+
+def read_limits(headers: Mapping[str, str], now: float | None = None) -> dict[str, Reading]:
+    """Every budget the headers speak of (none: an empty dict).  ``now`` is
+    the wall-clock time, for resets given as times."""
     readings: dict[str, Reading] = {}
     for budget in ("requests", "tokens"):
         reading = Reading(
@@ -63,4 +87,19 @@ def read_limits(headers: Mapping[str, str]) -> dict[str, Reading]:
         )
         if reading != Reading():
             readings[budget] = reading
+    for budget in ("requests", "tokens", "input_tokens", "output_tokens"):
+        name = "anthropic-ratelimit-" + budget.replace("_", "-")
+        reading = Reading(
+            _number(headers, f"{name}-limit"),
+            _number(headers, f"{name}-remaining"),
+            _until(headers.get(f"{name}-reset"), now),
+        )
+        if reading != Reading():
+            readings[budget] = reading
+    if "requests" not in readings and headers.get("x-ratelimit-remaining") is not None:
+        readings["requests"] = Reading(
+            None,
+            _number(headers, "x-ratelimit-remaining"),
+            _epoch_ms(headers.get("x-ratelimit-reset"), now),
+        )
     return readings

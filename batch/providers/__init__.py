@@ -2,6 +2,7 @@
 
     registry     provider/name model strings: base URL, key variable, default mode
     openai_http  any OpenAI-compatible endpoint over HTTP
+    anthropic    Anthropic's Messages API
     local        the embedded offline model (llama.cpp)
 
 A transport takes the keyword arguments instructor builds for
@@ -37,10 +38,14 @@ class Transport(Protocol):
 
 
 async def open_transport(config: RunConfig, endpoint: Endpoint) -> Transport:
-    if endpoint.provider.name == "local":
+    if endpoint.provider.protocol == "local":
         from .local import LocalModel
 
         return await LocalModel.load()
+    if endpoint.provider.protocol == "anthropic":
+        from .anthropic import AnthropicTransport
+
+        return AnthropicTransport(endpoint, config.timeout, connections=config.concurrency)
     from .openai_http import HTTPTransport
 
     return HTTPTransport(endpoint, config.timeout, connections=config.concurrency)

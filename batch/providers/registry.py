@@ -17,27 +17,105 @@ class Provider:
     name: str
     base_url: str | None
     key_env: str | None
-    mode: str
+    mode: str  # the default --mode
     key_required: bool
     # The provider's id in genai-prices' price data (None: prices unknown).
     prices_id: str | None = None
     # Whether the provider has a batch API at half price.
     batch_api: bool = False
+    # The wire protocol: "openai" (Chat Completions), "anthropic" (Messages),
+    # or "local" (the embedded model).
+    protocol: str = "openai"
+    # The modes it takes (None: all of MODES).
+    modes: tuple[str, ...] | None = None
+    # Where its settings come from, for the README.
+    documented: str = ""
+
+
+def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str) -> Provider:
+    """A hosted OpenAI-compatible API."""
+    return Provider(name, url, key, mode, True, prices_id=prices, documented=doc)
 
 
 PROVIDERS = {
     p.name: p
     for p in (
         Provider(
-            "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "tools", True, "openai", True
+            "openai",
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+            "tools",
+            True,
+            prices_id="openai",
+            batch_api=True,
         ),
         Provider(
+            "anthropic",
+            "https://api.anthropic.com",
+            "ANTHROPIC_API_KEY",
+            "tools",
+            True,
+            prices_id="anthropic",
+            batch_api=True,
+            protocol="anthropic",
+            modes=("tools", "json"),
+        ),
+        _host(
             "openrouter",
             "https://openrouter.ai/api/v1",
             "OPENROUTER_API_KEY",
             "tools",
-            True,
             "openrouter",
+            "https://openrouter.ai/docs/quickstart",
+        ),
+        _host(
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "GEMINI_API_KEY",
+            "tools",
+            "google",
+            "https://ai.google.dev/gemini-api/docs/openai",
+        ),
+        _host(
+            "groq",
+            "https://api.groq.com/openai/v1",
+            "GROQ_API_KEY",
+            "tools",
+            "groq",
+            "https://console.groq.com/docs/openai",
+        ),
+        _host(
+            "together",
+            "https://api.together.ai/v1",
+            "TOGETHER_API_KEY",
+            # Only some of its models take tools or a response format.
+            "md_json",
+            "together",
+            "https://docs.together.ai/docs/inference/openai-compatibility",
+        ),
+        _host(
+            "fireworks",
+            "https://api.fireworks.ai/inference/v1",
+            "FIREWORKS_API_KEY",
+            "json",
+            "fireworks",
+            "https://docs.fireworks.ai/tools-sdks/openai-compatibility",
+        ),
+        _host(
+            "deepseek",
+            "https://api.deepseek.com",
+            "DEEPSEEK_API_KEY",
+            "tools",
+            "deepseek",
+            "https://api-docs.deepseek.com/",
+        ),
+        _host(
+            "mistral",
+            "https://api.mistral.ai/v1",
+            "MISTRAL_API_KEY",
+            "tools",
+            "mistral",
+            "https://docs.mistral.ai/api/",
         ),
         Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False),
         Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False),
@@ -45,7 +123,7 @@ PROVIDERS = {
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
         # The embedded offline model (batch.providers.local); no server, no key.
-        Provider("local", None, None, "json_schema", False),
+        Provider("local", None, None, "json_schema", False, protocol="local"),
     )
 }
 LOCAL_MODELS = ("gemma-3-270m",)
@@ -93,8 +171,9 @@ def resolve(
     if url is None:
         raise UsageError(f"--model {model!r} needs --base-url (or OPENAI_BASE_URL)")
     chosen_mode = mode or provider.mode
-    if chosen_mode not in MODES:
-        raise UsageError(f"--mode {chosen_mode!r}: choose one of {', '.join(MODES)}")
+    allowed = provider.modes or MODES
+    if chosen_mode not in allowed:
+        raise UsageError(f"--mode {chosen_mode!r}: {provider.name} takes {', '.join(allowed)}")
     key = api_key or (os.environ.get(provider.key_env) if provider.key_env else None)
     # A custom base URL usually means a local server that takes any key.
     if not key and provider.key_required and not base_url and need_key:

@@ -53,6 +53,17 @@ def remember_checked_models() -> None:
         _instructor_patch.reject_async_validators = remembered
 
 
+def patched(create: Any, mode: str, protocol: str) -> Any:
+    """instructor's ``create`` for ``mode`` over ``create``, for the wire
+    protocol it speaks (instructor 1.17 looks modes up per provider)."""
+    import instructor
+
+    provider = instructor.Provider.ANTHROPIC if protocol == "anthropic" else None
+    if provider is None:
+        return instructor.patch(create=create, mode=instructor.Mode[mode.upper()])
+    return instructor.patch(create=create, mode=instructor.Mode[mode.upper()], provider=provider)
+
+
 def check_response_model(model: type[BaseModel], name: str) -> None:
     """Refuse, before anything is sent, a model instructor would refuse on every call."""
     if _async_validators is None:

@@ -32,10 +32,27 @@ class RecordFailure(Exception):
         self.kind = kind
 
 
-def cached_tokens(usage: Any) -> int:
-    """Prompt tokens the provider read from its cache, where it says."""
-    details = getattr(usage, "prompt_tokens_details", None)
-    return getattr(details, "cached_tokens", None) or 0
+def token_counts(usage: Any) -> tuple[int, int, int] | None:
+    """(prompt, completion, cached prompt) tokens of an answer's ``usage``, in
+    either protocol's words; None when the answer did not say.
+
+    OpenAI: prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens.
+    Anthropic: input_tokens (which leaves out what was read from or written to
+    its cache: added back here), output_tokens, cache_read_input_tokens."""
+    if usage is None:
+        return None
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if prompt is not None or completion is not None:
+        details = getattr(usage, "prompt_tokens_details", None)
+        return prompt or 0, completion or 0, getattr(details, "cached_tokens", None) or 0
+    given = getattr(usage, "input_tokens", None)
+    output = getattr(usage, "output_tokens", None)
+    if given is None and output is None:
+        return None
+    read = getattr(usage, "cache_read_input_tokens", None) or 0
+    written = getattr(usage, "cache_creation_input_tokens", None) or 0
+    return (given or 0) + read + written, output or 0, read
 
 
 @dataclass(slots=True)
@@ -47,13 +64,15 @@ class Usage:
     seen: bool = False
 
     def add(self, usage: Any) -> None:
-        if usage is None:
+        counts = token_counts(usage)
+        if counts is None:
             return
+        prompt, completion, cached = counts
         self.seen = True
-        self.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
-        self.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
-        self.total_tokens += getattr(usage, "total_tokens", 0) or 0
-        self.cached_tokens += cached_tokens(usage)
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += getattr(usage, "total_tokens", None) or prompt + completion
+        self.cached_tokens += cached
 
     def as_dict(self) -> dict[str, int] | None:
         if not self.seen:

@@ -47,7 +47,7 @@ from ..progress import Reporter, Tally
 from ..prompt import instructor_kwargs
 from ..providers.registry import Endpoint, resolve
 from ..records.job import Record
-from ..records.lines import ErrorInfo, Outcome, cached_tokens, output_line
+from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..secrets import Redactor
 from ..verdict import judge, kind_of_status
 from . import live
@@ -141,7 +141,6 @@ class _BatchRun:
         self.reporter = reporter
         self.api = api
         self.price: Price | None = checked.prices.batch
-        self.mode = checked.endpoint.mode
         self.model = instructor.openai_schema(checked.response_model)
         self.redact = Redactor(checked.endpoint.api_key)
         self.journal = Journal.load(self.output.path)
@@ -250,7 +249,7 @@ class _BatchRun:
         verdict = judge(
             self._kwargs(record),
             [self.api.parse(body) for _, _, body in kept],
-            self.mode,
+            self.checked.endpoint,
             self.redact,
             max_reasks=self.config.max_reasks,
         )
@@ -386,7 +385,7 @@ class _BatchRun:
             verdict = judge(
                 self._kwargs(record),
                 [self.api.parse(body) for _, _, body in answers],
-                self.mode,
+                self.checked.endpoint,
                 self.redact,
                 max_reasks=self.config.max_reasks,
             )
@@ -450,10 +449,9 @@ class _BatchRun:
         for _, _, body in answers:
             usage = self.api.parse(body).usage
             outcome.usage.add(usage)
-            if outcome.cost is not None and usage is not None and self.price is not None:
-                outcome.cost += self.price.cost(
-                    usage.prompt_tokens or 0, usage.completion_tokens or 0, cached_tokens(usage)
-                )
+            counts = token_counts(usage)
+            if outcome.cost is not None and counts is not None and self.price is not None:
+                outcome.cost += self.price.cost(*counts)
         batch_id = failed_round or (answers[-1][1] if answers else None)
         started = self._started(batch_id)
         if live is None:
