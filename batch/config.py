@@ -35,6 +35,9 @@ class RunConfig:
     # Requests and tokens per minute; None: learn from headers, or back off on 429s.
     rpm: float | None = None
     tpm: float | None = None
+    # Input and output tokens per minute, where they are separate budgets (Anthropic).
+    itpm: float | None = None
+    otpm: float | None = None
     # Seconds before the first HTTP retry; doubles each retry, with jitter.
     backoff_base: float = 0.5
     backoff_max: float = 30.0

@@ -36,6 +36,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
         "OPENROUTER_API_KEY",
+        "ANTHROPIC_API_KEY",
         "ROLEBATCH_MODEL",
         "ROLEBATCH_SCHEMA",
         "ROLEBATCH_CONCURRENCY",

@@ -1,4 +1,5 @@
-"""A loopback server that speaks the OpenAI Chat Completions protocol.
+"""A loopback server that speaks the OpenAI Chat Completions protocol (and,
+on ``/v1/messages``, Anthropic's Messages API: ``tests.fake_anthropic``).
 
 It answers in the shape the request asks for (a tool call, a ``json_object``
 or ``json_schema`` response, or a markdown code block) with an object it
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import fake_anthropic
+from tests.fake_anthropic import MessageBatches
 from tests.fake_batches import BatchAPI
 
 _BATCH_ROUTE = re.compile(r"/v1/(files|batches)(/|\?|$)")
@@ -192,11 +195,17 @@ class FakeState:
     record_requests: bool = True
     quota: Quota = field(default_factory=Quota)
     batches: BatchAPI = field(default_factory=BatchAPI)
+    message_batches: MessageBatches = field(default_factory=MessageBatches)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _messages_text(body: dict[str, Any]) -> str:
     parts = []
+    system = body.get("system")  # Anthropic's Messages: the system prompt apart
+    if isinstance(system, str):
+        parts.append(system)
+    elif isinstance(system, list):
+        parts.extend(p.get("text", "") for p in system if isinstance(p, dict))
     for message in body.get("messages", []):
         content = message.get("content")
         if isinstance(content, str):
@@ -210,6 +219,8 @@ def _request_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     """Find the JSON Schema that instructor put into the request, for any mode."""
     tools = body.get("tools")
     if tools:
+        if "input_schema" in tools[0]:  # Anthropic's tool
+            return tools[0]["input_schema"]
         return tools[0]["function"].get("parameters")
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
@@ -365,7 +376,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._headers_buffer.extend((b"\r\n", data))
         self.flush_headers()
 
+    @property
+    def _root(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
     def do_GET(self) -> None:
+        if fake_anthropic.BATCH_ROUTE.search(self.path):
+            with self.server.state.lock:
+                batches = self.server.state.message_batches
+            self._send(*batches.get(self.path, self._root, self.server.state))
+            return
         if self.path.rstrip("/").endswith("/stats"):
             with self.server.state.lock:
                 self._send(200, self.server.state.quota.stats())
@@ -388,12 +409,18 @@ class _Handler(BaseHTTPRequestHandler):
         if _BATCH_ROUTE.search(self.path):
             self._send(*state.batches.post(self.path, self.headers, raw, state))
             return
+        if fake_anthropic.BATCH_ROUTE.search(self.path):
+            with state.lock:
+                batches = state.message_batches
+            self._send(*batches.post(self.path, raw, self._root))
+            return
         try:
             body = json.loads(raw)
         except ValueError:
             self._send(400, {"error": {"message": "invalid JSON body", "type": "invalid_request"}})
             return
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        anthropic = self.path.rstrip("/").endswith("/v1/messages")
+        if not anthropic and not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
         text = _messages_text(body)
@@ -417,9 +444,16 @@ class _Handler(BaseHTTPRequestHandler):
                     headers["Retry-After"] = f"{fault.retry_after:g}"
                 if fault.retry_after_ms is not None:
                     headers["retry-after-ms"] = str(fault.retry_after_ms)
-                payload = fault.body or {
-                    "error": {"message": f"fake error {fault.status}", "type": "fake", "code": None}
-                }
+                if anthropic:
+                    payload = fault.body or fake_anthropic.error_body(fault.status)
+                else:
+                    payload = fault.body or {
+                        "error": {
+                            "message": f"fake error {fault.status}",
+                            "type": "fake",
+                            "code": None,
+                        }
+                    }
                 recorded.status = fault.status
                 self._send(fault.status, payload, headers)
             elif fault.drop:
@@ -429,12 +463,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Limits are checked on arrival, as providers do (a 429 comes back at
         # once; the answer's tokens count when the request arrives).
-        completion = completion_for(body, fault, state.cached_tokens)
+        if anthropic:
+            completion = fake_anthropic.message_for(body, fault, state.cached_tokens)
+            prompt, answer = fake_anthropic.usage_counts(completion)
+        else:
+            completion = completion_for(body, fault, state.cached_tokens)
+            prompt = completion["usage"]["prompt_tokens"]
+            answer = completion["usage"]["completion_tokens"]
         with state.lock:
-            ok, headers = state.quota.admit(completion["usage"]["total_tokens"], time.time())
+            ok, headers = state.quota.admit(prompt + answer, time.time(), prompt, answer)
         if not ok:
             recorded.status = 429
-            message = {"error": {"message": "Rate limit reached", "type": "requests"}}
+            if anthropic:
+                message = fake_anthropic.error_body(429, "Number of request tokens has exceeded")
+            else:
+                message = {"error": {"message": "Rate limit reached", "type": "requests"}}
             self._send(429, message, headers)
             return
         if delay:
@@ -473,6 +516,11 @@ class FakeServer:
         return f"http://{host}:{port}/v1"
 
     @property
+    def root(self) -> str:
+        """The base URL without ``/v1``, as Anthropic's SDK takes it."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
     def requests(self) -> list[Recorded]:
         return self.state.requests
 
@@ -490,6 +538,7 @@ class FakeServer:
             self.state.cached_tokens = 0
             self.state.quota = Quota()
             self.state.batches = BatchAPI()
+            self.state.message_batches = MessageBatches()
 
     def start(self) -> FakeServer:
         self._thread.start()

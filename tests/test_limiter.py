@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from batch.pacing.backoff import backoff_delay, retry_after
-from batch.pacing.headers import parse_reset
+from batch.pacing.headers import parse_reset, read_limits
 from batch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Cost, Limiter
 
 pytestmark = pytest.mark.anyio
@@ -396,3 +396,52 @@ def test_token_estimate_learns_from_real_usage():
     estimate.observe(SimpleNamespace(prompt_tokens=size / 2, completion_tokens=30), size)
     assert estimate.tokens(size) == pytest.approx(size / 2 + 30)
     assert TokenEstimate(max_tokens=64).tokens(0) == 64
+
+
+def test_anthropic_headers_read_as_four_budgets_with_rfc3339_resets():
+    base = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    headers = {
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2027-01-15T08:00:01.5Z",
+        "anthropic-ratelimit-input-tokens-limit": "40000",
+        "anthropic-ratelimit-input-tokens-remaining": "39000",
+        "anthropic-ratelimit-input-tokens-reset": "2027-01-15T08:00:00+00:00",
+        "anthropic-ratelimit-output-tokens-limit": "8000",
+        "anthropic-ratelimit-output-tokens-remaining": "7990",
+        "anthropic-ratelimit-output-tokens-reset": "not a time",
+    }
+    readings = read_limits(headers, now=base - 2.0)
+    assert set(readings) == {"requests", "input_tokens", "output_tokens"}
+    assert readings["requests"].limit == 50 and readings["requests"].remaining == 49
+    assert readings["requests"].reset == pytest.approx(3.5)
+    assert readings["input_tokens"].limit == 40000
+    assert readings["input_tokens"].reset == pytest.approx(2.0)
+    assert readings["output_tokens"].remaining == 7990
+    assert readings["output_tokens"].reset is None  # unreadable: unknown, not zero
+
+
+def test_openrouter_headers_read_remaining_and_a_reset_in_epoch_milliseconds():
+    readings = read_limits(
+        {
+            "x-ratelimit-limit": "20",
+            "x-ratelimit-remaining": "7",
+            "x-ratelimit-reset": "1800000001250",
+        },
+        now=1_800_000_000.0,
+    )
+    assert set(readings) == {"requests"}
+    assert readings["requests"].remaining == 7
+    assert readings["requests"].reset == pytest.approx(1.25)
+
+
+async def test_input_tokens_are_a_budget_apart_from_output_tokens():
+    clock = FakeClock()
+    limiter = Limiter(itpm=6000, otpm=600, clock=clock, probe=False)  # 100 in, 10 out a second
+    start = clock.t
+    for _ in range(5):
+        permit = await limiter.acquire(Cost(prompt=10, completion=10))
+        limiter.release(permit, Cost(prompt=10, completion=10), ok=True)
+    # Input alone (97 a second, starting from one token) would take half a
+    # second for all five; output tokens (9.7 a second) take five.
+    assert clock.t - start == pytest.approx((50 - 1) / (10 * HEADROOM), rel=0.05)

@@ -90,3 +90,20 @@ def test_rpm_option_is_in_help(capsys):
     assert main(["run", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--rpm" in text and "--tpm" in text and "--max-rate-limit-retries" in text
+
+
+def test_openrouter_headers_hold_the_pace_with_no_limit_given(
+    rolebatch, fake, tmp_path, monkeypatch
+):
+    # OpenRouter's headers: x-ratelimit-limit / -remaining for its window and
+    # a reset in milliseconds since the epoch; no -requests/-tokens suffix.
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    fake.state.quota = Quota(rpm=600, style="openrouter")
+    fake.state.latency = 0.03
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    result = rolebatch(
+        str(job), "-o", "o.jsonl", "--concurrency", "16", "--model", "openrouter/openai/gpt-4o"
+    )
+    assert result.code == 0, result.err
+    assert fake.state.quota.accepted == 30
+    assert fake.state.quota.rejected <= 1

@@ -115,6 +115,22 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         " from x-ratelimit-* headers]",
     ),
     click.option(
+        "--itpm",
+        type=click.FloatRange(min=0.001),
+        envvar="ROLEBATCH_ITPM",
+        show_envvar=True,
+        help="Input (prompt) tokens per minute to stay under, where the provider limits"
+        " them apart from output tokens (Anthropic).  [default: learned from headers]",
+    ),
+    click.option(
+        "--otpm",
+        type=click.FloatRange(min=0.001),
+        envvar="ROLEBATCH_OTPM",
+        show_envvar=True,
+        help="Output (completion) tokens per minute to stay under.  [default: learned"
+        " from headers]",
+    ),
+    click.option(
         "--fresh",
         is_flag=True,
         help="Start over: overwrite the output instead of resuming it.",

@@ -224,10 +224,14 @@ def _time(config: RunConfig, result: Forecast) -> None:
     if config.tpm:
         tokens = result.prompt_tokens + result.completion_tokens
         limits.append((tokens / config.tpm * 60, f"--tpm {config.tpm:g}"))
+    if config.itpm:
+        limits.append((result.prompt_tokens / config.itpm * 60, f"--itpm {config.itpm:g}"))
+    if config.otpm:
+        limits.append((result.completion_tokens / config.otpm * 60, f"--otpm {config.otpm:g}"))
     if not limits:
         result.time_basis = (
             "unknown: the limits are learned from the provider as the run goes; give"
-            " --rpm/--tpm to estimate it"
+            " --rpm/--tpm/--itpm/--otpm to estimate it"
         )
         return
     result.seconds, binding = max(limits)

@@ -29,6 +29,9 @@ class TokenEstimate:
     @staticmethod
     def prompt_size(request: dict[str, Any]) -> float:
         sent = json.dumps(request.get("messages"), ensure_ascii=False, default=str)
+        system = request.get("system")  # Anthropic's Messages: the system prompt apart
+        if system:
+            sent += json.dumps(system, ensure_ascii=False, default=str)
         schema = request.get("tools") or request.get("response_format")
         size = len(sent) + (len(json.dumps(schema, default=str)) if schema else 0)
         return size / CHARS_PER_TOKEN

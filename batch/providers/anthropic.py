@@ -44,7 +44,7 @@ class AnthropicTransport:
             raise openai.APITimeoutError(request=exc.request) from exc
         except anthropic.APIConnectionError as exc:
             raise openai.APIConnectionError(message=str(exc), request=exc.request) from exc
-        return Reply(raw.parse(), raw.headers)
+        return Reply(await raw.parse(), raw.headers)
 
     async def aclose(self) -> None:
         await self._client.close()

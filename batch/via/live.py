@@ -51,6 +51,17 @@ class _Run:
         self.work.cancel()
 
 
+def limiter_for(config: Any) -> Limiter:
+    """The run's pace: the limits given, the rest learned from the answers."""
+    return Limiter(
+        config.rpm,
+        config.tpm,
+        max_in_flight=config.concurrency,
+        itpm=config.itpm,
+        otpm=config.otpm,
+    )
+
+
 def budget_reached(cap: SpendCap, tally: Tally) -> BudgetReached:
     return BudgetReached(
         f"budget reached: {dollars(cap.total)} of {dollars(cap.limit)} spent;"
@@ -63,7 +74,7 @@ async def buy(
     checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
 ) -> None:
     config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
-    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    limiter = limiter_for(config)
     transport = await open_transport(config, endpoint)
     client = Client(
         config, endpoint, checked.response_model, transport, limiter, checked.prices.live, cap
@@ -195,7 +206,7 @@ async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Ou
     and the re-ask it builds from them is sent live, at the live price.  The
     outcomes count only the live part."""
     config, endpoint = checked.config, checked.endpoint
-    limiter = Limiter(config.rpm, config.tpm, max_in_flight=config.concurrency)
+    limiter = limiter_for(config)
     transport = await open_transport(config, endpoint)
     client = Client(
         config, endpoint, checked.response_model, transport, limiter, checked.prices.live
