@@ -47,8 +47,8 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     if config.via == "batch":
         if not endpoint.provider.batch_api:
             raise UsageError(
-                f"--via batch needs a provider with a batch API (openai); {endpoint.label}"
-                " has none: run it live (--via live)"
+                "--via batch needs a provider with a batch API (openai, anthropic);"
+                f" {endpoint.label} has none: run it live (--via live)"
             )
         if config.max_cost is not None:
             raise UsageError(

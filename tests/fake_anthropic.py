@@ -198,6 +198,9 @@ class MessageBatches:
                     return 400, error_body(400, f"bad custom_id {request.get('custom_id')!r}")
             if not requests or len(requests) > 100_000:
                 return 400, error_body(400, "a batch takes 1 to 100,000 requests")
+            if self.plan.fail_creates:
+                self.plan.fail_creates -= 1
+                return 500, error_body(500, "internal error")
             self._next += 1
             batch = FakeMessageBatch(
                 f"msgbatch_{self._next:04d}",

@@ -47,6 +47,7 @@ class BatchPlan:
     queue_limit: int | None = None  # most requests in batches not ended; more: refused
     queue_failures: int = 0  # the next N batches end failed with token_limit_exceeded
     create_delay: float = 0.0  # create answers this late; the batch exists at once
+    fail_creates: int = 0  # the next N creates: 500, and no batch is made (Anthropic's fake)
     created: threading.Event = field(default_factory=threading.Event)  # a create was made
 
 

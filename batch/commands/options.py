@@ -153,8 +153,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         type=click.Choice(["live", "batch"]),
         default="live",
         show_default=True,
-        help="live: one request per attempt, now; batch: the provider's batch API (openai),"
-        " half the price, results within 24 hours.",
+        help="live: one request per attempt, now; batch: the provider's batch API"
+        " (openai, anthropic), half the price, results within 24 hours.",
     ),
     click.option(
         "--wait/--no-wait",

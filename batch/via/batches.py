@@ -9,9 +9,12 @@ quota, results within 24 hours.
               needs a re-ask is kept and its re-ask goes into the next round
 
 Every request in a batch is bought once.  Each step is journaled before the
-next (``via.journal``), a batch created just before a crash is found by the
-tag in its metadata and adopted, and a record in a batch that is not over is
-never packed into another.  A record counts as answered only by a result line
+next (``via.journal``), a batch created just before a crash is found and
+adopted (OpenAI: by the tag in its metadata; Anthropic, whose batches carry
+none: by its time and size, stopping when that is ambiguous), every
+request's custom_id carries its batch's tag so that no result is taken from
+another batch, and a record in a batch that is not over is never packed
+into another.  A record counts as answered only by a result line
 with status 200, never by the provider's counts; a record a batch did not
 answer (it expired, was cancelled, or its line is missing) is simply still to
 do.  What happens if the process dies right after each paid step:
@@ -51,7 +54,7 @@ from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..secrets import Redactor
 from ..verdict import judge, kind_of_status
 from . import live
-from .journal import Entry, Journal, custom_id, parse_custom_id
+from .journal import Entry, Journal, custom_id, mark_of, new_tag, parse_custom_id
 
 FIRST_POLL = 2.0
 POLL_GROWTH = 1.5
@@ -89,6 +92,11 @@ class Unknown(Exception):
     """A create whose outcome is unknown (timeout, dropped connection, 5xx)."""
 
 
+class Ambiguous(EndpointError):
+    """More than one batch at the provider could be the one a crash left
+    unrecorded: adopting either, or submitting again, could pay twice."""
+
+
 class BatchAPI(Protocol):
     max_requests: int
     max_bytes: int
@@ -96,8 +104,8 @@ class BatchAPI(Protocol):
     def request_line(self, custom_id: str, body: dict[str, Any]) -> bytes: ...
     def parse(self, body: dict[str, Any]) -> Any: ...
     async def upload(self, name: str, data: bytes) -> str: ...
-    async def create(self, file_id: str, tag: str, note: str) -> BatchInfo: ...
-    async def find(self, tag: str, since: float) -> BatchInfo | None: ...
+    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo: ...
+    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None: ...
     async def get(self, batch_id: str) -> BatchInfo: ...
     async def cancel(self, batch_id: str) -> BatchInfo: ...
     def results(self, info: BatchInfo) -> AsyncIterator[Result]: ...
@@ -107,9 +115,13 @@ class BatchAPI(Protocol):
 def open_batches(endpoint: Endpoint, timeout: float) -> BatchAPI:
     if not endpoint.provider.batch_api:
         raise UsageError(
-            f"--via batch needs a provider with a batch API (openai); {endpoint.label} has"
-            " none: run it live (--via live)"
+            f"--via batch needs a provider with a batch API (openai, anthropic);"
+            f" {endpoint.label} has none: run it live (--via live)"
         )
+    if endpoint.provider.protocol == "anthropic":
+        from .anthropic_batches import AnthropicBatches
+
+        return AnthropicBatches(endpoint, timeout)
     from .openai_batches import OpenAIBatches
 
     return OpenAIBatches(endpoint, timeout)
@@ -225,26 +237,32 @@ class _BatchRun:
         pack: list[bytes] = []
         ids: list[str] = []
         size = 0
+        tag = new_tag()
         for record in self._to_do():
             request = self._next_request(record)
             if request is None:
                 continue  # judged final from kept answers: its line is written
-            line = self.api.request_line(*request)
+            attempt, body = request
+            line = self.api.request_line(custom_id(record.line, attempt, tag), body)
             if pack and (len(pack) >= self._batch_size or size + len(line) > self.api.max_bytes):
-                if not await self._send(ids, pack):
+                if not await self._send(tag, ids, pack):
                     return
                 pack, ids, size = [], [], 0
+                tag = new_tag()
+                line = self.api.request_line(custom_id(record.line, attempt, tag), body)
             pack.append(line)
-            ids.append(request[0])
+            ids.append(custom_id(record.line, attempt, tag))
             size += len(line)
         if pack:
-            await self._send(ids, pack)
+            await self._send(tag, ids, pack)
 
     @property
     def _batch_size(self) -> int:
         return max(1, min(self.config.batch_size, self.api.max_requests))
 
-    def _next_request(self, record: Record) -> tuple[str, dict[str, Any]] | None:
+    def _next_request(self, record: Record) -> tuple[int, dict[str, Any]] | None:
+        """(attempt, request) of the record's next request; None when its
+        kept answers already decide it (its line is written then)."""
         kept = self.kept.get(record.line, [])
         verdict = judge(
             self._kwargs(record),
@@ -256,15 +274,15 @@ class _BatchRun:
         if verdict.reask is None:
             self._write([self._line(record, kept, verdict.response, verdict.error)])
             return None
-        return custom_id(record.line, len(kept) + 1), verdict.reask
+        return len(kept) + 1, verdict.reask
 
     def _kwargs(self, record: Record) -> dict[str, Any]:
         return instructor_kwargs(self.config, self.checked.endpoint, self.model, record)
 
-    async def _send(self, ids: list[str], pack: list[bytes]) -> bool:
+    async def _send(self, tag: str, ids: list[str], pack: list[bytes]) -> bool:
         """Pack → intent → upload → create, each journaled.  False when the
         provider will not queue more for now."""
-        entry = self.journal.new_entry(ids)
+        entry = self.journal.new_entry(ids, tag)
         self.journal.write_requests(entry.tag, pack)
         self.journal.record(entry, "intent")
         file_id = await self.api.upload(f"{entry.tag}.jsonl", b"".join(pack))
@@ -286,7 +304,7 @@ class _BatchRun:
                 file_id = await self.api.upload(f"{entry.tag}.jsonl", data)
                 self.journal.record(entry, "uploaded", file_id=file_id)
             if entry.step == "uploaded" and not self.queue_full:
-                found = await self.api.find(entry.tag, entry.at)
+                found = await self.api.find(entry, self.journal.known_batches())
                 if found is not None:
                     self.journal.record(entry, "created", batch_id=found.id)
                 else:
@@ -296,12 +314,14 @@ class _BatchRun:
         assert entry.file_id is not None
         for _ in range(3):
             try:
-                info = await self.api.create(entry.file_id, entry.tag, self.output.path.name)
+                info = await self.api.create(
+                    entry, self.output.path.name, self.journal.request_file(entry.tag)
+                )
             except QueueFull:
                 return self._refused(entry)
             except Unknown:
                 # It may exist: look before trying again.
-                found = await self.api.find(entry.tag, entry.at)
+                found = await self.api.find(entry, self.journal.known_batches())
                 if found is not None:
                     info = found
                 else:
@@ -362,7 +382,9 @@ class _BatchRun:
             parsed = parse_custom_id(result.custom_id)
             if parsed is None or parsed[0] >= len(self.output.by_line):
                 continue
-            line, attempt = parsed
+            line, attempt, mark = parsed
+            if mark is not None and mark != mark_of(entry.tag):
+                continue  # not a request of this batch's
             if self.output.is_done(line) or attempt != len(self.kept.get(line, [])) + 1:
                 continue  # written before a crash, or not the attempt we are waiting for
             results[line] = (attempt, result)
@@ -499,7 +521,7 @@ async def out_at_provider(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
             if entry.batch_id is not None:
                 found.append((entry, await api.get(entry.batch_id)))
             else:
-                found.append((entry, await api.find(entry.tag, entry.at)))
+                found.append((entry, await api.find(entry, journal.known_batches())))
     finally:
         await api.aclose()
     return found
@@ -514,7 +536,7 @@ async def cancel_out(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
         for entry in journal.at_provider():
             batch_id = entry.batch_id
             if batch_id is None:
-                info = await api.find(entry.tag, entry.at)
+                info = await api.find(entry, journal.known_batches())
                 batch_id = info.id if info is not None else None
             cancelled.append((entry, await api.cancel(batch_id) if batch_id else None))
     finally:

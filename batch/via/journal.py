@@ -40,16 +40,29 @@ from ..errors import OutputError
 STEPS = ("intent", "uploaded", "created", "ended")
 
 
-def custom_id(line: int, attempt: int) -> str:
-    """Short, stable, and within every provider's pattern (^[a-zA-Z0-9_-]{1,64}$)."""
-    return f"L{line}-a{attempt}"
+def mark_of(tag: str) -> str:
+    """The part of a batch's tag that its requests' custom_ids carry."""
+    return tag[-8:]
 
 
-def parse_custom_id(value: str) -> tuple[int, int] | None:
-    head, _, attempt = value.partition("-a")
+def custom_id(line: int, attempt: int, tag: str) -> str:
+    """Short, stable, within every provider's pattern (^[a-zA-Z0-9_-]{1,64}$),
+    and marked with its batch's tag: a result is taken only from the batch its
+    request was packed for, even if a batch were ever adopted by mistake."""
+    return f"L{line}-a{attempt}-{mark_of(tag)}"
+
+
+def parse_custom_id(value: str) -> tuple[int, int, str | None] | None:
+    """(line, attempt, mark) of a custom_id; None when it is not ours."""
+    head, _, rest = value.partition("-a")
+    attempt, _, mark = rest.partition("-")
     if not head.startswith("L") or not head[1:].isdigit() or not attempt.isdigit():
         return None
-    return int(head[1:]), int(attempt)
+    return int(head[1:]), int(attempt), mark or None
+
+
+def new_tag() -> str:
+    return f"rb-{uuid.uuid4().hex[:20]}"
 
 
 @dataclass
@@ -187,8 +200,12 @@ class Journal:
             with contextlib.suppress(OSError):
                 self.request_file(entry.tag).unlink()
 
-    def new_entry(self, ids: list[str]) -> Entry:
-        return Entry(f"rb-{uuid.uuid4().hex[:20]}", time.time(), ids)
+    def known_batches(self) -> set[str]:
+        """Every batch id the journal names."""
+        return {entry.batch_id for entry in self.entries.values() if entry.batch_id}
+
+    def new_entry(self, ids: list[str], tag: str | None = None) -> Entry:
+        return Entry(tag or new_tag(), time.time(), ids)
 
     def keep_answers(self, items: list[dict[str, Any]]) -> None:
         self._append(self.answers_path, items)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,6 +31,7 @@ from ..pacing.backoff import backoff_delay, retry_after
 from ..providers.registry import Endpoint
 from ..verdict import server_message
 from .batches import BatchInfo, QueueFull, Result, Unknown
+from .journal import Entry
 
 MAX_REQUESTS = 50_000
 # OpenAI takes files up to 200 MB; stay clear of the edge.
@@ -77,13 +79,15 @@ class OpenAIBatches:
         )
         return uploaded.id
 
-    async def create(self, file_id: str, tag: str, note: str) -> BatchInfo:
+    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo:
+        """A batch of the file ``entry`` uploaded, its tag in the metadata."""
+        assert entry.file_id is not None
         try:
             batch = await self._client.batches.create(
-                input_file_id=file_id,
+                input_file_id=entry.file_id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
-                metadata={TAG_KEY: tag, "rolebatch_output": note[:500]},
+                metadata={TAG_KEY: entry.tag, "rolebatch_output": note[:500]},
             )
         except openai.APIStatusError as exc:
             if _queue_full(exc):
@@ -95,14 +99,14 @@ class OpenAIBatches:
             raise Unknown(str(exc) or type(exc).__name__) from None
         return _info(batch)
 
-    async def find(self, tag: str, since: float) -> BatchInfo | None:
-        """Our batch with ``tag``, created after ``since`` (newest are listed first)."""
+    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None:
+        """The batch carrying ``entry``'s tag (newest are listed first)."""
 
         async def search() -> BatchInfo | None:
             async for batch in self._client.batches.list(limit=100):
-                if (batch.metadata or {}).get(TAG_KEY) == tag:
+                if (batch.metadata or {}).get(TAG_KEY) == entry.tag:
                     return _info(batch)
-                if batch.created_at < since - 600:
+                if batch.created_at < entry.at - 600:
                     return None  # older than the tag: it is not there
             return None
 

@@ -1,0 +1,231 @@
+"""Anthropic's Message Batches API, through the official SDK: the
+provider-specific part of buying through a batch API (the rest is
+``via.batches``).
+
+    messages.batches.create(requests=[{custom_id, params}])   the requests inline
+    messages.batches.retrieve / list                          its status
+    messages.batches.results(id)                              JSONL, once ended
+    messages.batches.cancel(id)
+
+There is no file to upload: the journaled request file is sent as the
+create's body.  Message batches carry no metadata, so a batch created just
+before a crash is recognised another way: it was created after the intent
+was journaled (with two minutes' allowance for clock skew), no entry of the
+journal names it, and it holds exactly as many requests.  One such batch is
+adopted; none means it was never created; more than one is ambiguous, and
+the run stops and says so rather than risk paying twice.  A batch someone
+cancelled is never adopted (cancelling the others is how an operator settles
+an ambiguity).  Each request's
+custom_id carries its batch's tag (``journal.custom_id``), so results are
+taken only from the batch they were packed for.
+
+A result is ``succeeded`` (the message), ``errored`` (its error), or
+``canceled`` / ``expired``: those records were not answered and are still to
+do.  The SDK's own retries are off; a create whose outcome is unknown raises
+``Unknown`` and the caller looks before trying again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import anyio
+from anthropic.types import Message
+from pydantic import ValidationError
+
+from ..errors import AuthError, EndpointError, OutputError
+from ..pacing.backoff import backoff_delay, retry_after
+from ..providers.registry import Endpoint
+from .batches import Ambiguous, BatchInfo, QueueFull, Result, Unknown
+from .journal import Entry
+
+MAX_REQUESTS = 100_000
+# A create's body may be up to 256 MB; stay clear of the edge.
+MAX_BYTES = 240 * 1024 * 1024
+CALL_RETRIES = 5
+# How far the provider's clock may be behind ours when it stamps a batch.
+CLOCK_SKEW = 120.0
+
+STATUS_OF_ERROR = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class AnthropicBatches:
+    """Anthropic's batch API, in the shape ``via.batches`` drives."""
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self._endpoint = endpoint
+        self._client = anthropic.AsyncAnthropic(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            max_retries=0,
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # -- requests and answers --------------------------------------------
+
+    def request_line(self, custom_id: str, body: dict[str, Any]) -> bytes:
+        line = {"custom_id": custom_id, "params": body}
+        return json.dumps(line, ensure_ascii=False).encode() + b"\n"
+
+    def parse(self, body: dict[str, Any]) -> Any:
+        """A result's message as the answer instructor parses."""
+        try:
+            return Message.model_validate(body)
+        except ValidationError:
+            return Message.construct(**body)
+
+    # -- the batch's life --------------------------------------------------
+
+    async def upload(self, name: str, data: bytes) -> str:
+        return "inline"  # the requests go in the create's body
+
+    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo:
+        try:
+            data = requests.read_bytes()
+        except OSError as exc:
+            raise OutputError(f"cannot read {requests}: {exc.strerror or exc}") from None
+        items = [json.loads(raw) for raw in data.splitlines() if raw.strip()]
+        try:
+            batch = await self._client.messages.batches.create(requests=items)
+        except anthropic.APIStatusError as exc:
+            if exc.status_code == 429:
+                if "queue" in _message(exc).lower():
+                    raise QueueFull(_message(exc)) from None
+                raise Unknown(f"429 {_message(exc)}") from None
+            if exc.status_code >= 500:
+                raise Unknown(f"{exc.status_code} {_message(exc)}") from None
+            raise self._refused(exc) from None
+        except anthropic.APIConnectionError as exc:  # a timeout included
+            raise Unknown(str(exc) or type(exc).__name__) from None
+        return _info(batch)
+
+    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None:
+        """The batch a crash may have left unrecorded: created since ``entry``
+        was packed, named by no entry (``known``), of the same size."""
+
+        async def search() -> list[BatchInfo]:
+            found = []
+            async for batch in self._client.messages.batches.list(limit=100):
+                info = _info(batch)
+                if info.created_at < entry.at - CLOCK_SKEW:
+                    break  # listed newest first: the rest is older
+                if batch.cancel_initiated_at is not None:
+                    continue  # cancelled by someone: not adopted (see the module's notes)
+                if info.id not in known and info.total == len(entry.ids):
+                    found.append(info)
+            return found
+
+        candidates = await self._retrying(search)
+        if len(candidates) > 1:
+            raise Ambiguous(
+                f"a batch of {len(entry.ids):,} requests may have been created at"
+                f" {self._endpoint.base_url} just before rolebatch stopped, and"
+                f" {len(candidates)} batches of that size were created since then:"
+                f" {', '.join(c.id for c in candidates)}. Message batches carry no tag, so"
+                " rolebatch cannot tell which is this output's. Cancel the ones that are not"
+                " (a cancelled batch is never adopted), then run the same command: it adopts"
+                " the one that is left and submits nothing twice."
+            )
+        return candidates[0] if candidates else None
+
+    async def get(self, batch_id: str) -> BatchInfo:
+        return _info(await self._retrying(lambda: self._client.messages.batches.retrieve(batch_id)))
+
+    async def cancel(self, batch_id: str) -> BatchInfo:
+        return _info(await self._retrying(lambda: self._client.messages.batches.cancel(batch_id)))
+
+    async def results(self, info: BatchInfo) -> AsyncIterator[Result]:
+        """Succeeded and errored results; canceled and expired requests were
+        not answered, so they are left out (still to do)."""
+        lines = await self._retrying(lambda: self._client.messages.batches.results(info.id))
+        async for line in lines:
+            result = line.result
+            if result.type == "succeeded":
+                yield Result(line.custom_id, 200, result.message.model_dump(mode="json"), None)
+            elif result.type == "errored":
+                error = result.error.error
+                status = STATUS_OF_ERROR.get(error.type, 500)
+                yield Result(line.custom_id, status, None, f"{error.type}: {error.message}")
+
+    # -- calls ---------------------------------------------------------------
+
+    async def _retrying(self, call: Any) -> Any:
+        for attempt in range(CALL_RETRIES + 1):
+            try:
+                return await call()
+            except anthropic.APIStatusError as exc:
+                if exc.status_code < 500 and exc.status_code != 429:
+                    raise self._refused(exc) from None
+                if attempt == CALL_RETRIES:
+                    raise EndpointError(
+                        f"{self._endpoint.base_url} kept failing: {exc.status_code} {_message(exc)}"
+                    ) from None
+                wait = retry_after(exc.response.headers) or backoff_delay(attempt, 0.5, 30)
+            except anthropic.APIConnectionError as exc:
+                if attempt == CALL_RETRIES:
+                    raise EndpointError(
+                        f"cannot reach {self._endpoint.base_url}: {exc}. Run the same command"
+                        " again later: batches at the provider are collected then."
+                    ) from None
+                wait = backoff_delay(attempt, 0.5, 30)
+            await anyio.sleep(min(wait, 60))
+        raise AssertionError("unreachable")
+
+    def _refused(self, exc: anthropic.APIStatusError) -> Exception:
+        if exc.status_code in (401, 403):
+            env = self._endpoint.provider.key_env
+            return AuthError(
+                f"{self._endpoint.base_url} refused the API key ({exc.status_code}): set"
+                f" {env} to a valid key. Server said: {_message(exc)}"
+            )
+        return EndpointError(
+            f"{self._endpoint.base_url} refused a batch request: {exc.status_code} {_message(exc)}"
+        )
+
+
+def _message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:300]
+    return str(exc.message)[:300]
+
+
+def _info(batch: Any) -> BatchInfo:
+    counts = batch.request_counts
+    total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+    status = batch.processing_status
+    if status == "ended" and counts.canceled:
+        status = "canceled"
+    elif status == "ended" and counts.expired:
+        status = "expired"
+    return BatchInfo(
+        id=batch.id,
+        status=status,
+        ended=batch.processing_status == "ended",
+        total=total,
+        done=counts.succeeded,
+        failed=counts.errored,
+        created_at=batch.created_at.timestamp(),
+    )
