@@ -35,7 +35,7 @@ from .pacing.estimate import TokenEstimate
 from .pacing.limiter import Cost, Limiter
 from .prompt import instructor_kwargs
 from .providers import Transport
-from .providers.registry import Endpoint
+from .providers.registry import MODES, Endpoint
 from .quirks.instructor import patched
 from .records.job import Record
 from .records.lines import Outcome, RecordFailure, token_counts
@@ -43,6 +43,12 @@ from .secrets import Redactor
 from .verdict import check_finish, classify, describe, root, server_message
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# Before anything has succeeded, this many requests in a row answered with the
+# same one of these statuses and the same message end the run: the endpoint is
+# answering, and says the requests themselves are wrong (a mode it does not
+# take, a model it does not have, a path it does not serve).
+FIRST_ANSWERS_THAT_DECIDE = 3
+SAYS_THE_REQUEST_IS_WRONG = frozenset({400, 404, 405, 415, 422, 500})
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
@@ -78,7 +84,11 @@ class Client:
         self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
         self._create = patched(self._attempt, endpoint.mode, endpoint.provider.protocol)
         self._failures_in_a_row = 0
-        self._ever_answered = False
+        self._ever_answered = False  # a success or a 4xx: the endpoint is up
+        self._ever_succeeded = False
+        self._same_answer: tuple[int, str] | None = None
+        self._same_count = 0
+        self._stopped: EndpointError | None = None
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -135,8 +145,15 @@ class Client:
 
         retries = rate_limited = 0
         while True:
+            if self._stopped is not None:
+                raise self._stopped
             reserved = await self._reserve(cost, outcome)
             permit = await self.limiter.acquire(cost)
+            if self._stopped is not None:  # decided while this one waited its turn
+                self.limiter.release(permit, Cost(), False)
+                if self.cap is not None:
+                    self.cap.settle(reserved, Decimal(0))
+                raise self._stopped
             outcome.attempts += 1
             used: Cost | None = None
             ok, headers = False, None
@@ -159,6 +176,7 @@ class Client:
                     self.cap.settle(reserved, paid)
             if ok:
                 self._note_answered()
+                self._ever_succeeded = True
                 outcome.usage.add(completion.usage)
                 if outcome.cost is not None:
                     outcome.cost += paid
@@ -167,6 +185,7 @@ class Client:
                 return completion
             if isinstance(failure, openai.APIStatusError):
                 status = failure.status_code
+                self._note_first_answers(failure)
                 if status >= 500:
                     self._note_failure(failure)
                 else:
@@ -227,6 +246,48 @@ class Client:
             return Decimal(0)
         return self.price.cost(*counts)
 
+    def _note_first_answers(self, failure: openai.APIStatusError) -> None:
+        """Before anything has succeeded, the same error for the first few
+        requests ends the run with what the server said: one clear message
+        instead of a file of identical error lines, or 20 retries."""
+        if self._ever_succeeded:
+            return
+        status = failure.status_code
+        answer = (status, self.redact(server_message(failure)))
+        if status not in SAYS_THE_REQUEST_IS_WRONG or answer != self._same_answer:
+            self._same_answer, self._same_count = answer, 0
+        if status not in SAYS_THE_REQUEST_IS_WRONG:
+            return
+        self._same_count += 1
+        if self._same_count < FIRST_ANSWERS_THAT_DECIDE:
+            return
+        self._stopped = EndpointError(
+            f"{self.endpoint.base_url} answered the first {self._same_count} requests with the"
+            f" same error and none has succeeded: {status} {answer[1]}. {self._hint(answer)}"
+        )
+        raise self._stopped
+
+    def _hint(self, answer: tuple[int, str]) -> str:
+        status, message = answer
+        text = message.lower()
+        mode = self.endpoint.mode
+        if any(word in text for word in ("response_format", "json_schema", "tool", "function")):
+            allowed = self.endpoint.provider.modes or MODES
+            others = [m for m in ("json", "md_json", "tools") if m != mode and m in allowed]
+            rest = f" (or {', '.join(others[1:])})" if others[1:] else ""
+            return f"The server does not seem to take --mode {mode}: try --mode {others[0]}{rest}."
+        if "model" in text:
+            return (
+                f"Check the model name: --model {self.endpoint.label} sends"
+                f" {self.endpoint.model!r}."
+            )
+        if status in (404, 405):
+            return (
+                f"Check --base-url: {self.endpoint.base_url} does not serve this API"
+                " (OpenAI-compatible servers usually end in /v1)."
+            )
+        return "Check --model, --mode and --base-url."
+
     def _note_answered(self) -> None:
         self._failures_in_a_row = 0
         self._ever_answered = True
@@ -237,11 +298,17 @@ class Client:
         if self._failures_in_a_row < self.config.breaker_threshold:
             return
         detail = self.redact(describe(exc))
-        if not self._ever_answered:
+        if not self._ever_answered and not isinstance(exc, openai.APIStatusError):
             raise EndpointError(
                 f"cannot reach {self.endpoint.base_url}: {self._failures_in_a_row} attempts,"
                 f" none answered (last: {detail}). Is the server running? Check --base-url"
                 " / OPENAI_BASE_URL."
+            )
+        if not self._ever_succeeded:
+            raise EndpointError(
+                f"{self._failures_in_a_row} requests in a row to {self.endpoint.base_url}"
+                f" failed and none has succeeded yet (last: {detail}); stopping instead of"
+                " failing every record. Re-run the same command once the endpoint is healthy."
             )
         raise EndpointError(
             f"{self._failures_in_a_row} requests in a row to {self.endpoint.base_url} failed"

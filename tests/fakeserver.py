@@ -51,6 +51,7 @@ class Fault:
     drop: bool = False  # hang up without answering
     raw: str | None = None  # answer 200 with this text instead of a completion
     omit: tuple[str, ...] = ()  # completion fields left out, as loose servers do
+    answer: dict[str, Any] | None = None  # answer with this object instead of a valid one
     hits: int = 0
 
     def takes(self, text: str) -> bool:
@@ -301,6 +302,8 @@ def completion_for(
     value = synthesize(schema, seed)
     if fault and fault.invalid:
         value = {"unexpected": "this does not match the schema"}
+    if fault and fault.answer is not None:
+        value = fault.answer
     content = json.dumps(value)
     finish = "length" if fault and fault.truncated else "stop"
     if fault and fault.truncated:
@@ -420,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "invalid JSON body", "type": "invalid_request"}})
             return
         anthropic = self.path.rstrip("/").endswith("/v1/messages")
-        if not anthropic and not self.path.rstrip("/").endswith("/chat/completions"):
+        if not anthropic and not self.path.rstrip("/").endswith("/v1/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
         text = _messages_text(body)

@@ -20,7 +20,9 @@ is 20 a second, not 1,200 at once).  Four things shape the pace:
 
 The first request goes alone (for at most ``PROBE_PATIENCE`` seconds): its
 answer tells the limits, what a request really costs in tokens and whether the
-endpoint answers at all, before every worker fires at once.  Waiters re-plan
+endpoint answers at all, before every worker fires at once.  Until a request
+has succeeded, the next goes alone too: an endpoint that refuses every
+request is found out after a few, not after a burst of them.  Waiters re-plan
 whenever something changes (an answer settles its tokens, headers arrive, a
 slot frees up), not only when the delay they computed runs out.
 
@@ -351,9 +353,13 @@ class Limiter:
             return
         permit.settled = True
         self.in_flight -= 1
-        self.probing = False
         try:
             now = self.clock.now()
+            if ok:
+                self.probing = False
+            elif self.probing:
+                # Still nothing that worked: the next request goes alone too.
+                self._probe_deadline = now + PROBE_PATIENCE
             if used is not None:
                 for name, budget in self.budgets.items():
                     budget.settle(permit.cost.of(name), used.of(name), now)
