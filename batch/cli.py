@@ -15,6 +15,7 @@ import click
 
 from .commands.batches import cancel, status
 from .commands.estimate import estimate
+from .commands.merge import merge
 from .commands.run import run
 from .errors import RolebatchError
 
@@ -29,6 +30,7 @@ cli.add_command(run)
 cli.add_command(estimate)
 cli.add_command(status)
 cli.add_command(cancel)
+cli.add_command(merge)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

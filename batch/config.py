@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .prompt import PROMPT_VERSION, Layout
+from .records.shards import Shard, shard_output
 
 DEFAULT_MODEL = "local/gemma-3-270m"
 
@@ -60,6 +61,11 @@ class RunConfig:
     batch_size: int = 50_000
     poll_interval: float = 60.0
     reask: str = "batch"
+    # Run only this shard's records (--shard K/N); None: the whole job.
+    shard: Shard | None = None
+    # A quota shared by every process through Redis (--quota URL), and its name.
+    quota: str | None = field(default=None, repr=False)
+    quota_key: str | None = None
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 
@@ -68,16 +74,24 @@ class RunConfig:
         object.__setattr__(self, "job", Path(self.job))
         if self.output is not None:
             object.__setattr__(self, "output", Path(self.output))
+        if self.shard is not None and not isinstance(self.shard, Shard):
+            object.__setattr__(self, "shard", Shard(*self.shard))
 
     def output_path(self) -> Path:
-        return self.output if self.output is not None else Path("out") / f"{self.job.stem}.jsonl"
+        if self.output is not None:
+            return self.output
+        if self.shard is not None:
+            return shard_output(self.job, self.shard)
+        return Path("out") / f"{self.job.stem}.jsonl"
 
 
 def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel]) -> dict:
     """What must not change between a run and its resumption: anything that
-    changes what a record's answer is."""
+    changes what a record's answer is, and which records the output holds."""
     schema = json.dumps(response_model.model_json_schema(), sort_keys=True)
+    sharded = {} if config.shard is None else {"shard": str(config.shard)}
     return {
+        **sharded,
         "job": str(config.job.resolve()),
         "model": endpoint.label,
         "base_url": endpoint.base_url,

@@ -61,6 +61,8 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
             " give --price IN/OUT (US dollars per million input / output tokens)"
         )
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
-    job = (None if config.fresh else output.checked_job(config.job)) or open_job(config.job)
+    job = (None if config.fresh else output.checked_job(config.job, config.shard)) or open_job(
+        config.job, shard=config.shard
+    )
     output.remember_job(job)
     return Plan(config, response_model, endpoint, prices, output, job)

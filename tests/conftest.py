@@ -37,6 +37,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "OPENAI_BASE_URL",
         "OPENROUTER_API_KEY",
         "ANTHROPIC_API_KEY",
+        "JOB_COMPLETION_INDEX",
+        "ROLEBATCH_QUOTA",
         "ROLEBATCH_MODEL",
         "ROLEBATCH_SCHEMA",
         "ROLEBATCH_CONCURRENCY",

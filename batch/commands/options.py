@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from ..config import DEFAULT_MODEL, RunConfig
 from ..prompt import LAYOUTS
 from ..providers.registry import MODES
+from ..records.shards import parse_shard
 
 _OPTIONS: list[Callable[[Any], Any]] = [
     click.argument("job", type=click.Path(path_type=Path)),
@@ -201,6 +203,24 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 ]
 
 
+_OPTIONS += [
+    click.option(
+        "--shard",
+        metavar="K/N",
+        help="Run only shard K (0-based) of N: the records whose id hashes to it.  Writes"
+        " out/<job stem>.shard-K-of-N.jsonl unless -o is given; `rolebatch merge` joins"
+        " the shards.  K alone with --shard-count N, or from $JOB_COMPLETION_INDEX.",
+    ),
+    click.option(
+        "--shard-count",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="How many shards; the index comes from --shard K or $JOB_COMPLETION_INDEX"
+        " (Kubernetes Indexed Jobs).",
+    ),
+]
+
+
 def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """JOB and the options that say how its answers are bought."""
     for option in reversed(_OPTIONS):
@@ -209,4 +229,5 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunConfig:
-    return RunConfig(job=job, output=output, **options)
+    shard = parse_shard(options.pop("shard"), options.pop("shard_count"), os.environ)
+    return RunConfig(job=job, output=output, shard=shard, **options)

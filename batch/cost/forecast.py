@@ -36,6 +36,7 @@ class Forecast:
     records: int
     to_do: int
     done: int = 0
+    shard: str | None = None  # "K/N": the records are this shard's
     output_note: str = ""  # what the existing output is, if anything to say
     prompt_tokens: int = 0  # of the records to do
     completion_tokens: int = 0
@@ -59,6 +60,7 @@ class Forecast:
             "mode": self.mode,
             "output": str(self.output),
             "records": self.records,
+            "shard": self.shard,
             "to_do": self.to_do,
             "already_done": self.done,
             "output_note": self.output_note or None,
@@ -76,7 +78,8 @@ class Forecast:
     def text(self) -> str:
         lines = [f"rolebatch estimate: {self.job} with {self.model} (mode {self.mode})"]
         done = f"; {self.done:,} already done in {self.output}" if self.done else ""
-        lines.append(f"  records: {self.records:,}, {self.to_do:,} to do{done}")
+        shard = f" (shard {self.shard})" if self.shard else ""
+        lines.append(f"  records: {self.records:,}{shard}, {self.to_do:,} to do{done}")
         if self.output_note:
             lines.append(f"  output: {self.output_note}")
         if not self.to_do:
@@ -120,6 +123,7 @@ def forecast(config: RunConfig) -> Forecast:
         output=output.path,
         records=job.total,
         to_do=job.total,
+        shard=str(config.shard) if config.shard else None,
         live=checked.prices.live,
         batch=checked.prices.batch,
     )

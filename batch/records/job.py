@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InputError
 from .ids import HashIndex, id_hash
+from .shards import Shard
 
 ALLOWED_KEYS = ("id", "query", "role", "metadata")
 _ALLOWED = frozenset(ALLOWED_KEYS)
@@ -109,16 +110,24 @@ class JobFile:
     total: int
     digest: str = ""
     last_line: int = 0
+    # Only this shard's records (``total``, ``digest`` and ``last_line`` are
+    # theirs); None: every record.
+    shard: Shard | None = None
 
     def records(self) -> Iterator[Record]:
+        shard = self.shard
         for number, raw in _lines(self.path):
             record = _parse(raw, number)
-            if record is not None:
+            if record is not None and (shard is None or shard.holds(record.id)):
                 yield record
 
 
-def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
+def open_job(
+    path: str | Path, max_problems: int = MAX_PROBLEMS, shard: Shard | None = None
+) -> JobFile:
     """Check the whole job file; raise InputError naming every problem (up to a limit).
+    With ``shard``, the JobFile holds only that shard's records, but every
+    record is checked: every shard refuses the same bad file.
 
     Ids are checked for duplicates by hash in flat memory; only ids whose
     hashes meet are compared exactly, in a second pass over the file."""
@@ -148,13 +157,15 @@ def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
             key = id_hash(record.id)
             if seen.add(key) is not None:
                 suspects.add(key)
+            if shard is not None and not shard.holds(record.id):
+                continue
             total += 1
             last_line = number
             digest.update(f"{number} {record.id!r}\n".encode())
         if suspects:
             duplicates = _duplicates(path, suspects)
-            total -= len(duplicates)
-            for number, text in duplicates:
+            total -= sum(1 for d in duplicates if shard is None or shard.holds(d[2]))
+            for number, text, _ in duplicates:
                 if len(problems) < max_problems:
                     problems.append((number, text))
                 else:
@@ -164,10 +175,10 @@ def open_job(path: str | Path, max_problems: int = MAX_PROBLEMS) -> JobFile:
     if problems:
         problems.sort()
         raise InputError([text for _, text in problems], more)
-    return JobFile(path, total, digest.hexdigest(), last_line)
+    return JobFile(path, total, digest.hexdigest(), last_line, shard)
 
 
-def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str]]:
+def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str, str | int]]:
     """The lines whose id really is an earlier line's, among ids with ``suspects`` hashes."""
     first: dict[str | int, int] = {}
     found = []
@@ -185,6 +196,7 @@ def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str]]:
                     number,
                     f"{path}:{number}: field 'id': duplicate id {record.id!r}"
                     f" (first on line {earlier})",
+                    record.id,
                 )
             )
     return found

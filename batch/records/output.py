@@ -38,6 +38,7 @@ from ..errors import OutputError, UsageError
 from .ids import HashIndex, id_hash
 from .job import JobFile
 from .lines import line_cost
+from .shards import Shard
 
 FSYNC_INTERVAL = 1.0
 # Our own lines start with the id, line and status keys, in that order.
@@ -113,14 +114,16 @@ class OutputFile:
 
     # -- opening --------------------------------------------------------
 
-    def checked_job(self, job_path: Path) -> JobFile | None:
+    def checked_job(self, job_path: Path, shard: Shard | None = None) -> JobFile | None:
         """The job as the last run checked it, if the file has not changed since:
         a resumed million-record job need not be parsed again to find it done."""
         try:
             meta = json.loads(self.meta_path.read_text())
             stamp = meta["job_checked"]
-            if stamp["stat"] == _stat_stamp(job_path):
-                return JobFile(job_path, stamp["total"], stamp["digest"], stamp["last_line"])
+            if stamp["stat"] == _stat_stamp(job_path) and stamp.get("shard") == (
+                str(shard) if shard else None
+            ):
+                return JobFile(job_path, stamp["total"], stamp["digest"], stamp["last_line"], shard)
         except (OSError, ValueError, KeyError, TypeError):
             pass
         return None
@@ -131,6 +134,7 @@ class OutputFile:
             "total": job.total,
             "digest": job.digest,
             "last_line": job.last_line,
+            "shard": str(job.shard) if job.shard else None,
         }
 
     def lock(self) -> None:
@@ -232,7 +236,7 @@ class OutputFile:
         with self.path.open("rb") as handle:
             for raw in handle:
                 match = _USAGE.search(raw)
-                if match is not None and _parse_head(raw) is not None:
+                if match is not None and parse_head(raw) is not None:
                     survey.answers += 1
                     survey.prompt_tokens += int(match.group(1))
                     survey.completion_tokens += int(match.group(2))
@@ -292,7 +296,7 @@ class OutputFile:
         offset = 0
         with self.path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                parsed = _parse_head(raw)
+                parsed = parse_head(raw)
                 if parsed is None:
                     if handle.read(1) == b"":
                         break  # a torn last line
@@ -320,7 +324,7 @@ class OutputFile:
                 return _token_id(match.group(1))
             end = chunk.find(b"\n")
             if end >= 0 or len(chunk) < size:
-                parsed = _parse_head(chunk[: end + 1])
+                parsed = parse_head(chunk[: end + 1])
                 assert parsed is not None, "a line read back before has changed"
                 return parsed[0]
             size *= 4
@@ -531,7 +535,7 @@ def _with_line(raw: bytes, line: int) -> bytes:
     return (json.dumps(data, ensure_ascii=False) + "\n").encode()
 
 
-def _parse_head(raw: bytes) -> tuple[Any, int, bool] | None:
+def parse_head(raw: bytes) -> tuple[Any, int, bool] | None:
     """(id, line, ok) of one of our lines, or None if it is not a whole line of ours."""
     if not raw.endswith(b"\n"):
         return None

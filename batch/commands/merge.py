@@ -1,0 +1,56 @@
+"""``rolebatch merge``: the shard outputs of one job, joined in input order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("job", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("shards", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The merged output.  [default: out/<job stem>.jsonl]",
+)
+def merge(job: Path, shards: tuple[Path, ...], output: Path | None) -> int:
+    """Join the shard outputs of JOB (SHARDS, or by default every
+    out/<job stem>.shard-K-of-N.jsonl) into one output in input order.
+    Exits 1 when a record of the job is missing from the shards or in two
+    of them, naming the first few."""
+    from ..records.job import open_job
+    from ..records.merge import merge as merge_files
+    from ..records.shards import default_shard_outputs
+
+    checked = open_job(job)
+    files = list(shards) or default_shard_outputs(job)
+    if not files:
+        raise click.UsageError(f"no shard outputs of {job} in out/: name them")
+    target = output or Path("out") / f"{job.stem}.jsonl"
+    result = merge_files(checked, files, target)
+    click.echo(
+        f"rolebatch merge: {result.records:,} records of {job} from {len(files)} shard"
+        f" output(s) into {target}: {result.ok:,} ok, {result.errors:,} failed,"
+        f" {result.missing:,} missing, {result.doubled:,} doubled",
+        err=True,
+    )
+    if result.missing:
+        shown = ", ".join(repr(i) for i in result.missing_ids)
+        more = " ..." if result.missing > len(result.missing_ids) else ""
+        click.echo(f"  missing ({result.missing:,}): {shown}{more}", err=True)
+    if result.doubled:
+        shown = ", ".join(repr(i) for i in result.doubled_ids)
+        more = " ..." if result.doubled > len(result.doubled_ids) else ""
+        click.echo(
+            f"  in two shards ({result.doubled:,}; the ok line kept): {shown}{more}", err=True
+        )
+    if result.foreign:
+        click.echo(
+            f"  {result.foreign:,} line(s) in the shards are not this job's records (another"
+            " job, or a job file changed since): left out",
+            err=True,
+        )
+    return 0 if result.complete else 1
