@@ -60,6 +60,12 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
             f"--max-cost needs a price, and the price of {endpoint.label} is not known:"
             " give --price IN/OUT (US dollars per million input / output tokens)"
         )
+    if config.quota and config.via == "live":
+        from .pacing.shared import check_reachable, normalize_url
+
+        normalize_url(config.quota)
+        if sending:
+            check_reachable(config.quota)
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
     job = (None if config.fresh else output.checked_job(config.job, config.shard)) or open_job(
         config.job, shard=config.shard

@@ -539,6 +539,7 @@ class FakeServer:
             self.state.requests.clear()
             self.state.latency = 0.0
             self.state.cached_tokens = 0
+            self.state.record_requests = True
             self.state.quota = Quota()
             self.state.batches = BatchAPI()
             self.state.message_batches = MessageBatches()

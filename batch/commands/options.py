@@ -221,6 +221,25 @@ _OPTIONS += [
 ]
 
 
+_OPTIONS += [
+    click.option(
+        "--quota",
+        metavar="URL",
+        envvar="ROLEBATCH_QUOTA",
+        show_envvar=True,
+        help="Share the provider's limit with every process given the same URL:"
+        " redis://host:6379/0 (also rediss://, valkey://).  The pace is held in Redis;"
+        " the limits are --rpm/--tpm or learned from any process's answers.",
+    ),
+    click.option(
+        "--quota-key",
+        metavar="NAME",
+        help="The shared quota's name.  [default: provider, base URL and model: jobs on"
+        " the same model share it]",
+    ),
+]
+
+
 def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """JOB and the options that say how its answers are bought."""
     for option in reversed(_OPTIONS):

