@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 # one-second windows sees arrival jitter, and a refused request costs a retry.
 HEADROOM = 0.97
 BURST_SECONDS = 1.0
+# Pace a shared quota this far under the limit, even once the server has
+# confirmed it: what one process hears from the server cannot guard what the
+# others send in the same window.
+SHARED_HEADROOM = 0.98
 # The first request goes alone until it is answered, or this long at most.
 PROBE_PATIENCE = 2.0
 # Answers whose resets are this close speak of the same window of the server's.
@@ -150,6 +154,9 @@ class Budget:
         self.share = 1.0
         self.bucket = Bucket.paced(self.rate, now) if given else None
         self.confirmed = False  # the server's headers stated the limit
+        # What the server had left when it first confirmed the limit, until
+        # told to a shared quota (None: nothing to tell).
+        self.top: float | None = None
         # What the server had left as of the newest answer, less what we sent
         # since; renewed to ``peak`` when its window resets.
         self.left: float | None = None
@@ -242,6 +249,7 @@ class Budget:
             # What the server has left may go now: it said so, and the guard
             # above holds anything beyond it.
             self.bucket.level = max(self.bucket.level, min(self.bucket.capacity, self.left))
+            self.top = max(0.0, self.left)
         self.confirmed = True
 
 
@@ -332,6 +340,8 @@ class Limiter:
             if self.probing and self._probe_deadline == math.inf:
                 self._probe_deadline = self.clock.now() + PROBE_PATIENCE
             while True:
+                if self.shared is not None and self.shared.holding:
+                    await self.shared.tell_hold()  # the others wait from now, not later
                 now = self.clock.now()
                 current = cost() if callable(cost) else cost
                 wait = self.delay(current, now)
@@ -351,8 +361,12 @@ class Limiter:
         granted (and taken there).  With the quota away, the local budgets
         pace at this process's share of the limit until it is back."""
         assert self.shared is not None
-        rates = {name: budget.rate for name, budget in self.budgets.items()}
-        wait = await self.shared.take(rates, cost)
+        rates = {name: budget.rate * SHARED_HEADROOM for name, budget in self.budgets.items()}
+        tops = {name: b.top for name, b in self.budgets.items() if b.top is not None}
+        wait = await self.shared.take(rates, cost, tops)
+        if self.shared.up:
+            for name in tops:
+                self.budgets[name].top = None
         share = 1 if self.shared.up else self.shared.processes
         if share != self.budgets["requests"].share:
             self.set_share(share)

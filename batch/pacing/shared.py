@@ -48,9 +48,13 @@ BURST_SECONDS = 1.0
 TIMEOUT = 2.0
 
 # KEYS[1]: the state hash; KEYS[2]: the processes seen (a sorted set by time).
-# ARGV: process id, hold seconds (0: none), take (1/0), then per budget in
-# BUDGETS order: rate a second (0: not known to this process), cost, and what
-# to give back from earlier reservations (reserved - used; negative: more).
+# ARGV: process id, hold seconds (0: none), take (1/0), seconds a process
+# counts as seen, burst seconds, then per budget in BUDGETS order: rate a
+# second (0: not known to this process), cost, what to give back from earlier
+# reservations (reserved - used; negative: more), and what the server said it
+# has left when it first confirmed the limit (-1: nothing new); the first such
+# word fills the bucket up to it, once in the quota's life, as the local
+# limiter does: the server's first window need not go unused.
 # Returns {granted, wait seconds (a string), processes seen, held}.
 SCRIPT = """
 local t = redis.call('TIME')
@@ -62,9 +66,11 @@ local nprocs = redis.call('ZCARD', procs)
 local burst = tonumber(ARGV[5])
 local hold_until = tonumber(redis.call('HGET', state, 'hold_until') or '0')
 local hold = tonumber(ARGV[2])
-if hold > 0 and now + hold > hold_until then
+if hold > 0 and now + hold > hold_until + 0.05 then
   hold_until = now + hold
   redis.call('HSET', state, 'hold_until', tostring(hold_until))
+else
+  hold = 0  -- no news: a hold already known does not empty the budgets again
 end
 local names = {'requests', 'tokens', 'input_tokens', 'output_tokens'}
 local rates, levels, stamps, caps, costs = {}, {}, {}, {}, {}
@@ -75,7 +81,7 @@ if hold_until > now then
   held = 1
 end
 for i, name in ipairs(names) do
-  local base = 5 + (i - 1) * 3
+  local base = 5 + (i - 1) * 4
   local rate = tonumber(ARGV[base + 1])
   if rate > 0 then
     redis.call('HSET', state, name .. ':rate', tostring(rate))
@@ -100,6 +106,11 @@ for i, name in ipairs(names) do
       stamp = now
     end
     level = math.min(cap, level + tonumber(ARGV[base + 3]))
+    local top = tonumber(ARGV[base + 4])
+    if top >= 0 and not redis.call('HGET', state, name .. ':topped') then
+      level = math.max(level, math.min(cap, top))
+      redis.call('HSET', state, name .. ':topped', '1')
+    end
     if hold > 0 then
       -- Empty after the hold: everyone comes back at the limit's pace.
       level = math.min(level, 0)
@@ -201,6 +212,7 @@ class SharedQuota:
         self._state, self._procs = keys(name)
         self._give = dict.fromkeys(BUDGETS, 0.0)
         self._hold = 0.0
+        self._hold_at = 0.0
         self._retry_at = 0.0
         self._warned = False
         self._client: Any = None
@@ -215,14 +227,35 @@ class SharedQuota:
         self._script = self._client.register_script(SCRIPT)
         await self._client.hset(self._state, "name", self.name)
 
-    async def take(self, rates: dict[str, float], cost: Any) -> float | None:
+    async def take(
+        self, rates: dict[str, float], cost: Any, tops: dict[str, float] | None = None
+    ) -> float | None:
         """Seconds to wait before trying again (0: granted, and taken);
-        None: Redis is away, pace locally (``processes`` says by how many)."""
+        None: Redis is away, pace locally (``processes`` says by how many).
+        ``tops``: what the server said it has left, for budgets it has just
+        confirmed."""
         if not self.up and time.monotonic() < self._retry_at:
             return None
-        args: list[Any] = [self.id, self._hold, 1, SEEN_RECENTLY, BURST_SECONDS]
+        return await self._call(rates, cost, tops or {}, take=True)
+
+    @property
+    def holding(self) -> bool:
+        """A 429's hold not yet told to the others."""
+        return self._hold > 0
+
+    async def tell_hold(self) -> None:
+        """Tell the others about a 429 now, not with the next request."""
+        if self.up:
+            await self._call({}, None, {}, take=False)
+
+    async def _call(
+        self, rates: dict[str, float], cost: Any, tops: dict[str, float], take: bool
+    ) -> float | None:
+        hold = max(0.0, self._hold - (time.monotonic() - self._hold_at))
+        args: list[Any] = [self.id, hold, int(take), SEEN_RECENTLY, BURST_SECONDS]
         for name in BUDGETS:
-            args += [rates.get(name, 0.0), cost.of(name), self._give[name]]
+            spend = cost.of(name) if cost is not None else 0.0
+            args += [rates.get(name, 0.0), spend, self._give[name], tops.get(name, -1)]
         try:
             granted, wait, processes, held = await self._script(
                 keys=[self._state, self._procs], args=args
@@ -236,7 +269,7 @@ class SharedQuota:
         if not self.up:
             self.up = True
             _say(f"shared quota {redact_url(self.url)} is back: pacing with the others again")
-        if int(granted):
+        if int(granted) or not take:
             return 0.0
         seconds = max(float(wait), 0.001)
         if int(held):
@@ -251,8 +284,9 @@ class SharedQuota:
                 self._give[name] += reserved.of(name) - used.of(name)
 
     def hold(self, seconds: float) -> None:
-        """A 429 asked for ``seconds``: every process waits, from the next take on."""
-        self._hold = max(self._hold, seconds)
+        """A 429 asked for ``seconds``: every process waits (``tell_hold``)."""
+        left = max(0.0, self._hold - (time.monotonic() - self._hold_at))
+        self._hold, self._hold_at = max(left, seconds), time.monotonic()
 
     def _down(self, exc: BaseException) -> None:
         self._retry_at = time.monotonic() + RETRY_DOWN
@@ -270,11 +304,8 @@ class SharedQuota:
         if self._client is None:
             return
         try:
-            if self.up and (any(self._give.values()) or self._hold):
-                args: list[Any] = [self.id, self._hold, 0, SEEN_RECENTLY, BURST_SECONDS]
-                for name in BUDGETS:
-                    args += [0.0, 0.0, self._give[name]]
-                await self._script(keys=[self._state, self._procs], args=args)
+            if self.up and any(self._give.values()):
+                await self._call({}, None, {}, take=False)
             if self.up:
                 await self._client.zrem(self._procs, self.id)
         except Exception:
