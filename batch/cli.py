@@ -16,6 +16,7 @@ import click
 from .commands.batches import cancel, status
 from .commands.estimate import estimate
 from .commands.merge import merge
+from .commands.report import report
 from .commands.run import run
 from .errors import RolebatchError
 
@@ -31,6 +32,7 @@ cli.add_command(estimate)
 cli.add_command(status)
 cli.add_command(cancel)
 cli.add_command(merge)
+cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

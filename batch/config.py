@@ -61,6 +61,10 @@ class RunConfig:
     batch_size: int = 50_000
     poll_interval: float = 60.0
     reask: str = "batch"
+    # A sweep: every record under every role of this file, each pair
+    # ``samples`` times (records.roles).
+    roles: Path | None = None
+    samples: int = 1
     # Run only this shard's records (--shard K/N); None: the whole job.
     shard: Shard | None = None
     # A quota shared by every process through Redis (--quota URL), and its name.
@@ -90,6 +94,8 @@ def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel
     changes what a record's answer is, and which records the output holds."""
     schema = json.dumps(response_model.model_json_schema(), sort_keys=True)
     sharded = {} if config.shard is None else {"shard": str(config.shard)}
+    if config.roles is not None or config.samples > 1:
+        sharded["sweep"] = True  # ids differ from the job's: not to mix with a plain run
     return {
         **sharded,
         "job": str(config.job.resolve()),

@@ -7,6 +7,7 @@ buying them would cost and take.  Nothing here opens a connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -17,6 +18,7 @@ from .providers.registry import Endpoint, resolve
 from .quirks.instructor import check_response_model
 from .records.job import JobFile, open_job
 from .records.output import OutputFile
+from .records.roles import Sweep, load_roles, samples_only
 from .schema import load_schema
 
 
@@ -67,8 +69,13 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
         if sending:
             check_reachable(config.quota)
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
-    job = (None if config.fresh else output.checked_job(config.job, config.shard)) or open_job(
-        config.job, shard=config.shard
-    )
+    sweep = None
+    if config.roles is not None:
+        sweep = Sweep(load_roles(Path(config.roles)), config.samples)
+    elif config.samples > 1:
+        sweep = samples_only(config.samples)
+    job = (
+        None if config.fresh else output.checked_job(config.job, config.shard, sweep)
+    ) or open_job(config.job, shard=config.shard, sweep=sweep)
     output.remember_job(job)
     return Plan(config, response_model, endpoint, prices, output, job)

@@ -9,10 +9,12 @@ import click
 
 from . import heavy_imports
 from .options import job_options, run_config
+from .settings import WithSettings, config_option
 
 
-@click.command()
+@click.command(cls=WithSettings)
 @job_options
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as one JSON object.")
 def estimate(job: Path, output: Path | None, as_json: bool, **options: object) -> int:
     """Estimate what running JOB would cost and take, with the same options as run:

@@ -205,6 +205,21 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 
 _OPTIONS += [
     click.option(
+        "--roles",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A sweep: run every record under every role in this file (JSONL of"
+        ' {"id": ..., "role": ...}, or one role a line).  Output ids are <id>@<role id>;'
+        " records must then have no role of their own.",
+    ),
+    click.option(
+        "--samples",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Ask each record (each record and role, with --roles) this many times; ids"
+        " get #0..#K-1.",
+    ),
+    click.option(
         "--shard",
         metavar="K/N",
         help="Run only shard K (0-based) of N: the records whose id hashes to it.  Writes"
@@ -248,5 +263,6 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunConfig:
+    options.pop("config", None)  # read already: its values are the options' defaults
     shard = parse_shard(options.pop("shard"), options.pop("shard_count"), os.environ)
     return RunConfig(job=job, output=output, shard=shard, **options)

@@ -16,10 +16,12 @@ from ..errors import AbortError, Pending, RolebatchError, UsageError
 from ..progress import BarReporter, LineReporter, Reporter, Summary, default_reporter
 from . import heavy_imports
 from .options import job_options, run_config
+from .settings import WithSettings, config_option
 
 
-@click.command()
+@click.command(cls=WithSettings)
 @job_options
+@config_option
 @click.option(
     "--progress",
     "progress_style",

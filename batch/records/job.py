@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InputError
 from .ids import HashIndex, id_hash
+from .roles import Sweep
 from .shards import Shard
 
 ALLOWED_KEYS = ("id", "query", "role", "metadata")
@@ -26,6 +27,7 @@ class Record(NamedTuple):
     query: str
     role: str | None
     metadata: Any
+    role_id: str | None = None  # a sweep's role (records.roles)
 
 
 def derived_id(line: int) -> str:
@@ -113,17 +115,31 @@ class JobFile:
     # Only this shard's records (``total``, ``digest`` and ``last_line`` are
     # theirs); None: every record.
     shard: Shard | None = None
+    # Every record under every role, K times (``line`` is then its place in
+    # the sweep); None: the records as they are.
+    sweep: Sweep | None = None
 
     def records(self) -> Iterator[Record]:
-        shard = self.shard
+        shard, sweep = self.shard, self.sweep
         for number, raw in _lines(self.path):
             record = _parse(raw, number)
-            if record is not None and (shard is None or shard.holds(record.id)):
-                yield record
+            if record is None:
+                continue
+            if sweep is None:
+                if shard is None or shard.holds(record.id):
+                    yield record
+                continue
+            for place, name, text, role_id in sweep.expand(number, record.id):
+                if shard is None or shard.holds(name):
+                    role = record.role if text is None else text
+                    yield Record(place, name, record.query, role, record.metadata, role_id or None)
 
 
 def open_job(
-    path: str | Path, max_problems: int = MAX_PROBLEMS, shard: Shard | None = None
+    path: str | Path,
+    max_problems: int = MAX_PROBLEMS,
+    shard: Shard | None = None,
+    sweep: Sweep | None = None,
 ) -> JobFile:
     """Check the whole job file; raise InputError naming every problem (up to a limit).
     With ``shard``, the JobFile holds only that shard's records, but every
@@ -157,11 +173,28 @@ def open_job(
             key = id_hash(record.id)
             if seen.add(key) is not None:
                 suspects.add(key)
-            if shard is not None and not shard.holds(record.id):
+            if sweep is not None and record.role is not None and sweep.roles[0][1] is not None:
+                if len(problems) < max_problems:
+                    problems.append(
+                        (
+                            number,
+                            f"{path}:{number}: field 'role': a record of a sweep takes its"
+                            " roles from --roles; remove its own role, or run without --roles",
+                        )
+                    )
+                else:
+                    more += 1
                 continue
-            total += 1
-            last_line = number
-            digest.update(f"{number} {record.id!r}\n".encode())
+            if sweep is None:
+                pairs = [(number, record.id)]
+            else:
+                pairs = [(place, name) for place, name, _, _ in sweep.expand(number, record.id)]
+            for place, name in pairs:
+                if shard is not None and not shard.holds(name):
+                    continue
+                total += 1
+                last_line = place
+                digest.update(f"{place} {name!r}\n".encode())
         if suspects:
             duplicates = _duplicates(path, suspects)
             total -= sum(1 for d in duplicates if shard is None or shard.holds(d[2]))
@@ -175,7 +208,9 @@ def open_job(
     if problems:
         problems.sort()
         raise InputError([text for _, text in problems], more)
-    return JobFile(path, total, digest.hexdigest(), last_line, shard)
+    if sweep is not None:
+        last_line = max(last_line, 0)
+    return JobFile(path, total, digest.hexdigest(), last_line, shard, sweep)
 
 
 def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str, str | int]]:

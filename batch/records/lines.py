@@ -122,6 +122,7 @@ def output_line(record: Record, outcome: Outcome, model: str, batch_id: str | No
         "response": outcome.response,
         "error": outcome.error.as_dict() if outcome.error else None,
         "role": record.role,
+        **({"role_id": record.role_id} if record.role_id else {}),
         "query": record.query,
         "model": model,
         "attempts": outcome.attempts,

@@ -38,6 +38,7 @@ from ..errors import OutputError, UsageError
 from .ids import HashIndex, id_hash
 from .job import JobFile
 from .lines import line_cost
+from .roles import Sweep
 from .shards import Shard
 
 FSYNC_INTERVAL = 1.0
@@ -114,16 +115,22 @@ class OutputFile:
 
     # -- opening --------------------------------------------------------
 
-    def checked_job(self, job_path: Path, shard: Shard | None = None) -> JobFile | None:
+    def checked_job(
+        self, job_path: Path, shard: Shard | None = None, sweep: Sweep | None = None
+    ) -> JobFile | None:
         """The job as the last run checked it, if the file has not changed since:
         a resumed million-record job need not be parsed again to find it done."""
         try:
             meta = json.loads(self.meta_path.read_text())
             stamp = meta["job_checked"]
-            if stamp["stat"] == _stat_stamp(job_path) and stamp.get("shard") == (
-                str(shard) if shard else None
+            if (
+                stamp["stat"] == _stat_stamp(job_path)
+                and stamp.get("shard") == (str(shard) if shard else None)
+                and stamp.get("sweep") == (sweep.key if sweep else None)
             ):
-                return JobFile(job_path, stamp["total"], stamp["digest"], stamp["last_line"], shard)
+                return JobFile(
+                    job_path, stamp["total"], stamp["digest"], stamp["last_line"], shard, sweep
+                )
         except (OSError, ValueError, KeyError, TypeError):
             pass
         return None
@@ -135,6 +142,7 @@ class OutputFile:
             "digest": job.digest,
             "last_line": job.last_line,
             "shard": str(job.shard) if job.shard else None,
+            "sweep": job.sweep.key if job.sweep else None,
         }
 
     def lock(self) -> None:

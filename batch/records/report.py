@@ -1,0 +1,244 @@
+"""What an output says, per group of lines: the numbers behind ``rolebatch report``.
+
+One pass over the file, line by line.  Per group it keeps counts and sums,
+and the values percentiles need in flat arrays (8 bytes a latency, 4 a
+string length): a million lines stay in tens of megabytes, not gigabytes of
+parsed objects.  A string field whose values are few (at most ``CATEGORIES``
+distinct in a group, none longer than ``LABEL_LENGTH``) is reported as a
+distribution, like booleans: that is how enums show.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+CATEGORIES = 8
+LABEL_LENGTH = 32  # longer strings are text, not labels
+
+
+@dataclass
+class FieldStats:
+    strings: array = field(default_factory=lambda: array("I"))  # lengths
+    values: Counter = field(default_factory=Counter)  # distinct strings, until too many
+    many: bool = False  # more distinct strings than CATEGORIES
+    numbers: array = field(default_factory=lambda: array("d"))
+    booleans: Counter = field(default_factory=Counter)
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, bool):
+            self.booleans[str(value).lower()] += 1
+        elif isinstance(value, int | float):
+            self.numbers.append(float(value))
+        elif isinstance(value, str):
+            self.strings.append(len(value))
+            if not self.many:
+                self.values[value] += 1
+                if len(self.values) > CATEGORIES or len(value) > LABEL_LENGTH:
+                    self.many = True
+                    self.values.clear()
+        elif isinstance(value, list):
+            self.numbers.append(float(len(value)))  # a list: its length
+
+
+@dataclass
+class Group:
+    records: int = 0
+    ok: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latencies: array = field(default_factory=lambda: array("d"))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    with_usage: int = 0
+    cost: float = 0.0
+    priced: int = 0
+    fields: dict[str, FieldStats] = field(default_factory=dict)
+
+    def add(self, line: dict[str, Any]) -> None:
+        self.records += 1
+        if line.get("status") == "ok":
+            self.ok += 1
+        else:
+            self.errors[(line.get("error") or {}).get("kind") or "unknown"] += 1
+        latency = line.get("latency_s")
+        if isinstance(latency, int | float):
+            self.latencies.append(float(latency))
+        usage = line.get("usage")
+        if isinstance(usage, dict):
+            self.with_usage += 1
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+        cost = line.get("cost_usd")
+        if isinstance(cost, int | float):
+            self.cost += cost
+            self.priced += 1
+        response = line.get("response")
+        if isinstance(response, dict):
+            for name, value in response.items():
+                self.fields.setdefault(name, FieldStats()).add(value)
+
+
+def percentile(values: array | list[float], share: float) -> float | None:
+    """The ``share`` percentile, interpolated between the nearest ranks (None: no values)."""
+    if not len(values):
+        return None
+    ordered = sorted(values)
+    rank = share * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _mean(values: array) -> float | None:
+    return sum(values) / len(values) if len(values) else None
+
+
+def _spread(values: array) -> float | None:
+    """The standard deviation (population)."""
+    if not len(values):
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def group_of(line: dict[str, Any], by: str) -> str:
+    if by == "role":
+        if line.get("role_id"):
+            return str(line["role_id"])
+        role = line.get("role")
+        return role if isinstance(role, str) else "(no role)"
+    if by == "model":
+        return str(line.get("model"))
+    key = by.removeprefix("metadata.")
+    metadata = line.get("metadata")
+    value = metadata.get(key) if isinstance(metadata, dict) else None
+    return "(none)" if value is None else str(value)
+
+
+def read(path: Path, by: str) -> dict[str, Group]:
+    if by not in ("role", "model") and not by.startswith("metadata."):
+        raise UsageError(f"--by {by!r}: expected role, model or metadata.KEY")
+    groups: dict[str, Group] = {}
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                if raw.endswith(b"\n"):
+                    raise UsageError(f"{path}:{number}: not a JSON line") from None
+                continue  # a torn last line: a run is still writing, or crashed
+            if not isinstance(line, dict) or "status" not in line:
+                raise UsageError(f"{path}:{number}: not a rolebatch output line")
+            key = group_of(line, by)
+            groups.setdefault(key, Group()).add(line)
+    return groups
+
+
+def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:
+    """(metric, value per group) rows, metrics down and groups across."""
+    names = list(groups)
+    table: list[tuple[str, list[Any]]] = []
+
+    def row(metric: str, values: list[Any]) -> None:
+        table.append((metric, values))
+
+    g = [groups[name] for name in names]
+    row("records", [x.records for x in g])
+    row("ok share", [x.ok / x.records if x.records else None for x in g])
+    kinds = sorted({kind for x in g for kind in x.errors})
+    for kind in kinds:
+        row(f"errors: {kind}", [x.errors.get(kind, 0) for x in g])
+    row("latency p50 s", [percentile(x.latencies, 0.5) for x in g])
+    row("latency p95 s", [percentile(x.latencies, 0.95) for x in g])
+    row("prompt tokens mean", [x.prompt_tokens / x.with_usage if x.with_usage else None for x in g])
+    row(
+        "completion tokens mean",
+        [x.completion_tokens / x.with_usage if x.with_usage else None for x in g],
+    )
+    row("cost usd", [x.cost if x.priced else None for x in g])
+    fields = sorted({name for x in g for name in x.fields})
+    for name in fields:
+        stats = [x.fields.get(name, FieldStats()) for x in g]
+        if any(len(s.strings) for s in stats):
+            row(f"{name}: length mean", [_mean(s.strings) for s in stats])
+            row(f"{name}: length p50", [percentile(s.strings, 0.5) for s in stats])
+            if not any(s.many for s in stats):
+                values = sorted({v for s in stats for v in s.values})
+                for value in values:
+                    row(f"{name} = {value}", [_share(s.values, value) for s in stats])
+        if any(len(s.numbers) for s in stats):
+            row(f"{name}: mean", [_mean(s.numbers) for s in stats])
+            row(f"{name}: spread", [_spread(s.numbers) for s in stats])
+        if any(s.booleans for s in stats):
+            for value in ("true", "false"):
+                row(f"{name} = {value}", [_share(s.booleans, value) for s in stats])
+    return table
+
+
+def _share(counter: Counter, value: str) -> float | None:
+    total = sum(counter.values())
+    return counter[value] / total if total else None
+
+
+def _cell(metric: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if metric == "ok share" or " = " in metric:
+        return f"{value:.0%}"
+    if metric == "cost usd":
+        return f"${value:.4g}"
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def render(groups: dict[str, Group], fmt: str, by: str) -> str:
+    names = list(groups)
+    table = rows(groups)
+    if fmt == "json":
+        data = {
+            name: {metric: values[i] for metric, values in table} for i, name in enumerate(names)
+        }
+        return json.dumps({"by": by, "groups": data}, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["metric", *names])
+        for metric, values in table:
+            writer.writerow([metric, *("" if v is None else v for v in values)])
+        return out.getvalue()
+    header = [by, *names]
+    body = [[metric, *(_cell(metric, v) for v in values)] for metric, values in table]
+    if fmt == "md":
+        lines = ["| " + " | ".join(_md(c) for c in header) + " |"]
+        lines.append("|---" + "|---:" * len(names) + "|")
+        lines += ["| " + " | ".join(_md(c) for c in cells) + " |" for cells in body]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    lines = []
+    for n, cells in enumerate([header, *body]):
+        first = str(cells[0]).ljust(widths[0])
+        rest = [str(c).rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join([first, *rest]).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,120 @@
+"""Sweeps: every query record under every role of a roles file, each pair
+asked ``samples`` times.
+
+    --roles ROLES    JSONL of {"id": "poet", "role": "You are ..."}, or a
+                     text file with one role a line (ids: the line numbers)
+    --samples K      each (record, role) pair K times
+
+A sweep's records are ``<record id>@<role id>`` (and ``#0``..``#K-1`` with
+samples), in query-major, role-minor order.  Each has a place of its own in
+the sweep, ``line`` = (job line - 1) x roles x samples + its pair's index + 1,
+which is what an output line's ``line`` says for a sweep.  Ids, not places,
+carry a run over to the next: adding a role to ROLES moves the places, and a
+resumed run finds the pairs it has by id and runs only the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+FORBIDDEN = ("@", "#")  # they separate the parts of a sweep's ids
+
+
+@dataclass(frozen=True)
+class Sweep:
+    roles: tuple[tuple[str, str | None], ...]  # (id, text); text None: the record's own role
+    samples: int = 1
+
+    @property
+    def width(self) -> int:
+        """Places per job line."""
+        return len(self.roles) * self.samples
+
+    @property
+    def key(self) -> str:
+        """What identifies this sweep's records (for the job-check stamp)."""
+        data = json.dumps([self.roles, self.samples], ensure_ascii=False)
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+    def expand(self, line: int, record_id: Any) -> Iterator[tuple[int, str, str | None, str]]:
+        """(place, id, role text, role id) of every pair of the record on ``line``."""
+        place = (line - 1) * self.width
+        for role_id, text in self.roles:
+            for sample in range(self.samples):
+                place += 1
+                name = str(record_id)
+                if role_id:
+                    name += f"@{role_id}"
+                if self.samples > 1:
+                    name += f"#{sample}"
+                yield place, name, text, role_id
+
+
+def samples_only(samples: int) -> Sweep:
+    return Sweep((("", None),), samples)
+
+
+def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
+    """The roles of ``path``, checked as strictly as a job file."""
+    if not path.is_file():
+        raise InputError([f"{path}: no such roles file"])
+    problems: list[str] = []
+    roles: list[tuple[str, str | None]] = []
+    first: dict[str, int] = {}
+    jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError([f"{path}: not valid UTF-8 (byte {exc.start + 1})"]) from None
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read: {exc.strerror}"]) from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{number}"
+        if jsonl:
+            try:
+                item = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            if not isinstance(item, dict):
+                problems.append(f"{where}: expected a JSON object with id and role")
+                continue
+            unknown = [key for key in item if key not in ("id", "role")]
+            if unknown:
+                problems.append(f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role)")
+                continue
+            role_id, role = item.get("id"), item.get("role")
+            if isinstance(role_id, bool) or not isinstance(role_id, str | int):
+                problems.append(f"{where}: field 'id': expected a string or integer")
+                continue
+            role_id = str(role_id)
+            if not isinstance(role, str) or not role.strip():
+                problems.append(f"{where}: field 'role': expected a non-empty string")
+                continue
+        else:
+            role_id, role = str(number), raw.strip()
+        if not role_id.strip() or any(mark in role_id for mark in FORBIDDEN):
+            problems.append(f"{where}: field 'id': {role_id!r}: empty, or has @ or #")
+            continue
+        if role_id in first:
+            problems.append(
+                f"{where}: field 'id': duplicate role id {role_id!r} (first on line"
+                f" {first[role_id]})"
+            )
+            continue
+        first[role_id] = number
+        roles.append((role_id, role))
+    if problems:
+        raise InputError(problems[:20], max(0, len(problems) - 20))
+    if not roles:
+        raise InputError([f"{path}: no roles in it"])
+    return tuple(roles)
