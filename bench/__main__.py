@@ -434,6 +434,24 @@ def _resume_paths(tmp: Path, n: int, todo: int = 1000) -> None:
             for i in range(n, n + todo):
                 handle.write(json.dumps({"id": f"r{i}", "query": f"About {i}."}) + "\n")
         run(f"job edited since, {todo:,} new records, then reordered", url)
+    # The finished output split in two as two shards would leave it, merged
+    # back; then reported on.
+    from batch.records.shards import shard_of
+
+    parts = [tmp / f"resume{n}.shard-{k}-of-2.jsonl" for k in (0, 1)]
+    with out.open("rb") as source, parts[0].open("wb") as zero, parts[1].open("wb") as one:
+        for raw in source:
+            record_id = json.loads(raw)["id"]
+            (zero, one)[shard_of(record_id, 2)].write(raw)
+    for label, args in (
+        ("merge of 2 shards", ["merge", str(job), *map(str, parts), "-o", str(tmp / "m.jsonl")]),
+        ("report", ["report", str(out)]),
+    ):
+        code, wall, peak = run_cli(args)
+        print(
+            f"{label}: {n:,} records, exit {code}, {wall:.1f} s, peak RSS {peak:,.0f} MB"
+            " (target <= 120 MB)"
+        )
 
 
 def bench_resume(tmp: Path) -> None:
