@@ -1,12 +1,15 @@
 """The flow of a run, whichever way its answers are bought.
 
-    plan     check the options, schema, model, price and the whole job file;
-             nothing is sent or written (``plan``)
+    plan     check the options, schema, model, price and the whole job file
+             (the records of one shard, or a sweep's record x role pairs:
+             ``records.shards``, ``records.roles``); nothing is sent or
+             written (``plan``)
     open     lock the output and read back what it already holds (resume)
-    buy      live: reader → N workers → writer, at the provider's pace
-             (``via.live``); or through the provider's batch API: submit,
-             wait, collect, each step journaled beside the output
-             (``via.batches``)
+    buy      live: reader → N workers → writer, at the provider's pace, or
+             at a pace shared with other processes through Redis
+             (``via.live``, ``pacing.shared``); or through the provider's
+             batch API: submit, wait, collect, each step journaled beside
+             the output (``via.batches``: OpenAI's or Anthropic's)
     finish   rewrite the output in input order and mark it finished
     report   the summary: counts, tokens, cost, the exit code
 
