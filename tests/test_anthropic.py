@@ -190,3 +190,20 @@ def test_itpm_and_otpm_given_on_the_command_line_pace_a_server_without_headers(
     assert fake.state.quota.rejected <= 1
     sent_output = sum(r.usage["output_tokens"] for r in fake.requests if r.usage)
     assert fake.state.quota.stats()["span_s"] >= 0.8 * (sent_output - 150) / 150
+
+
+def test_estimate_prices_anthropic_live_and_in_batches(tmp_path, capsys, monkeypatch):
+    import json
+
+    from batch.cli import main
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    assert main(["estimate", str(job), "--model", MODEL, "--json", "--otpm", "4096"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["completion_tokens"] == 4 * 1024  # the max_tokens that is sent
+    expected = (data["prompt_tokens"] * 0.25 + data["completion_tokens"] * 1.25) / 1e6
+    assert data["cost_usd"] == pytest.approx(expected, rel=1e-3)
+    assert data["batch_cost_usd"] == pytest.approx(expected / 2, rel=1e-3)
+    assert data["seconds"] == pytest.approx(60.0)  # 4,096 output tokens at --otpm 4096
+    assert "--otpm 4096" in data["time_basis"]

@@ -177,6 +177,14 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
 
         result.completion_tokens = DEFAULT_MAX_TOKENS * result.to_do
         result.completion_basis = f"at most: the embedded model stops at {DEFAULT_MAX_TOKENS}"
+    elif checked.endpoint.provider.protocol == "anthropic":
+        from ..prompt import ANTHROPIC_MAX_TOKENS
+
+        result.completion_tokens = ANTHROPIC_MAX_TOKENS * result.to_do
+        result.completion_basis = (
+            f"at most: the max_tokens of {ANTHROPIC_MAX_TOKENS} sent to Anthropic when"
+            " --max-tokens is not given"
+        )
     else:
         result.completion_tokens = DEFAULT_COMPLETION_ESTIMATE * result.to_do
         result.completion_basis = (
