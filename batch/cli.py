@@ -19,6 +19,7 @@ from .commands.merge import merge
 from .commands.report import report
 from .commands.run import run
 from .errors import RolebatchError
+from .quirks.glibc import fix_mmap_threshold
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script and ``python -m batch``: ``main``, then exit with its code."""
+    fix_mmap_threshold()  # flat memory on big jobs (quirks.glibc)
     code = main()
     # The interpreter's collections at exit walk every object the run made
     # (about a third of a second); they have nothing left to free.

@@ -122,3 +122,13 @@ def test_the_command_line_starts_without_importing_openai():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_glibc_keeps_large_blocks_in_their_own_mappings():
+    import sys
+
+    from batch.quirks.glibc import fix_mmap_threshold
+
+    if not sys.platform.startswith("linux"):
+        return
+    assert fix_mmap_threshold() is True  # glibc took it: see quirks/glibc.py
