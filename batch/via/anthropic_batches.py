@@ -33,20 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import anyio
 from anthropic.types import Message
 from pydantic import ValidationError
 
-from ..errors import AuthError, EndpointError, OutputError
-from ..pacing.backoff import backoff_delay, retry_after
+from ..errors import OutputError
 from ..providers.registry import Endpoint
-from .batches import Ambiguous, BatchInfo, QueueFull, Result, Unknown
+from ..verdict import server_message
+from .batches import Ambiguous, BatchInfo, QueueFull, Result, Unknown, call_api, refused
 from .journal import Entry
 
 MAX_REQUESTS = 100_000
 # A create's body may be up to 256 MB; stay clear of the edge.
 MAX_BYTES = 240 * 1024 * 1024
-CALL_RETRIES = 5
 # How far the provider's clock may be behind ours when it stamps a batch.
 CLOCK_SKEW = 120.0
 
@@ -110,12 +108,12 @@ class AnthropicBatches:
             batch = await self._client.messages.batches.create(requests=items)
         except anthropic.APIStatusError as exc:
             if exc.status_code == 429:
-                if "queue" in _message(exc).lower():
-                    raise QueueFull(_message(exc)) from None
-                raise Unknown(f"429 {_message(exc)}") from None
+                if "queue" in server_message(exc).lower():
+                    raise QueueFull(server_message(exc)) from None
+                raise Unknown(f"429 {server_message(exc)}") from None
             if exc.status_code >= 500:
-                raise Unknown(f"{exc.status_code} {_message(exc)}") from None
-            raise self._refused(exc) from None
+                raise Unknown(f"{exc.status_code} {server_message(exc)}") from None
+            raise refused(self._endpoint, exc) from None
         except anthropic.APIConnectionError as exc:  # a timeout included
             raise Unknown(str(exc) or type(exc).__name__) from None
         return _info(batch)
@@ -171,45 +169,9 @@ class AnthropicBatches:
     # -- calls ---------------------------------------------------------------
 
     async def _retrying(self, call: Any) -> Any:
-        for attempt in range(CALL_RETRIES + 1):
-            try:
-                return await call()
-            except anthropic.APIStatusError as exc:
-                if exc.status_code < 500 and exc.status_code != 429:
-                    raise self._refused(exc) from None
-                if attempt == CALL_RETRIES:
-                    raise EndpointError(
-                        f"{self._endpoint.base_url} kept failing: {exc.status_code} {_message(exc)}"
-                    ) from None
-                wait = retry_after(exc.response.headers) or backoff_delay(attempt, 0.5, 30)
-            except anthropic.APIConnectionError as exc:
-                if attempt == CALL_RETRIES:
-                    raise EndpointError(
-                        f"cannot reach {self._endpoint.base_url}: {exc}. Run the same command"
-                        " again later: batches at the provider are collected then."
-                    ) from None
-                wait = backoff_delay(attempt, 0.5, 30)
-            await anyio.sleep(min(wait, 60))
-        raise AssertionError("unreachable")
-
-    def _refused(self, exc: anthropic.APIStatusError) -> Exception:
-        if exc.status_code in (401, 403):
-            env = self._endpoint.provider.key_env
-            return AuthError(
-                f"{self._endpoint.base_url} refused the API key ({exc.status_code}): set"
-                f" {env} to a valid key. Server said: {_message(exc)}"
-            )
-        return EndpointError(
-            f"{self._endpoint.base_url} refused a batch request: {exc.status_code} {_message(exc)}"
+        return await call_api(
+            call, self._endpoint, anthropic.APIStatusError, anthropic.APIConnectionError
         )
-
-
-def _message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])[:300]
-    return str(exc.message)[:300]
 
 
 def _info(batch: Any) -> BatchInfo:

@@ -44,7 +44,8 @@ import anyio
 import instructor
 
 from ..cost.prices import Price
-from ..errors import AbortError, EndpointError, Interrupted, Pending, UsageError
+from ..errors import AbortError, AuthError, EndpointError, Interrupted, Pending, UsageError
+from ..pacing.backoff import backoff_delay, retry_after
 from ..plan import Plan
 from ..progress import Reporter, Tally
 from ..prompt import instructor_kwargs
@@ -52,7 +53,7 @@ from ..providers.registry import Endpoint, resolve
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..secrets import Redactor
-from ..verdict import judge, kind_of_status
+from ..verdict import judge, kind_of_status, server_message
 from . import live
 from .journal import Entry, Journal, custom_id, mark_of, new_tag, parse_custom_id
 
@@ -110,6 +111,51 @@ class BatchAPI(Protocol):
     async def cancel(self, batch_id: str) -> BatchInfo: ...
     def results(self, info: BatchInfo) -> AsyncIterator[Result]: ...
     async def aclose(self) -> None: ...
+
+
+CALL_RETRIES = 5
+
+
+async def call_api(
+    call: Any, endpoint: Endpoint, status_error: type[Exception], connection_error: type[Exception]
+) -> Any:
+    """One call of a provider's batch API through its SDK (whose error classes
+    are given): retried with backoff on 429, 5xx and connection errors,
+    refused (``refused``) on any other status."""
+    for attempt in range(CALL_RETRIES + 1):
+        try:
+            return await call()
+        except status_error as exc:
+            status = exc.status_code  # type: ignore[attr-defined]
+            if status < 500 and status != 429:
+                raise refused(endpoint, exc) from None
+            if attempt == CALL_RETRIES:
+                raise EndpointError(
+                    f"{endpoint.base_url} kept failing: {status} {server_message(exc)}"
+                ) from None
+            headers = exc.response.headers  # type: ignore[attr-defined]
+            wait = retry_after(headers) or backoff_delay(attempt, 0.5, 30)
+        except connection_error as exc:
+            if attempt == CALL_RETRIES:
+                raise EndpointError(
+                    f"cannot reach {endpoint.base_url}: {exc}. Run the same command"
+                    " again later: batches at the provider are collected then."
+                ) from None
+            wait = backoff_delay(attempt, 0.5, 30)
+        await anyio.sleep(min(wait, 60))
+    raise AssertionError("unreachable")
+
+
+def refused(endpoint: Endpoint, exc: Any) -> Exception:
+    """What a batch API's refusal of a call (a 4xx but 429) means for the run."""
+    if exc.status_code in (401, 403):
+        return AuthError(
+            f"{endpoint.base_url} refused the API key ({exc.status_code}): set"
+            f" {endpoint.provider.key_env} to a valid key. Server said: {server_message(exc)}"
+        )
+    return EndpointError(
+        f"{endpoint.base_url} refused a batch request: {exc.status_code} {server_message(exc)}"
+    )
 
 
 def open_batches(endpoint: Endpoint, timeout: float) -> BatchAPI:

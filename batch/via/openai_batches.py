@@ -21,22 +21,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import openai
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from ..errors import AuthError, EndpointError
-from ..pacing.backoff import backoff_delay, retry_after
 from ..providers.registry import Endpoint
 from ..verdict import server_message
-from .batches import BatchInfo, QueueFull, Result, Unknown
+from .batches import BatchInfo, QueueFull, Result, Unknown, call_api, refused
 from .journal import Entry
 
 MAX_REQUESTS = 50_000
 # OpenAI takes files up to 200 MB; stay clear of the edge.
 MAX_BYTES = 190 * 1024 * 1024
-CALL_RETRIES = 5
 TAG_KEY = "rolebatch_tag"
 
 
@@ -94,7 +90,7 @@ class OpenAIBatches:
                 raise QueueFull(server_message(exc)) from None
             if exc.status_code >= 500:
                 raise Unknown(f"{exc.status_code} {server_message(exc)}") from None
-            raise self._refused(exc) from None
+            raise refused(self._endpoint, exc) from None
         except openai.APIConnectionError as exc:  # a timeout included
             raise Unknown(str(exc) or type(exc).__name__) from None
         return _info(batch)
@@ -133,40 +129,8 @@ class OpenAIBatches:
     # -- calls ---------------------------------------------------------------
 
     async def _retrying(self, call: Any) -> Any:
-        for attempt in range(CALL_RETRIES + 1):
-            try:
-                return await call()
-            except openai.APIStatusError as exc:
-                if exc.status_code in (401, 403) or (
-                    exc.status_code < 500 and exc.status_code != 429
-                ):
-                    raise self._refused(exc) from None
-                if attempt == CALL_RETRIES:
-                    raise EndpointError(
-                        f"{self._endpoint.base_url} kept failing: {exc.status_code}"
-                        f" {server_message(exc)}"
-                    ) from None
-                wait = retry_after(exc.response.headers) or backoff_delay(attempt, 0.5, 30)
-            except openai.APIConnectionError as exc:
-                if attempt == CALL_RETRIES:
-                    raise EndpointError(
-                        f"cannot reach {self._endpoint.base_url}: {exc}. Run the same command"
-                        " again later: batches at the provider are collected then."
-                    ) from None
-                wait = backoff_delay(attempt, 0.5, 30)
-            await anyio.sleep(min(wait, 60))
-        raise AssertionError("unreachable")
-
-    def _refused(self, exc: openai.APIStatusError) -> Exception:
-        if exc.status_code in (401, 403):
-            env = self._endpoint.provider.key_env
-            return AuthError(
-                f"{self._endpoint.base_url} refused the API key ({exc.status_code}): set"
-                f" {env} to a valid key. Server said: {server_message(exc)}"
-            )
-        return EndpointError(
-            f"{self._endpoint.base_url} refused a batch request: {exc.status_code}"
-            f" {server_message(exc)}"
+        return await call_api(
+            call, self._endpoint, openai.APIStatusError, openai.APIConnectionError
         )
 
 
