@@ -171,20 +171,23 @@ class Journal:
 
     # -- writing --------------------------------------------------------
 
-    def _append(self, path: Path, items: Iterable[dict[str, Any]]) -> None:
-        data = b"".join(json.dumps(item).encode() + b"\n" for item in items)
-        if not data:
-            return
+    def _write(self, path: Path, mode: str, chunks: Iterable[bytes]) -> None:
+        """Write ``chunks`` to ``path`` and fsync before going on."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as handle:
-                handle.write(data)
+            with path.open(mode) as handle:
+                handle.writelines(chunks)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise OutputError(
                 f"cannot write {path}: {exc.strerror or exc}; nothing further was sent"
             ) from None
+
+    def _append(self, path: Path, items: Iterable[dict[str, Any]]) -> None:
+        data = b"".join(json.dumps(item).encode() + b"\n" for item in items)
+        if data:
+            self._write(path, "ab", [data])
 
     def record(self, entry: Entry, step: str, **details: Any) -> None:
         """Journal a step (fsync'ed), then apply it."""
@@ -212,14 +215,7 @@ class Journal:
 
     def write_requests(self, tag: str, lines: list[bytes]) -> Path:
         path = self.request_file(tag)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as handle:
-                handle.writelines(lines)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self._write(path, "wb", lines)
         return path
 
     def clear(self) -> None:
