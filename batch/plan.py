@@ -62,7 +62,7 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
             f"--max-cost needs a price, and the price of {endpoint.label} is not known:"
             " give --price IN/OUT (US dollars per million input / output tokens)"
         )
-    if config.quota and config.via == "live":
+    if config.quota and (config.via == "live" or config.reask == "live"):
         from .pacing.shared import check_reachable, normalize_url
 
         normalize_url(config.quota)

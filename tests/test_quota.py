@@ -293,3 +293,28 @@ def test_a_process_rejoins_when_redis_is_back(monkeypatch):
     assert first == 0.0 and away is None and up_while_away is False
     assert too_soon is None
     assert back == 0.0 and up_again is True
+
+
+def test_live_reasks_of_a_batch_run_pace_on_the_shared_quota(rolebatch, fake, db, valkey, tmp_path):
+    fake.state.quota = Quota(rpm=1200)
+    fake.fault(match="thing 1.", invalid=True, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    result = rolebatch(
+        str(job),
+        "-o",
+        "o.jsonl",
+        "--via",
+        "batch",
+        "--poll-interval",
+        "0.01",
+        "--reask",
+        "live",
+        "--quota",
+        valkey.connection_url,
+    )
+    assert result.code == 0, result.err
+    (reask,) = [r for r in fake.requests if not r.path.startswith("batch:")]
+    assert "validation error" in reask.text.lower()
+    states = [k for k in db.keys("rolebatch:*") if k.endswith(b":state")]
+    assert len(states) == 1  # the live re-ask took its turn from the shared quota
+    assert db.hget(states[0], "name").decode().startswith("openai http://127.0.0.1")

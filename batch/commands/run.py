@@ -66,7 +66,7 @@ def run(
         from ..pipeline import run_job  # openai and instructor: most of a second
 
     config = run_config(job, output, options)
-    if config.quota and backend != "asyncio" and config.via == "live":
+    if config.quota and backend != "asyncio" and (config.via == "live" or config.reask == "live"):
         raise UsageError(
             "--quota works under asyncio only (the redis package's client): run with"
             " --backend asyncio, or without --quota"

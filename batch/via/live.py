@@ -232,7 +232,8 @@ async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Ou
     and the re-ask it builds from them is sent live, at the live price.  The
     outcomes count only the live part."""
     config, endpoint = checked.config, checked.endpoint
-    limiter = limiter_for(config)
+    shared = await open_quota(config, endpoint)
+    limiter = limiter_for(config, shared)
     transport = await open_transport(config, endpoint)
     client = Client(
         config, endpoint, checked.response_model, transport, limiter, checked.prices.live
@@ -254,4 +255,6 @@ async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Ou
     finally:
         with anyio.CancelScope(shield=True):
             await client.aclose()
+            if shared is not None:
+                await shared.close()
     return outcomes
