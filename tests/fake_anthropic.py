@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fake_batches import BatchPlan
+from tests.fake_batches import BatchPlan, newest_page
 
 if TYPE_CHECKING:
     from tests.fakeserver import FakeState, Fault
@@ -161,16 +161,10 @@ class MessageBatches:
         parts = urlsplit(path)
         route, query = parts.path.rstrip("/"), parse_qs(parts.query)
         if route.endswith("/batches"):
-            newest = sorted(self.batches.values(), key=lambda b: b.id, reverse=True)
-            after = query.get("after_id", [None])[0]
-            if after is not None:
-                ids = [b.id for b in newest]
-                newest = newest[ids.index(after) + 1 :] if after in ids else []
-            limit = int(query.get("limit", ["20"])[0])
-            page = newest[:limit]
+            page, more = newest_page(self.batches, query, "after_id")
             return 200, {
                 "data": [b.as_json(base) for b in page],
-                "has_more": len(newest) > limit,
+                "has_more": more,
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
             }

@@ -122,17 +122,11 @@ class BatchAPI:
             found = self.files.get(match.group(1))
             return (200, found[1]) if found else (404, _error("no such file"))
         if route.endswith("/batches"):
-            newest = sorted(self.batches.values(), key=lambda b: b.id, reverse=True)
-            after = query.get("after", [None])[0]
-            if after is not None:
-                ids = [b.id for b in newest]
-                newest = newest[ids.index(after) + 1 :] if after in ids else []
-            limit = int(query.get("limit", ["20"])[0])
-            page = newest[:limit]
+            page, more = newest_page(self.batches, query, "after")
             return 200, {
                 "object": "list",
                 "data": [b.as_json() for b in page],
-                "has_more": len(newest) > limit,
+                "has_more": more,
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
             }
@@ -295,6 +289,17 @@ class BatchAPI:
             data = "".join(json.dumps(line) + "\n" for line in reversed(errors)).encode()
             self.files[batch.error_file_id] = (f"{batch.id}_errors.jsonl", data)
         batch.counts = {"total": len(requests), "completed": len(outputs), "failed": len(errors)}
+
+
+def newest_page(batches: dict[str, Any], query: dict[str, list[str]], after_key: str):
+    """A page of a list of batches, newest first: (the page, whether more follow)."""
+    newest = sorted(batches.values(), key=lambda b: b.id, reverse=True)
+    after = query.get(after_key, [None])[0]
+    if after is not None:
+        ids = [b.id for b in newest]
+        newest = newest[ids.index(after) + 1 :] if after in ids else []
+    limit = int(query.get("limit", ["20"])[0])
+    return newest[:limit], len(newest) > limit
 
 
 def _error(message: str, code: str | None = None) -> dict[str, Any]:
