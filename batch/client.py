@@ -40,9 +40,8 @@ from .quirks.instructor import patched
 from .records.job import Record
 from .records.lines import Outcome, RecordFailure, token_counts
 from .secrets import Redactor
-from .verdict import check_finish, classify, describe, root, server_message
+from .verdict import RETRYABLE_STATUS, check_finish, classify, describe, root, server_message
 
-RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Before anything has succeeded, this many requests in a row answered with the
 # same one of these statuses and the same message end the run: the endpoint is
 # answering, and says the requests themselves are wrong (a mode it does not

@@ -33,6 +33,10 @@ class Tally:
     cost_before: Decimal | None = None  # what the output's existing lines cost
     unpriced: str | None = None  # the model whose price nobody knows
     budget: Decimal | None = None  # --max-cost
+    # --via batch: rounds of batches submitted, and requests that went again
+    # by why ("expired": never run; "transient": a 5xx, 429 or timeout; "reask").
+    batch_rounds: int = 0
+    again: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -116,6 +120,8 @@ class Summary:
         if t.errors:
             kinds = ", ".join(f"{kind} {n:,}" for kind, n in t.errors.most_common())
             lines.append(f"  errors: {kinds}")
+        if t.batch_rounds:
+            lines.append(f"  batches: {_rounds(t)}")
         lines.append(
             f"  tokens: {t.tokens:,} (prompt {t.prompt_tokens:,},"
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
@@ -150,6 +156,8 @@ class Summary:
                 "total": t.tokens,
             },
             "requests": t.attempts,
+            "batch_rounds": t.batch_rounds,
+            "requests_again": {reason: t.again[reason] for reason in AGAIN if t.again[reason]},
             "cost_usd": usd(t.cost),
             "cost_per_ok_usd": usd(t.cost_per_ok()),
             "output_cost_usd": usd(None if t.cost is None else t.cost + (t.cost_before or 0)),
@@ -174,6 +182,7 @@ class Summary:
             ("records", f"{t.done:,} of {t.total:,} ({t.ok:,} ok, {t.failed:,} failed this run)"),
             ("errors", ", ".join(f"{k} {n:,}" for k, n in t.errors.most_common()) or "none"),
             ("tokens", f"{t.tokens:,} in {t.attempts:,} requests"),
+            *([("batches", _rounds(t))] if t.batch_rounds else []),
             ("cost", cost),
             ("time", _duration(self.wall_s)),
             ("output", f"`{self.output}`"),
@@ -200,6 +209,20 @@ class Summary:
         if rest is not None and t.aborted is not None:
             lines.append(f"  to finish: about {dollars(rest)} for the {t.remaining:,} records left")
         return lines
+
+
+# Why a batch request went again, in the order the summary names them.
+AGAIN = {
+    "expired": "not run (batch expired or cancelled)",
+    "transient": "after a transient error",
+    "reask": "re-asks",
+}
+
+
+def _rounds(t: Tally) -> str:
+    text = f"{t.batch_rounds:,} round{'s' if t.batch_rounds != 1 else ''}"
+    again = [f"{t.again[reason]:,} {words}" for reason, words in AGAIN.items() if t.again[reason]]
+    return text + (f"; went again: {', '.join(again)}" if again else "")
 
 
 def dollars(amount: Decimal | float) -> str:

@@ -64,6 +64,15 @@ def root(exc: BaseException) -> BaseException:
     return exc
 
 
+# Statuses worth asking again: the request may well succeed next time.
+RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+
+def transient(status: int) -> bool:
+    """Whether an answer with this status (0: none was given) is worth another try."""
+    return status == 0 or status in RETRYABLE_STATUS
+
+
 def kind_of_status(status: int) -> str:
     if status == 429:
         return "rate_limit"

@@ -13,8 +13,10 @@ A batch goes validating → in_progress → finalizing → its end over
 requests are answered as the live endpoint would answer them (the same faults
 apply: a ``status`` fault becomes a line in the error file, ``invalid`` an
 answer that does not validate), and the results come out in reverse order.
-An expired or cancelled batch answers only ``share`` of its requests; a failed
-one none.  Every request a batch answered is recorded like a live one, with
+An expired or cancelled batch answers only ``share`` of its requests and, as
+OpenAI documents, writes each request it never ran into its error file
+(``response`` null, error code ``batch_expired`` / ``batch_cancelled``); a
+failed one answers none.  Every request a batch answered is recorded like a live one, with
 ``path`` "batch:<id>".
 """
 
@@ -209,7 +211,7 @@ class BatchAPI:
         if batch.status in ("completed", "expired", "failed", "cancelled"):
             return
         if batch.cancel_asked:
-            self._answer(batch, state, self.plan.share)
+            self._answer(batch, state, self.plan.share, "batch_cancelled")
             batch.status = "cancelled"
             return
         batch.polls += 1
@@ -230,18 +232,37 @@ class BatchAPI:
             batch.status = "failed"
             batch.errors = self.plan.errors
         elif batch.end == "expired":
-            self._answer(batch, state, self.plan.share)
+            self._answer(batch, state, self.plan.share, "batch_expired")
             batch.status = "expired"
         else:
             self._answer(batch, state, 1.0)
             batch.status = "completed"
 
-    def _answer(self, batch: FakeBatch, state: FakeState, share: float) -> None:
+    def _answer(
+        self, batch: FakeBatch, state: FakeState, share: float, unrun: str | None = None
+    ) -> None:
+        """Answer the first ``share`` of the batch's requests; the rest, never
+        run, are error lines with the code ``unrun``."""
         from tests.fakeserver import Recorded, _messages_text, completion_for
 
         requests = self.requests_of_file(batch.input_file_id)
         answered = requests[: int(len(requests) * share)]
         outputs, errors = [], []
+        messages = {
+            "batch_expired": "This request could not be executed before the completion"
+            " window expired.",
+            "batch_cancelled": "This request was not executed because the batch was cancelled.",
+        }
+        for number, request in enumerate(requests[len(answered) :], start=len(answered)):
+            assert unrun is not None
+            errors.append(
+                {
+                    "id": f"batch_req_{number}",
+                    "custom_id": request["custom_id"],
+                    "response": None,
+                    "error": {"code": unrun, "message": messages[unrun]},
+                }
+            )
         for number, request in enumerate(answered):
             body = request["body"]
             text = _messages_text(body)

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from decimal import Decimal
@@ -250,3 +251,44 @@ def test_reasks_can_go_live(claude, fake, tmp_path):
     assert reask.path == "/v1/messages" and len(reask.body["messages"]) == 3
     line = read_lines(Path(OUT))[1]
     assert line["status"] == "ok" and line["attempts"] == 2
+
+
+def test_transient_errored_results_go_again_and_invalid_requests_do_not(claude, fake, tmp_path):
+    fake.fault(match="thing 0.", status=529, times=1)  # overloaded_error
+    fake.fault(match="thing 1.", status=500, times=1)  # api_error
+    fake.fault(match="thing 2.", status=429, times=1)  # rate_limit_error
+    fake.fault(match="thing 3.", status=400, times=1)  # invalid_request_error: final
+    job = write_job(tmp_path / "j.jsonl", poem_records(5))
+    result = claude(str(job), "-o", OUT, *BATCH)
+    assert result.code == 1, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["status"] for line in lines] == ["ok", "ok", "ok", "error", "ok"]
+    assert [line["attempts"] for line in lines] == [2, 2, 2, 1, 1]
+    assert lines[3]["error"]["kind"] == "bad_request"
+    assert bought(fake) == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1})
+
+
+def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, capsys):
+    from batch.cli import main
+
+    plan = batches(fake).plan
+    plan.polls = 10**9
+    plan.share = 0.5
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    proc = _start(fake, job)
+    deadline = time.monotonic() + 30
+    while not batches(fake).batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert main(["cancel", OUT]) == 0
+    capsys.readouterr()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    (batch_id,) = batches(fake).batches
+    assert f"batch {batch_id} was cancelled" in err and "2 requests it never ran" in err
+    assert len(read_lines(Path(OUT))) == 2
+    plan.polls = 1
+    result = claude(str(job), "-o", OUT, *BATCH)
+    assert result.code == 0, result.err
+    assert [line["attempts"] for line in read_lines(Path(OUT))] == [1, 1, 2, 2]
+    assert bought(fake) == Counter({1: 1, 2: 1, 3: 2, 4: 2})

@@ -167,11 +167,13 @@ def test_per_line_errors_are_error_lines_with_their_kinds(rolebatch, fake, tmp_p
 def test_a_batch_with_no_output_file_at_all(rolebatch, fake, tmp_path):
     fake.fault(status=503)
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
-    result = rolebatch(str(job), "-o", OUT, *BATCH)
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--max-retries", "0")
     assert result.code == 1
     (batch,) = fake.state.batches.batches.values()
     assert batch.output_file_id is None and batch.error_file_id is not None
-    assert [line["error"]["status_code"] for line in read_lines(Path(OUT))] == [503] * 3
+    lines = read_lines(Path(OUT))
+    assert [line["error"]["status_code"] for line in lines] == [503] * 3
+    assert [line["attempts"] for line in lines] == [1] * 3
 
 
 def test_a_failed_batch_stops_the_run_and_its_records_stay_to_do(rolebatch, fake, tmp_path):
@@ -331,6 +333,183 @@ def test_a_batch_collected_again_after_a_crash_writes_nothing_twice(rolebatch, f
     lines = read_lines(Path(OUT))
     assert [line["id"] for line in lines] == ["r0", "r1", "r2"]
     assert lines[1]["attempts"] == 2
+    assert sorted(map(plain, fake.state.batches.custom_ids())) == [
+        "L1-a1",
+        "L2-a1",
+        "L2-a2",
+        "L3-a1",
+    ]
+
+
+# -- rounds: what a batch did not finish goes again, never becomes a failure --
+
+
+def error_file(fake, batch_id: str) -> list[dict]:
+    batch = fake.state.batches.batches[batch_id]
+    _, data = fake.state.batches.files[batch.error_file_id]
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_requests_an_expired_batch_never_ran_go_again_and_count_as_attempts(
+    rolebatch, fake, tmp_path
+):
+    fake.state.batches.plan.ends = ["expired"]
+    fake.state.batches.plan.share = 0.5
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    summary = tmp_path / "summary.json"
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--summary-json", str(summary))
+    assert result.code == 0, result.err
+    first, second = fake.state.batches.batches
+    # As OpenAI documents it: the requests never run are lines of the error file.
+    unrun = error_file(fake, first)
+    assert {line["error"]["code"] for line in unrun} == {"batch_expired"}
+    assert all(line["response"] is None for line in unrun)
+    lines = read_lines(Path(OUT))
+    assert [line["status"] for line in lines] == ["ok"] * 4
+    assert [line["attempts"] for line in lines] == [1, 1, 2, 2]
+    assert [line["batch_id"] for line in lines] == [first, first, second, second]
+    assert "batches: 2 rounds; went again: 2 not run (batch expired or cancelled)" in result.err
+    report = json.loads(summary.read_text())
+    assert report["batch_rounds"] == 2 and report["requests_again"] == {"expired": 2}
+
+
+def test_transient_line_errors_go_again_and_only_then_become_error_lines(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 0.", status=500, times=1)
+    fake.fault(match="thing 1.", status=429, times=1)
+    fake.fault(match="thing 2.", status=0, times=1)
+    fake.fault(match="thing 3.", status=408, times=1)
+    fake.fault(match="thing 4.", status=502)  # every time
+    fake.fault(match="thing 5.", status=400)  # permanent: written at once
+    job = write_job(tmp_path / "j.jsonl", poem_records(7))
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--max-retries", "2")
+    assert result.code == 1, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["status"] for line in lines] == ["ok"] * 4 + ["error"] * 2 + ["ok"]
+    assert [line["attempts"] for line in lines] == [2, 2, 2, 2, 3, 1, 1]
+    assert lines[4]["error"]["kind"] == "server" and lines[4]["error"]["status_code"] == 502
+    assert lines[5]["error"]["kind"] == "bad_request"
+    # Bought: once each, plus once more for each fault dealt; 502 three times in all.
+    assert bought(fake) == Counter({1: 2, 2: 2, 3: 2, 4: 2, 5: 3, 6: 1, 7: 1})
+    assert "went again: 6 after a transient error" in result.err
+
+
+def test_rate_limited_lines_have_their_own_budget(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 0.", status=429, times=2)
+    job = write_job(tmp_path / "j.jsonl", poem_records(1))
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--max-retries", "0")
+    assert result.code == 0, result.err
+    assert read_lines(Path(OUT))[0]["attempts"] == 3
+    fake.reset()
+    fake.fault(status=429)
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--fresh", "--max-rate-limit-retries", "1")
+    assert result.code == 1
+    (line,) = read_lines(Path(OUT))
+    assert line["error"]["kind"] == "rate_limit" and line["attempts"] == 2
+
+
+def test_a_provider_that_never_runs_the_requests_ends_the_run_instead_of_looping(
+    rolebatch, fake, tmp_path
+):
+    fake.state.batches.plan.end = "expired"
+    fake.state.batches.plan.share = 0.25
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--max-retries", "2")
+    assert result.code == 3, result.err
+    assert "3 records were not run by 3 batches in a row" in result.err
+    assert "still to do" in result.err
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == ["r0"]  # no line for the others
+    assert bought(fake) == Counter({1: 1, 2: 3, 3: 3, 4: 3})
+    # The next run submits them again.
+    fake.state.batches.plan.end = "completed"
+    again = rolebatch(str(job), "-o", OUT, *BATCH)
+    assert again.code == 0, again.err
+    assert [line["status"] for line in read_lines(Path(OUT))] == ["ok"] * 4
+
+
+def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(rolebatch, fake, tmp_path):
+    """The first batch expires half answered, 2 % of lines are answered 500 and
+    3 % do not validate: one --wait run ends exit 0, every record ok, once."""
+    plan = fake.state.batches.plan
+    plan.ends = ["expired"]
+    plan.share = 0.5
+    server_errors = set(range(7, 1000, 50))  # 20 records
+    invalid = set(range(11, 1000, 33))  # 30 records
+    for n in server_errors:
+        fake.fault(match=f"thing {n}.", status=500, times=1)
+    for n in invalid:
+        fake.fault(match=f"thing {n}.", invalid=True, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(1000))
+    result = rolebatch(str(job), "-o", OUT, *BATCH, "--batch-size", "400")
+    assert result.code == 0, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["id"] for line in lines] == [f"r{i}" for i in range(1000)]
+    assert {line["status"] for line in lines} == {"ok"}
+    first = fake.state.batches.batches[next(iter(fake.state.batches.batches))]
+    unrun = {
+        record_of(line["custom_id"]) - 1
+        for line in error_file(fake, first.id)
+        if line["response"] is None
+    }
+    assert len(unrun) == 200  # the second half of the first batch of 400
+    dealt = Counter(n + 1 for n in [*server_errors, *invalid, *unrun])
+    expected = Counter({n: 1 for n in range(1, 1001)}) + dealt
+    assert bought(fake) == expected
+    by_id = {line["id"]: line for line in lines}
+    assert all(by_id[f"r{n - 1}"]["attempts"] == k for n, k in expected.items())
+    assert "went again: 200 not run (batch expired or cancelled)" in result.err
+    assert "batches: 3 rounds;" in result.err
+    assert f"{len(server_errors)} after a transient error, {len(invalid)} re-asks" in result.err
+    assert f"requests: {1000 + 200 + len(server_errors) + len(invalid):,}" in result.err
+
+
+def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_run(
+    rolebatch, fake, tmp_path, capsys
+):
+    from batch.cli import main
+
+    plan = fake.state.batches.plan
+    plan.polls = 10**9
+    plan.share = 0.5
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    proc = _start(fake, job)
+    deadline = time.monotonic() + 30
+    while not fake.state.batches.batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert main(["cancel", OUT]) == 0  # as an operator would, from another shell
+    capsys.readouterr()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    (batch_id,) = fake.state.batches.batches
+    assert f"batch {batch_id} was cancelled" in err and "2 requests it never ran" in err
+    assert "Traceback" not in err
+    assert len(fake.state.batches.batches) == 1  # not resubmitted by the waiting run
+    assert [line["id"] for line in read_lines(Path(OUT))] == ["r0", "r1"]
+    plan.polls = 1
+    result = rolebatch(str(job), "-o", OUT, *BATCH)
+    assert result.code == 0, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["status"] for line in lines] == ["ok"] * 4
+    assert [line["attempts"] for line in lines] == [1, 1, 2, 2]
+    assert bought(fake) == Counter({1: 1, 2: 1, 3: 2, 4: 2})
+
+
+def test_a_round_kept_before_a_crash_is_not_counted_twice(rolebatch, fake, tmp_path):
+    fake.fault(match="thing 1.", status=500, times=1)
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait").code == 4
+    fake.state.batches.plan.polls = 1
+    assert rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait").code == 4  # collected; retry out
+    # As a crash would leave it: the round was kept, the journal never said
+    # the first batch was collected.
+    journal = Path(OUT + ".batches/journal.jsonl")
+    steps = journal.read_text().splitlines()
+    journal.write_text("".join(s + "\n" for s in steps if json.loads(s)["step"] != "ended"))
+    result = rolebatch(str(job), "-o", OUT, *BATCH)
+    assert result.code == 0, result.err
+    lines = read_lines(Path(OUT))
+    assert [line["attempts"] for line in lines] == [1, 2, 1]
     assert sorted(map(plain, fake.state.batches.custom_ids())) == [
         "L1-a1",
         "L2-a1",

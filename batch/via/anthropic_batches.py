@@ -19,10 +19,12 @@ an ambiguity).  Each request's
 custom_id carries its batch's tag (``journal.custom_id``), so results are
 taken only from the batch they were packed for.
 
-A result is ``succeeded`` (the message), ``errored`` (its error), or
-``canceled`` / ``expired``: those records were not answered and are still to
-do.  The SDK's own retries are off; a create whose outcome is unknown raises
-``Unknown`` and the caller looks before trying again.
+A result is ``succeeded`` (the message), ``errored`` (its error: an
+``invalid_request_error`` is final, an ``overloaded_error``, ``api_error``,
+``rate_limit_error`` or ``timeout_error`` goes again), or ``canceled`` /
+``expired``: never run, so still to do.  The SDK's own retries are off; a
+create whose outcome is unknown raises ``Unknown`` and the caller looks
+before trying again.
 """
 
 from __future__ import annotations
@@ -154,8 +156,7 @@ class AnthropicBatches:
         return _info(await self._retrying(lambda: self._client.messages.batches.cancel(batch_id)))
 
     async def results(self, info: BatchInfo) -> AsyncIterator[Result]:
-        """Succeeded and errored results; canceled and expired requests were
-        not answered, so they are left out (still to do)."""
+        """Every result; canceled and expired requests were never run."""
         lines = await self._retrying(lambda: self._client.messages.batches.results(info.id))
         async for line in lines:
             result = line.result
@@ -165,6 +166,8 @@ class AnthropicBatches:
                 error = result.error.error
                 status = STATUS_OF_ERROR.get(error.type, 500)
                 yield Result(line.custom_id, status, None, f"{error.type}: {error.message}")
+            else:
+                yield Result(line.custom_id, 0, None, result.type, executed=False)
 
     # -- calls ---------------------------------------------------------------
 
@@ -190,4 +193,5 @@ def _info(batch: Any) -> BatchInfo:
         done=counts.succeeded,
         failed=counts.errored,
         created_at=batch.created_at.timestamp(),
+        cancelled=batch.cancel_initiated_at is not None,
     )

@@ -5,8 +5,15 @@ quota, results within 24 hours.
               --batch-size requests → upload → create (journaled step by step)
     wait      poll each batch, with backoff up to --poll-interval
     collect   an ended batch's results, judged by instructor as a live answer
-              would be (``verdict.judge``) → output lines; an answer that
-              needs a re-ask is kept and its re-ask goes into the next round
+              would be (``verdict.judge``) → output lines
+    rounds    what the provider did not finish goes into the next round of
+              the same run: an answer that needs a re-ask, a request that
+              met a transient error (5xx, 429, 408, a timeout: up to the
+              retries a live record gets, then an error line of its kind),
+              and a request its batch never ran (expired, cancelled).  A
+              record left unexecuted round after round stops the run (exit
+              3) instead of looping; a batch someone cancels while the run
+              waits for it stops the run too, its rest still to do.
 
 Every request in a batch is bought once.  Each step is journaled before the
 next (``via.journal``), a batch created just before a crash is found and
@@ -16,14 +23,15 @@ request's custom_id carries its batch's tag so that no result is taken from
 another batch, and a record in a batch that is not over is never packed
 into another.  A record counts as answered only by a result line
 with status 200, never by the provider's counts; a record a batch did not
-answer (it expired, was cancelled, or its line is missing) is simply still to
-do.  What happens if the process dies right after each paid step:
+answer is still to do, never a failure.  A record's rounds are journaled
+before its line is written, so attempts and retry budgets survive a crash.
+What happens if the process dies right after each paid step:
 
     after "create" returned   the batch exists, the journal says "uploaded":
                               the next run finds it by tag and adopts it
     while collecting          lines already written are skipped when the
-                              batch is collected again; kept answers are
-                              keyed by (line, attempt), so none is doubled
+                              batch is collected again; rounds are keyed by
+                              (line, attempt), so none is doubled
 
 With --no-wait the run submits, collects whatever has ended, and exits 4
 (pending); the same command later collects.
@@ -34,6 +42,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,9 +62,9 @@ from ..providers.registry import Endpoint, resolve
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..secrets import Redactor
-from ..verdict import judge, kind_of_status, server_message
+from ..verdict import Verdict, judge, kind_of_status, server_message, transient
 from . import live
-from .journal import Entry, Journal, custom_id, mark_of, new_tag, parse_custom_id
+from .journal import Entry, Journal, Round, custom_id, mark_of, new_tag, parse_custom_id
 
 FIRST_POLL = 2.0
 POLL_GROWTH = 1.5
@@ -72,6 +81,7 @@ class BatchInfo:
     created_at: float = 0.0
     errors: list[str] = field(default_factory=list)
     queue_full: bool = False  # failed for the provider's queue limit: submit again later
+    cancelled: bool = False  # someone asked the provider to cancel it
     tag: str | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
@@ -83,6 +93,7 @@ class Result:
     status_code: int  # 200: ``body`` is the answer
     body: dict[str, Any] | None
     message: str | None
+    executed: bool = True  # False: the batch ended before the request ran (expired, cancelled)
 
 
 class QueueFull(Exception):
@@ -202,9 +213,16 @@ class _BatchRun:
         self.model = instructor.openai_schema(checked.response_model)
         self.redact = Redactor(checked.endpoint.api_key)
         self.journal = Journal.load(self.output.path)
-        self.kept = self.journal.answers()
+        self.rounds = self.journal.rounds()
         self.queue_full = False  # the provider refused to queue more until a batch ends
         self.stopping: str | None = None
+        # This run's own count of the rounds each record came back unexecuted
+        # (or missing from the results); past the retries it is given up on.
+        self.unexecuted: Counter[int] = Counter()
+        self.given_up: set[int] = set()
+        self.going_again: dict[int, str] = {}  # job line -> why, until it is packed
+        self.waited_for: set[str] = set()  # batches this run saw under way
+        self.cancelled: list[tuple[str, int]] = []  # (batch, requests it never ran)
         self._wake: anyio.Event | None = None
         self._now = anyio.CancelScope()  # cancelled by a second signal
 
@@ -234,10 +252,14 @@ class _BatchRun:
         while True:
             await self._adopt_or_create()
             changed = await self._check()
+            if self.cancelled:
+                raise self._stopped_by_cancel()
             if not self.stopping:
                 await self._submit()
             pending = [e for e in self.journal.entries.values() if e.at_provider]
             if not pending and next(iter(self._to_do()), None) is None:
+                if self.given_up:
+                    raise self._gave_up()
                 self.journal.forget_answers()
                 return
             if self.stopping:
@@ -253,6 +275,26 @@ class _BatchRun:
             delay = min(FIRST_POLL, self.config.poll_interval) if changed else delay
             await self._sleep(delay)
             delay = min(self.config.poll_interval, delay * POLL_GROWTH)
+
+    def _stopped_by_cancel(self) -> Interrupted:
+        ids = ", ".join(batch_id for batch_id, _ in self.cancelled)
+        left = sum(n for _, n in self.cancelled)
+        others = [e for e in self.journal.entries.values() if e.at_provider]
+        rest = f"; {busy_message(others)} and go on" if others else ""
+        return Interrupted(
+            f"batch {ids} was cancelled (rolebatch cancel, or at the provider) while this run"
+            f" waited for it: what it answered is written, and its {left:,} requests it never"
+            f" ran are still to do{rest}. Run the same command to submit them."
+        )
+
+    def _gave_up(self) -> EndpointError:
+        tries = self.config.max_retries + 1
+        return EndpointError(
+            f"{len(self.given_up):,} records were not run by {tries} batches in a row (the"
+            " provider expired or cancelled them, or left them out of the results): they are"
+            " still to do, with no line written. Run the same command later to submit them"
+            " again."
+        )
 
     async def _sleep(self, seconds: float) -> None:
         self._wake = anyio.Event()
@@ -274,7 +316,8 @@ class _BatchRun:
     def _to_do(self) -> Iterable[Record]:
         busy = self.journal.busy_lines(len(self.output.by_line))
         for record in self.checked.job.records():
-            if not self.output.is_done(record.line) and not busy[record.line]:
+            line = record.line
+            if not self.output.is_done(line) and not busy[line] and line not in self.given_up:
                 yield record
 
     async def _submit(self) -> None:
@@ -283,24 +326,35 @@ class _BatchRun:
         pack: list[bytes] = []
         ids: list[str] = []
         size = 0
+        sent = False
         tag = new_tag()
         for record in self._to_do():
             request = self._next_request(record)
             if request is None:
-                continue  # judged final from kept answers: its line is written
+                continue  # judged final from its rounds: its line is written
             attempt, body = request
             line = self.api.request_line(custom_id(record.line, attempt, tag), body)
             if pack and (len(pack) >= self._batch_size or size + len(line) > self.api.max_bytes):
                 if not await self._send(tag, ids, pack):
                     return
+                sent = True
                 pack, ids, size = [], [], 0
                 tag = new_tag()
                 line = self.api.request_line(custom_id(record.line, attempt, tag), body)
+            self._count_again(record.line)
             pack.append(line)
             ids.append(custom_id(record.line, attempt, tag))
             size += len(line)
         if pack:
-            await self._send(tag, ids, pack)
+            sent = await self._send(tag, ids, pack) or sent
+        if sent:
+            self.tally.batch_rounds += 1
+
+    def _count_again(self, line: int) -> None:
+        rounds = self.rounds.get(line)
+        reason = self.going_again.pop(line, None) or (rounds[-1].reason if rounds else None)
+        if reason is not None:
+            self.tally.again[reason] += 1
 
     @property
     def _batch_size(self) -> int:
@@ -308,22 +362,24 @@ class _BatchRun:
 
     def _next_request(self, record: Record) -> tuple[int, dict[str, Any]] | None:
         """(attempt, request) of the record's next request; None when its
-        kept answers already decide it (its line is written then)."""
-        kept = self.kept.get(record.line, [])
-        verdict = judge(
-            self._kwargs(record),
-            [self.api.parse(body) for _, _, body in kept],
+        rounds already decide it (its line is written then)."""
+        rounds = self.rounds.get(record.line, [])
+        verdict = self._judge(record, rounds)
+        if verdict.reask is None:
+            self._write([self._line(record, rounds, verdict.response, verdict.error)])
+            return None
+        return len(rounds) + 1, verdict.reask
+
+    def _judge(self, record: Record, rounds: list[Round]) -> Verdict:
+        """What the record's answers so far come to: the request to send
+        next (the first one, or a re-ask), the parsed answer, or an error."""
+        return judge(
+            instructor_kwargs(self.config, self.checked.endpoint, self.model, record),
+            [self.api.parse(r.completion) for r in rounds if r.kind == "answer"],
             self.checked.endpoint,
             self.redact,
             max_reasks=self.config.max_reasks,
         )
-        if verdict.reask is None:
-            self._write([self._line(record, kept, verdict.response, verdict.error)])
-            return None
-        return len(kept) + 1, verdict.reask
-
-    def _kwargs(self, record: Record) -> dict[str, Any]:
-        return instructor_kwargs(self.config, self.checked.endpoint, self.model, record)
 
     async def _send(self, tag: str, ids: list[str], pack: list[bytes]) -> bool:
         """Pack → intent → upload → create, each journaled.  False when the
@@ -374,6 +430,7 @@ class _BatchRun:
                     await anyio.sleep(1.0)
                     continue
             self.journal.record(entry, "created", batch_id=info.id)
+            self.waited_for.add(info.id)
             return True
         raise EndpointError(
             f"could not create a batch at {self.checked.endpoint.base_url} (three tries, the"
@@ -409,9 +466,24 @@ class _BatchRun:
             if info.ended:
                 await self._collect(entry, info)
                 changed = True
+            else:
+                self.waited_for.add(info.id)
         if infos:
             self.reporter.batches([(entry.batch_id, info) for entry, info in infos])
         return changed
+
+    def _waiting(self, entry: Entry) -> dict[int, int]:
+        """Job line → attempt, for each request of ``entry`` whose result is
+        still awaited (not written before a crash, nor kept as a round)."""
+        waiting = {}
+        for value in entry.ids:
+            parsed = parse_custom_id(value)
+            if parsed is None or parsed[0] >= len(self.output.by_line):
+                continue
+            line, attempt, _ = parsed
+            if not self.output.is_done(line) and attempt == len(self.rounds.get(line, [])) + 1:
+                waiting[line] = attempt
+        return waiting
 
     async def _collect(self, entry: Entry, info: BatchInfo) -> None:
         if info.status == "failed":
@@ -423,75 +495,110 @@ class _BatchRun:
                 f"the provider refused batch {info.id}: {'; '.join(info.errors) or 'no reason'}."
                 " Its records are still to do; run the same command to submit them again."
             )
-        results: dict[int, tuple[int, Result]] = {}
+        waiting = self._waiting(entry)
+        results: dict[int, Result] = {}
         async for result in self.api.results(info):
             parsed = parse_custom_id(result.custom_id)
-            if parsed is None or parsed[0] >= len(self.output.by_line):
-                continue
-            line, attempt, mark = parsed
-            if mark is not None and mark != mark_of(entry.tag):
+            if parsed is None or waiting.get(parsed[0]) != parsed[1]:
+                continue  # not ours, written before a crash, or not the attempt awaited
+            if parsed[2] is not None and parsed[2] != mark_of(entry.tag):
                 continue  # not a request of this batch's
-            if self.output.is_done(line) or attempt != len(self.kept.get(line, [])) + 1:
-                continue  # written before a crash, or not the attempt we are waiting for
-            results[line] = (attempt, result)
+            results[parsed[0]] = result
         lines, keep, live_reasks = [], [], []
+        not_run = 0
         for record in self.checked.job.records():
-            found = results.get(record.line)
-            if found is None:
+            attempt = waiting.get(record.line)
+            if attempt is None:
                 continue
-            attempt, result = found
-            kept = self.kept.get(record.line, [])
-            if result.status_code != 200 or result.body is None:
-                error = ErrorInfo(
-                    kind_of_status(result.status_code),
-                    self.redact(result.message or "no answer"),
-                    result.status_code or None,
-                )
-                lines.append(self._line(record, kept, None, error, failed_round=info.id))
+            rounds = self.rounds.get(record.line, [])
+            this = self._round(attempt, info.id, results.get(record.line))
+            if this is None or this.kind == "unexecuted":
+                not_run += 1
+                self._not_run(record.line)
+                if this is not None:  # sent and not run: a submission that counts
+                    keep.append((record.line, this))
                 continue
-            answers = [*kept, (attempt, info.id, result.body)]
-            verdict = judge(
-                self._kwargs(record),
-                [self.api.parse(body) for _, _, body in answers],
-                self.checked.endpoint,
-                self.redact,
-                max_reasks=self.config.max_reasks,
-            )
+            if this.kind == "error":
+                if self._goes_again(rounds, this):
+                    keep.append((record.line, this))
+                    self.going_again[record.line] = this.reason
+                    continue
+                assert this.status is not None
+                kind = kind_of_status(this.status)
+                error = ErrorInfo(kind, this.message or "no answer", this.status or None)
+                lines.append(self._line(record, [*rounds, this], None, error))
+                continue
+            verdict = self._judge(record, [*rounds, this])
             if verdict.reask is not None:
                 # Kept before anything else happens to it: a crash, or a live
                 # re-ask that fails, leaves it to re-ask again.
-                keep.append(
-                    {
-                        "line": record.line,
-                        "attempt": attempt,
-                        "batch_id": info.id,
-                        "completion": result.body,
-                    }
-                )
-                self.kept[record.line] = answers
+                keep.append((record.line, this))
+                self.going_again[record.line] = this.reason
                 if self.config.reask == "live":
-                    live_reasks.append((record, answers))
+                    live_reasks.append((record, [*rounds, this]))
                 continue
-            lines.append(self._line(record, answers, verdict.response, verdict.error))
-        self.journal.keep_answers(keep)
+            lines.append(self._line(record, [*rounds, this], verdict.response, verdict.error))
+        self.journal.keep_rounds(keep)
+        for line, this in keep:
+            self.rounds.setdefault(line, []).append(this)
         self._write(lines)
         if live_reasks:
             await self._reask_live(live_reasks)
         self.journal.record(entry, "ended", status=info.status)
         self.queue_full = False  # a batch ended: the queue has room again
+        if info.cancelled and info.id in self.waited_for and not_run:
+            self.cancelled.append((info.id, not_run))
 
-    async def _reask_live(self, items: list[tuple[Record, list[Any]]]) -> None:
+    def _round(self, attempt: int, batch_id: str, result: Result | None) -> Round | None:
+        """What a record's submission came to (None: no result line at all)."""
+        if result is None:
+            return None
+        if not result.executed:
+            return Round(attempt, batch_id, "unexecuted")
+        if result.status_code != 200 or result.body is None:
+            message = self.redact(result.message or "no answer")
+            return Round(attempt, batch_id, "error", status=result.status_code, message=message)
+        return Round(attempt, batch_id, "answer", completion=result.body)
+
+    def _not_run(self, line: int) -> None:
+        """A record its batch did not run goes into the next round, as long as
+        this run has not seen that happen more times than a live record is retried."""
+        self.unexecuted[line] += 1
+        if self.unexecuted[line] > self.config.max_retries:
+            self.given_up.add(line)
+        else:
+            self.going_again[line] = "expired"
+
+    def _goes_again(self, rounds: list[Round], this: Round) -> bool:
+        """Whether a request that met an error goes into another round: a
+        transient one does, within the retries a live record gets (429s have
+        their own budget, as live)."""
+        assert this.status is not None
+        if not transient(this.status):
+            return False
+        limited = this.status == 429
+        before = sum(
+            1
+            for r in rounds
+            if r.kind == "error" and r.status is not None and (r.status == 429) == limited
+        )
+        budget = self.config.max_rate_limit_retries if limited else self.config.max_retries
+        return before < budget
+
+    async def _reask_live(self, items: list[tuple[Record, list[Round]]]) -> None:
         """--reask live: the re-asks go out now, at the live price."""
         replays = [
-            (record, [self.api.parse(body) for _, _, body in answers]) for record, answers in items
+            (record, [self.api.parse(r.completion) for r in rounds if r.kind == "answer"])
+            for record, rounds in items
         ]
         outcomes = await live.reask(self.checked, replays)
         lines, stop = [], None
-        for (record, answers), outcome in zip(items, outcomes, strict=True):
+        for (record, rounds), outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, AbortError):
-                stop = stop or outcome  # the record stays to do, its answers kept
+                stop = stop or outcome  # the record stays to do, its rounds kept
                 continue
-            lines.append(self._line(record, answers, None, None, live=outcome))
+            self.going_again.pop(record.line, None)
+            lines.append(self._line(record, rounds, None, None, live=outcome))
         self._write(lines)
         if stop is not None:
             raise stop
@@ -499,28 +606,28 @@ class _BatchRun:
     def _line(
         self,
         record: Record,
-        answers: list[tuple[int, str, dict[str, Any]]],
+        rounds: list[Round],
         response: dict[str, Any] | None,
         error: ErrorInfo | None,
-        failed_round: str | None = None,
         live: Outcome | None = None,
     ) -> tuple[int, str, Outcome]:
-        """The line of a record whose batch ``answers`` are all it got (and
-        ``failed_round``, a batch that answered it with an error), or which
-        went on ``live``."""
+        """The line of a record whose batch ``rounds`` are all it got, or
+        which went on ``live``."""
         outcome = live or Outcome(response=response, error=error)
-        outcome.attempts += len(answers) + (1 if failed_round else 0)
+        outcome.attempts += len(rounds)
         if live is None:
             outcome.cost = None if self.price is None else Decimal(0)
         elif self.price is None:
             outcome.cost = None  # the batch part has no known price
-        for _, _, body in answers:
-            usage = self.api.parse(body).usage
+        for r in rounds:
+            if r.completion is None:
+                continue  # an error or a request never run: not billed
+            usage = self.api.parse(r.completion).usage
             outcome.usage.add(usage)
             counts = token_counts(usage)
             if outcome.cost is not None and counts is not None and self.price is not None:
                 outcome.cost += self.price.cost(*counts)
-        batch_id = failed_round or (answers[-1][1] if answers else None)
+        batch_id = rounds[-1].batch_id if rounds else None
         started = self._started(batch_id)
         if live is None:
             outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
@@ -540,6 +647,10 @@ class _BatchRun:
         self.output.sync()
         for _, _, outcome in lines:
             self.tally.add(outcome)
+        closed = [line for line, _, _ in lines if line in self.rounds]
+        self.journal.close_rounds(closed)
+        for line in closed:
+            del self.rounds[line]
 
 
 # -- for an operator: what is out, and stopping it ----------------------------

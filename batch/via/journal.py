@@ -2,7 +2,7 @@
 
     out/job.jsonl.batches/journal.jsonl     one event a line, fsync'ed
     out/job.jsonl.batches/<tag>.jsonl       a request file, until its batch is collected
-    out/job.jsonl.batches/answers.jsonl     answers that need a re-ask, until it is done
+    out/job.jsonl.batches/answers.jsonl     each record's rounds so far, until it is done
 
 A batch is bought in steps, and each step is journaled before the next:
 
@@ -17,10 +17,14 @@ provider's batches and adopts it instead of creating another.  Before
 "uploaded", no batch can exist (a batch is only created from a journaled
 upload), so the file is uploaded again; a file costs nothing.
 
-Records whose answer needs a re-ask keep their answers so far in
-``answers.jsonl`` (the output line comes only when the record is done), so
-that the next round's request, and the usage and cost of every round, can be
-rebuilt after a crash.
+A record that goes into another round keeps what its rounds so far came to
+in ``answers.jsonl`` (the output line comes only when the record is done):
+an answer that needs a re-ask, a transient error (5xx, 429, a timeout), or
+nothing at all (its batch expired or was cancelled before it ran).  From
+them the next round's request, the count of attempts, the retry budget and
+the usage and cost of every round are rebuilt after a crash.  When the
+record's line is written its rounds are closed, so that an error line run
+again later starts afresh.
 """
 
 from __future__ import annotations
@@ -63,6 +67,45 @@ def parse_custom_id(value: str) -> tuple[int, int, str | None] | None:
 
 def new_tag() -> str:
     return f"rb-{uuid.uuid4().hex[:20]}"
+
+
+@dataclass
+class Round:
+    """One submission of a record in a batch, and what came of it."""
+
+    attempt: int  # the submission's number, from 1: the ``a<N>`` of its custom_id
+    batch_id: str
+    kind: str  # "answer" (kept for its re-ask), "error" (transient), "unexecuted"
+    completion: dict[str, Any] | None = None  # the answer
+    status: int | None = None  # the error's status (0: the provider gave none)
+    message: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the record goes again after this round: as the summary counts it."""
+        return {"answer": "reask", "error": "transient"}.get(self.kind, "expired")
+
+    def as_item(self, line: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"line": line, "attempt": self.attempt, "batch_id": self.batch_id}
+        if self.kind == "answer":
+            item["completion"] = self.completion  # the original shape of the file
+        else:
+            item["kind"] = self.kind
+            if self.kind == "error":
+                item.update(status=self.status, message=self.message)
+        return item
+
+    @classmethod
+    def of_item(cls, item: dict[str, Any]) -> Round:
+        kind = item.get("kind", "answer")
+        return cls(
+            item["attempt"],
+            item["batch_id"],
+            kind,
+            item.get("completion"),
+            item.get("status"),
+            item.get("message"),
+        )
 
 
 @dataclass
@@ -151,23 +194,25 @@ class Journal:
                         busy[parsed[0]] = 1
         return busy
 
-    def answers(self) -> dict[int, list[tuple[int, str, dict[str, Any]]]]:
-        """Per job line, the answers kept for a re-ask: (attempt, batch id, completion)."""
-        kept: dict[int, dict[int, tuple[int, str, dict[str, Any]]]] = {}
+    def rounds(self) -> dict[int, list[Round]]:
+        """Per job line still open, its rounds so far, oldest first.  A round
+        written twice (a batch collected again after a crash) counts once."""
+        kept: dict[int, dict[int, Round]] = {}
         try:
             with self.answers_path.open("rb") as handle:
                 for raw in handle:
                     if not raw.endswith(b"\n"):
                         break
                     item = json.loads(raw)
-                    kept.setdefault(item["line"], {})[item["attempt"]] = (
-                        item["attempt"],
-                        item["batch_id"],
-                        item["completion"],
-                    )
+                    if item.get("closed"):
+                        kept.pop(item["line"], None)
+                        continue
+                    kept.setdefault(item["line"], {})[item["attempt"]] = Round.of_item(item)
         except FileNotFoundError:
             return {}
-        return {line: [by[a] for a in sorted(by)] for line, by in kept.items()}
+        except (OSError, ValueError, KeyError) as exc:
+            raise OutputError(f"cannot read {self.answers_path}: {exc}") from None
+        return {line: [by[a] for a in sorted(by)] for line, by in kept.items() if by}
 
     # -- writing --------------------------------------------------------
 
@@ -210,8 +255,13 @@ class Journal:
     def new_entry(self, ids: list[str], tag: str | None = None) -> Entry:
         return Entry(tag or new_tag(), time.time(), ids)
 
-    def keep_answers(self, items: list[dict[str, Any]]) -> None:
-        self._append(self.answers_path, items)
+    def keep_rounds(self, rounds: list[tuple[int, Round]]) -> None:
+        """Write down (job line, round) pairs of records that go again."""
+        self._append(self.answers_path, (r.as_item(line) for line, r in rounds))
+
+    def close_rounds(self, lines: Iterable[int]) -> None:
+        """These records have their lines: their rounds are over."""
+        self._append(self.answers_path, ({"line": line, "closed": True} for line in lines))
 
     def write_requests(self, tag: str, lines: list[bytes]) -> Path:
         path = self.request_file(tag)

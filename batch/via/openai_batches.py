@@ -30,6 +30,8 @@ from ..verdict import server_message
 from .batches import BatchInfo, QueueFull, Result, Unknown, call_api, refused
 from .journal import Entry
 
+# Error-file codes of requests a batch ended before running (they are not billed).
+NOT_EXECUTED = frozenset({"batch_expired", "batch_cancelled"})
 MAX_REQUESTS = 50_000
 # OpenAI takes files up to 200 MB; stay clear of the edge.
 MAX_BYTES = 190 * 1024 * 1024
@@ -116,8 +118,9 @@ class OpenAIBatches:
 
     async def results(self, info: BatchInfo) -> AsyncIterator[Result]:
         """Every result line in the batch's output and error files.  A
-        completed batch may have no output file (every request failed), and an
-        error line may say status 0."""
+        completed batch may have no output file (every request failed), an
+        error line may say status 0, and the requests an expired or cancelled
+        batch never ran are error lines too (``batch_expired``, ``batch_cancelled``)."""
         for file_id in (info.output_file_id, info.error_file_id):
             if not file_id:
                 continue
@@ -159,6 +162,7 @@ def _info(batch: Any) -> BatchInfo:
         created_at=float(batch.created_at),
         errors=[f"{code}: {message}" if code else message for code, message in errors],
         queue_full=any(code == "token_limit_exceeded" for code, _ in errors),
+        cancelled=batch.status in ("cancelling", "cancelled"),
         tag=(batch.metadata or {}).get(TAG_KEY),
         output_file_id=batch.output_file_id,
         error_file_id=batch.error_file_id,
@@ -166,15 +170,20 @@ def _info(batch: Any) -> BatchInfo:
 
 
 def _result(line: dict[str, Any]) -> Result:
-    response = line.get("response") or {}
+    """One line of an output or error file.  A request the batch never ran
+    says so by its error code, or by having no response at all."""
+    custom_id = line.get("custom_id", "")
+    error = line.get("error") if isinstance(line.get("error"), dict) else {}
+    if error.get("code") in NOT_EXECUTED or line.get("response") is None:
+        return Result(custom_id, 0, None, error.get("message"), executed=False)
+    response = line["response"]
     status = response.get("status_code") or 0
     body = response.get("body")
     if status == 200 and isinstance(body, dict):
-        return Result(line.get("custom_id", ""), 200, body, None)
+        return Result(custom_id, 200, body, None)
     message = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         message = body["error"].get("message")
-    error = line.get("error")
-    if not message and isinstance(error, dict):
+    if not message:
         message = error.get("message") or error.get("code")
-    return Result(line.get("custom_id", ""), int(status), None, message or f"status {status}")
+    return Result(custom_id, int(status), None, message or f"status {status}")
