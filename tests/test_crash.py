@@ -170,3 +170,36 @@ def test_full_disk_ends_the_run_and_keeps_what_was_written(fake, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert [line["id"] for line in whole_lines(out)] == [f"r{i}" for i in range(30)]
+
+
+def test_a_second_ctrl_c_keeps_every_answer_that_came_back(tmp_path):
+    """On the embedded model a generation cannot be stopped half way: when a
+    second SIGINT comes during one, its answer must still reach the file, and
+    the summary counts exactly the lines that are there."""
+    pytest.importorskip("llama_cpp", reason="the embedded model needs the local extra")
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    args = ["run", str(job), "-o", str(out), "--progress", "lines", "--progress-interval", "0.1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # the first progress line: the model is loaded, asking
+    assert line.startswith("progress:"), line
+    time.sleep(0.3)  # well inside the first generation (over a second on 2 cores)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 3, err
+    assert "interrupted twice" in err and "Traceback" not in err
+    written = whole_lines(out)
+    assert len(written) >= 1  # the generation under way when the signals came
+    summary = next(text for text in err.splitlines() if text.startswith("rolebatch: "))
+    assert f"{len(written)} ok" in summary, summary

@@ -4,9 +4,11 @@
 
 Streams between the tasks are bounded, so memory stays flat however long the
 file is.  Workers run in a cancel scope of their own: when the run must stop
-(401, dead endpoint, full disk, SIGINT), only that scope is cancelled, and the
-writer still drains every line that had finished, so completed work is never
-lost.  Records already done in the output file are skipped by the reader.
+(401, dead endpoint, full disk, a second SIGINT), only that scope is
+cancelled, and the writer still drains every line that had finished, so
+completed work is never lost: a worker hands over an answer it holds
+shielded from that cancellation, and a record is counted only once its line
+is written.  Records already done in the output file are skipped by the reader.
 When --max-cost is reached, or on a first SIGINT/SIGTERM, no new record
 starts and the ones in flight finish.
 """
@@ -34,6 +36,8 @@ from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
 
 READ_BATCH = 256
+# A finished record on its way to the writer: (job line, output line, outcome).
+Line = tuple[int, str, Outcome]
 
 
 @dataclass
@@ -47,6 +51,7 @@ class _Run:
     work: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     aborted: list[AbortError] = field(default_factory=list)
     stopping: str | None = None  # why no new record starts (a signal, the budget)
+    forced: bool = False  # a second signal: calls in flight were given up at once
 
     def abort(self, error: AbortError) -> None:
         self.aborted.append(error)
@@ -110,9 +115,7 @@ async def buy(
             outer.start_soon(_report, reporter, tally)
             if handle_signals:
                 outer.start_soon(_watch_signals, run, config.grace)
-            lines_send, lines_recv = anyio.create_memory_object_stream[tuple[int, str]](
-                concurrency * 4
-            )
+            lines_send, lines_recv = anyio.create_memory_object_stream[Line](concurrency * 4)
             async with anyio.create_task_group() as io:
                 io.start_soon(_write, run, lines_recv)
                 with run.work:
@@ -139,6 +142,12 @@ async def buy(
     elif run.stopping == "budget":
         assert cap is not None
         tally.aborted = budget_reached(cap, tally)
+    elif run.forced:
+        tally.aborted = Interrupted(
+            f"interrupted twice ({run.stopping} first): calls still waiting for an answer"
+            " were given up at once; every answer that had come back is written, and the"
+            " rest were not started. Run the same command to resume."
+        )
     elif run.stopping:
         tally.aborted = Interrupted(
             f"interrupted by {run.stopping}: records in flight were finished or given up"
@@ -173,7 +182,7 @@ async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]
 async def _work(
     run: _Run,
     records: ObjectReceiveStream[Record],
-    lines: ObjectSendStream[tuple[int, str]],
+    lines: ObjectSendStream[Line],
 ) -> None:
     async with records, lines:
         async for record in records:
@@ -188,11 +197,17 @@ async def _work(
             except AbortError as exc:
                 run.abort(exc)
                 return
-            run.tally.add(outcome)
-            await lines.send((record.line, output_line(record, outcome, run.label)))
+            # The answer is in hand (and paid for): it reaches the writer even
+            # when a second signal has just cancelled the workers.
+            text = output_line(record, outcome, run.label)
+            with anyio.CancelScope(shield=True):
+                try:
+                    await lines.send((record.line, text, outcome))
+                except anyio.BrokenResourceError:
+                    return  # the writer has stopped (the output cannot be written)
 
 
-async def _write(run: _Run, lines: ObjectReceiveStream[tuple[int, str]]) -> None:
+async def _write(run: _Run, lines: ObjectReceiveStream[Line]) -> None:
     async with lines:
         async for line in lines:
             batch = [line]
@@ -203,10 +218,14 @@ async def _write(run: _Run, lines: ObjectReceiveStream[tuple[int, str]]) -> None
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             try:
-                await anyio.to_thread.run_sync(run.output.append, batch)
+                await anyio.to_thread.run_sync(
+                    run.output.append, [(line, text) for line, text, _ in batch]
+                )
             except AbortError as exc:
                 run.abort(exc)
                 return
+            for _, _, outcome in batch:  # counted once it is in the file
+                run.tally.add(outcome)
 
 
 async def _report(reporter: Reporter, tally: Tally) -> None:
@@ -224,6 +243,7 @@ async def _watch_signals(run: _Run, grace: float) -> None:
                 run.stopping = signal.Signals(signum).name
                 run.work.deadline = anyio.current_time() + grace
             else:
+                run.forced = True
                 run.work.cancel()
 
 
