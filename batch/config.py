@@ -96,6 +96,8 @@ def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel
     sharded = {} if config.shard is None else {"shard": str(config.shard)}
     if config.roles is not None or config.samples > 1:
         sharded["sweep"] = True  # ids differ from the job's: not to mix with a plain run
+    if config.samples > 1:
+        sharded["sampled"] = True  # ids end in #k: not to mix with lines that do not
     return {
         **sharded,
         "job": str(config.job.resolve()),

@@ -443,6 +443,10 @@ def _resume_paths(tmp: Path, n: int, todo: int = 1000) -> None:
         for raw in source:
             record_id = json.loads(raw)["id"]
             (zero, one)[shard_of(record_id, 2)].write(raw)
+    meta = json.loads(out.with_name(out.name + ".rolebatch.json").read_text())
+    for k, part in enumerate(parts):  # each part's sidecar, as its shard's run writes it
+        config = {**meta["config"], "shard": f"{k}/2"}
+        part.with_name(part.name + ".rolebatch.json").write_text(json.dumps({"config": config}))
     for label, args in (
         ("merge of 2 shards", ["merge", str(job), *map(str, parts), "-o", str(tmp / "m.jsonl")]),
         ("report", ["report", str(out)]),

@@ -81,7 +81,7 @@ def test_changed_configuration_is_refused_and_named(rolebatch, fake, tmp_path):
     result = rolebatch(str(job), "-o", OUT, "--layout", "split", "--temperature", "0.5")
     assert result.code == 2
     assert "layout was 'system', now 'split'" in result.err
-    assert "temperature was None, now 0.5" in result.err
+    assert "temperature was not set, now 0.5" in result.err
     assert "--fresh" in result.err
     assert fake.requests == [] and Path(OUT).read_bytes() == before
 

@@ -29,11 +29,11 @@ def status(output: Path) -> int:
     """Show OUTPUT's batches at the provider (status, request counts, age)
     without collecting them: a run with --via batch collects."""
     with heavy_imports():
-        from ..via.batches import out_at_provider
+        from ..via.batches import no_batches, out_at_provider
 
     found = anyio.run(out_at_provider, output)
     if not found:
-        click.echo(f"{output}: no batches at the provider")
+        click.echo(no_batches(output))
         return 0
     for entry, info in found:
         requests = len(entry.ids)
@@ -48,11 +48,11 @@ def cancel(output: Path) -> int:
     """Cancel OUTPUT's batches at the provider.  What they answered before
     stopping is collected by the next run; the rest is still to do."""
     with heavy_imports():
-        from ..via.batches import cancel_out
+        from ..via.batches import cancel_out, no_batches
 
     cancelled = anyio.run(cancel_out, output)
     if not cancelled:
-        click.echo(f"{output}: no batches at the provider")
+        click.echo(no_batches(output))
     for entry, info in cancelled:
         click.echo(f"cancelling: {_describe(entry, info)}")
     return 0

@@ -16,21 +16,26 @@ import click
     type=click.Path(path_type=Path, dir_okay=False),
     help="The merged output.  [default: out/<job stem>.jsonl]",
 )
-def merge(job: Path, shards: tuple[Path, ...], output: Path | None) -> int:
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace the output even if it holds lines no merge wrote (a run's answers).",
+)
+def merge(job: Path, shards: tuple[Path, ...], output: Path | None, replace: bool) -> int:
     """Join the shard outputs of JOB (SHARDS, or by default every
-    out/<job stem>.shard-K-of-N.jsonl) into one output in input order.
-    Exits 1 when a record of the job is missing from the shards or in two
-    of them, naming the first few."""
-    from ..records.job import open_job
+    out/<job stem>.shard-K-of-N.jsonl) into one output in input order, with
+    the state a later run needs to resume or extend it.  The shards must be
+    of one run (same configuration, one split).  Exits 1 when a record of
+    the job is missing from the shards or in two of them, naming the first
+    few."""
     from ..records.merge import merge as merge_files
     from ..records.shards import default_shard_outputs
 
-    checked = open_job(job)
     files = list(shards) or default_shard_outputs(job)
     if not files:
         raise click.UsageError(f"no shard outputs of {job} in out/: name them")
     target = output or Path("out") / f"{job.stem}.jsonl"
-    result = merge_files(checked, files, target)
+    result = merge_files(job, files, target, replace=replace)
     click.echo(
         f"rolebatch merge: {result.records:,} records of {job} from {len(files)} shard"
         f" output(s) into {target}: {result.ok:,} ok, {result.errors:,} failed,"

@@ -32,7 +32,7 @@ def report(output: Path, by: str, fmt: str) -> int:
 
     groups = read(output, by)
     if not groups:
-        click.echo(f"{output}: no lines", err=True)
-        return 1
+        click.echo(f"{output}: no lines yet; nothing to report", err=True)
+        return 0  # as an empty job is nothing to do
     click.echo(render(groups, fmt, by), nl=False)
     return 0

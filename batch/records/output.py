@@ -2,14 +2,22 @@
 
     out/job.jsonl                 one result line per record; the state itself
     out/job.jsonl.rolebatch.json  the configuration fingerprint it was made with
+                                  (and a sweep's roles, word for word)
     out/job.jsonl.lock            flock'ed while a run writes the file
+    out/job.jsonl.replaced.jsonl  lines the output no longer holds: error lines
+                                  run again, answers of records no longer in the job
 
 Lines are appended as records finish (completion order: that is what makes a
 kill -9 lose nothing but the records in flight), flushed after every batch and
 fsync'ed at most once a second and at the end.  A re-run reads the file back:
 ids already ``ok`` are skipped, error lines are retried (unless told not to), a
 torn last line is cut off.  When every record is done, the file is rewritten in
-input order through a temporary file, fsync and rename.
+input order through a temporary file, fsync and rename; a line that has no
+place in it any more is first appended to the ``.replaced.jsonl`` beside it,
+so that nothing bought is ever deleted without --fresh.  An output written
+under one configuration (model, prompt, schema, a sweep or a plain run, a
+shard or the whole job, the text of each role) is never resumed under
+another.
 
 The bookkeeping is two flat arrays, 12 bytes a record however many there are:
 ``ordinals`` holds the byte offset of every line in the file, ``by_line`` the
@@ -42,6 +50,10 @@ from .roles import Sweep
 from .shards import Shard
 
 FSYNC_INTERVAL = 1.0
+# The sidecar's format: 2 added the sweep's roles and the "sampled" key.
+SIDECAR_FORMAT = 2
+# Fingerprint keys an older sidecar may lack without having been different.
+_ADDED_IN = {"sampled": 2}
 # Our own lines start with the id, line and status keys, in that order.
 _HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
 _USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
@@ -100,6 +112,10 @@ class OutputFile:
     _valid_bytes: int = 0  # where the whole lines read back end
     # The job file as last checked: (size, mtime, inode) and what the check found.
     job_stamp: dict[str, Any] | None = None
+    # A sweep's roles whose lines the file may hold: id -> text (None: the record's own).
+    roles: dict[str, str | None] = field(default_factory=dict)
+    samples: int = 1
+    merged: dict[str, Any] | None = None  # written by merge, unchanged since
 
     @property
     def meta_path(self) -> Path:
@@ -108,6 +124,10 @@ class OutputFile:
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def replaced_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".replaced.jsonl")
 
     def is_done(self, line: int) -> bool:
         """Whether the record on job line ``line`` has its result already."""
@@ -188,6 +208,8 @@ class OutputFile:
     def _start_over(self, job: JobFile) -> None:
         self.by_line = array("i", [NONE]) * (job.last_line + 1)
         self._lines_job = job.digest
+        self.roles = _roles_of(job.sweep)
+        self.samples = job.sweep.samples if job.sweep else 1
         self._write_meta()
         with self.path.open("wb"):
             pass
@@ -198,7 +220,11 @@ class OutputFile:
         return self.lines_cost + self.dropped_cost
 
     def _write_meta(self, ordered_for: str | None = None, errors: int = 0) -> None:
-        meta: dict[str, Any] = {"rolebatch": 1, "config": self.fingerprint}
+        meta: dict[str, Any] = {"rolebatch": SIDECAR_FORMAT, "config": self.fingerprint}
+        if self.roles:
+            meta["sweep"] = {"roles": list(self.roles.items()), "samples": self.samples}
+        if self.merged:
+            meta["merged"] = self.merged
         if self.job_stamp:
             meta["job_checked"] = self.job_stamp
         if self._lines_job:
@@ -218,7 +244,12 @@ class OutputFile:
         os.replace(tmp, self.meta_path)
 
     def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
-        meta = self._check_fingerprint()
+        meta = self._check_fingerprint(job)
+        # Until the file is rewritten for this job, it may hold lines of roles
+        # the roles file no longer has: their texts are kept too.
+        stored = (meta.get("sweep") or {}).get("roles", [])
+        self.roles = {**{str(i): text for i, text in stored}, **_roles_of(job.sweep)}
+        self.samples = job.sweep.samples if job.sweep else 1
         resumed = self._map(meta, retry_failed, job)
         if resumed.finished:
             return resumed
@@ -238,9 +269,10 @@ class OutputFile:
         if meta is None:
             survey.changes = ["it was not written by rolebatch"]
             return survey
-        survey.changes = self._changes(meta["config"])
-        if not survey.changes:
-            survey.resumed = self._map(meta, retry_failed, job)
+        survey.changes = self._changes(meta, job)
+        if survey.changes:
+            return survey  # its answers say nothing about this configuration's
+        survey.resumed = self._map(meta, retry_failed, job)
         with self.path.open("rb") as handle:
             for raw in handle:
                 match = _USAGE.search(raw)
@@ -340,27 +372,38 @@ class OutputFile:
     def _read_meta(self) -> dict[str, Any] | None:
         """The sidecar (None: there is none).  Notes whether it marks the file
         finished, as it is now."""
-        try:
-            meta = json.loads(self.meta_path.read_text())
-            meta["config"]
-        except FileNotFoundError:
+        meta = read_sidecar(self.path)
+        if meta is None:
             return None
-        except (ValueError, KeyError, TypeError, OSError):
-            raise UsageError(f"{self.meta_path} is damaged; use --fresh to start over") from None
         finished = meta.get("finished") or {}
         if finished.get("bytes") == self.path.stat().st_size:
             self._ordered_for = finished.get("input")
             self._finished = finished
         return meta
 
-    def _changes(self, stored: dict[str, Any]) -> list[str]:
-        return [
-            f"{key} was {stored.get(key)!r}, now {value!r}"
-            for key, value in self.fingerprint.items()
-            if stored.get(key) != value
-        ]
+    def _changes(self, meta: dict[str, Any], job: JobFile) -> list[str]:
+        """How this run's configuration differs from the one the output was
+        written under, in words: every key of either, and the sweep's roles."""
+        stored, now = meta["config"], self.fingerprint
+        version = meta.get("rolebatch", 1)
+        changes = []
+        for key in [*now, *(key for key in stored if key not in now)]:
+            if key not in stored and version < _ADDED_IN.get(key, 0):
+                continue  # an older sidecar did not record it
+            if stored.get(key) != now.get(key):
+                changes.append(describe_change(key, stored.get(key), now.get(key)))
+        sweep = meta.get("sweep") or {}
+        before = {str(role_id): text for role_id, text in sweep.get("roles", [])}
+        for role_id, text in _roles_of(job.sweep).items():
+            if role_id in before and before[role_id] != text:
+                changes.append(
+                    f"role {role_id!r} was {before[role_id]!r} when its lines were written, and"
+                    f" is {text!r} now (ids of a text roles file are its line numbers: add"
+                    " new roles at the end, or give ids in a JSONL roles file)"
+                )
+        return changes
 
-    def _check_fingerprint(self) -> dict[str, Any]:
+    def _check_fingerprint(self, job: JobFile) -> dict[str, Any]:
         meta = self._read_meta()
         if meta is None:
             if self.path.stat().st_size == 0:
@@ -370,7 +413,7 @@ class OutputFile:
                 f"{self.path} exists but was not written by rolebatch (no"
                 f" {self.meta_path.name}); use --fresh to overwrite it, or -o to write elsewhere"
             )
-        changed = self._changes(meta["config"])
+        changed = self._changes(meta, job)
         if changed:
             raise UsageError(
                 f"cannot resume {self.path}: it was made with another configuration ("
@@ -440,6 +483,7 @@ class OutputFile:
                 expected += 1
         in_order = self._lines_job == job.digest and expected == len(self.ordinals)
         if not in_order:
+            self._set_aside()
             tmp = self.path.with_name(self.path.name + ".tmp")
             kept = Decimal(0)
             with self.path.open("rb") as source, tmp.open("wb") as target:
@@ -463,7 +507,46 @@ class OutputFile:
             _fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size
         self._lines_job = job.digest
+        self.roles = _roles_of(job.sweep)  # the file now holds these roles' lines only
         self._write_meta(ordered_for=job.digest, errors=errors)
+
+    def merged_into_place(
+        self, merged: Path, job: JobFile, cost: Decimal, errors: int, complete: bool
+    ) -> None:
+        """``merged`` (a file of ``job``'s lines in input order, fsync'ed,
+        costing ``cost``) becomes this output: its sidecar first, saying
+        nothing is finished (a crash then leaves an output a run can resume),
+        then the file, then the sidecar that says what the merge wrote."""
+        self.remember_job(job)
+        self.roles = _roles_of(job.sweep)
+        self.samples = job.sweep.samples if job.sweep else 1
+        self._write_meta()
+        os.replace(merged, self.path)
+        _fsync_dir(self.path.parent)
+        self._size = self.path.stat().st_size
+        self.lines_cost = cost
+        self._lines_job = job.digest
+        self.merged = {"bytes": self._size}
+        self._write_meta(ordered_for=job.digest if complete else None, errors=errors)
+
+    def _set_aside(self) -> None:
+        """Append every line the rewrite in input order will leave out (an
+        error line run again, the answer of a record no longer in the job)
+        to ``.replaced.jsonl``, fsync'ed before the rewrite: never deleted.
+        A crash before the rename sets them aside twice, never not at all."""
+        placed = bytearray(len(self.ordinals))
+        for ordinal in self.by_line:
+            if ordinal != NONE:
+                placed[ordinal] = 1
+        if all(placed):
+            return
+        with self.path.open("rb") as source, self.replaced_path.open("ab") as target:
+            for ordinal, here in enumerate(placed):
+                if not here:
+                    source.seek(self.ordinals[ordinal])
+                    target.write(source.readline())
+            target.flush()
+            os.fsync(target.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
@@ -568,6 +651,49 @@ def _token_id(token: bytes) -> Any:
     if token.startswith(b'"') and b"\\" not in token:
         return token[1:-1].decode()
     return json.loads(token)
+
+
+def _roles_of(sweep: Sweep | None) -> dict[str, str | None]:
+    """A sweep's roles, id -> text, as the sidecar keeps them ({}: no roles)."""
+    if sweep is None:
+        return {}
+    return {role_id: text for role_id, text in sweep.roles if role_id}
+
+
+def describe_change(key: str, before: Any, now: Any) -> str:
+    """One difference of configuration, in words a user knows."""
+    if key == "sweep":
+        if before:
+            return "it holds a sweep's lines (--roles / --samples) and this is a plain run"
+        return "it holds a plain run's lines and this is a sweep (--roles / --samples)"
+    if key == "sampled":
+        if before:
+            return (
+                "its lines are samples (--samples K, ids ending #0, #1, ...) and this run's are not"
+            )
+        return "its lines are not samples and this run's are (--samples)"
+    if key == "shard":
+        was = f"shard {before}'s lines" if before else "the whole job's lines"
+        run = f"shard {now}" if now else "the whole job"
+        return f"it holds {was} and this run is {run}"
+
+    def shown(value: Any) -> str:
+        return "not set" if value is None else repr(value)
+
+    return f"{key} was {shown(before)}, now {shown(now)}"
+
+
+def read_sidecar(output: Path) -> dict[str, Any] | None:
+    """The sidecar of ``output``, parsed (None: there is none)."""
+    path = output.with_name(output.name + ".rolebatch.json")
+    try:
+        meta = json.loads(path.read_text())
+        meta["config"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UsageError(f"{path} is damaged; use --fresh to start over") from None
+    return meta
 
 
 def _stat_stamp(path: Path) -> list[int]:

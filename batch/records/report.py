@@ -207,9 +207,15 @@ def _cell(metric: str, value: Any) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _plain(value: Any) -> Any:
+    """A float as its shortest faithful text would show it: 5.8989, not
+    5.898899999999999 (the noise of summing binary fractions)."""
+    return float(f"{value:.12g}") if isinstance(value, float) else value
+
+
 def render(groups: dict[str, Group], fmt: str, by: str) -> str:
     names = list(groups)
-    table = rows(groups)
+    table = [(metric, [_plain(v) for v in values]) for metric, values in rows(groups)]
     if fmt == "json":
         data = {
             name: {metric: values[i] for metric, values in table} for i, name in enumerate(names)

@@ -93,6 +93,10 @@ def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
                 problems.append(f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role)")
                 continue
             role_id, role = item.get("id"), item.get("role")
+            missing = [key for key in ("id", "role") if key not in item]
+            if missing:
+                problems.append(f"{where}: field {missing[0]!r}: required")
+                continue
             if isinstance(role_id, bool) or not isinstance(role_id, str | int):
                 problems.append(f"{where}: field 'id': expected a string or integer")
                 continue

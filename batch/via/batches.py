@@ -39,7 +39,6 @@ With --no-wait the run submits, collects whatever has ended, and exits 4
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections import Counter
@@ -61,6 +60,7 @@ from ..prompt import instructor_kwargs
 from ..providers.registry import Endpoint, resolve
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
+from ..records.output import read_sidecar
 from ..secrets import Redactor
 from ..verdict import Verdict, judge, kind_of_status, server_message, transient
 from . import live
@@ -656,16 +656,27 @@ class _BatchRun:
 # -- for an operator: what is out, and stopping it ----------------------------
 
 
-def _api_for(output: Path) -> tuple[BatchAPI, Journal]:
-    """The batch API an output's batches were created at, from its sidecar."""
+def _api_for(output: Path) -> tuple[BatchAPI | None, Journal]:
+    """The batch API an output's batches were created at, from its sidecar,
+    and its journal (no API when nothing is at the provider)."""
+    if not output.exists():
+        raise UsageError(f"{output}: no such file")
     journal = Journal.load(output)
-    try:
-        meta = json.loads(output.with_name(output.name + ".rolebatch.json").read_text())
-        config = meta["config"]
-        endpoint = resolve(config["model"], config["base_url"], config["mode"], None)
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"{output}: not a rolebatch output (no readable sidecar)") from None
+    if not journal.at_provider():
+        return None, journal
+    meta = read_sidecar(output)
+    if meta is None:
+        raise UsageError(f"{output}: not a rolebatch output (no readable sidecar)")
+    config = meta["config"]
+    endpoint = resolve(config["model"], config["base_url"], config["mode"], None)
     return open_batches(endpoint, 60.0), journal
+
+
+def no_batches(output: Path) -> str:
+    """What to say of an output with nothing at the provider."""
+    if not Journal(output).directory.exists():
+        return f"{output}: no batches: its answers were bought live (--via live)"
+    return f"{output}: no batches at the provider"
 
 
 async def out_at_provider(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
@@ -673,6 +684,8 @@ async def out_at_provider(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
     now (None: created just before a crash, and not found at the provider)."""
     api, journal = _api_for(output)
     found: list[tuple[Entry, BatchInfo | None]] = []
+    if api is None:
+        return found
     try:
         for entry in journal.at_provider():
             if entry.batch_id is not None:
@@ -689,6 +702,8 @@ async def cancel_out(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
     so far are collected by the next run; the rest is still to do."""
     api, journal = _api_for(output)
     cancelled: list[tuple[Entry, BatchInfo | None]] = []
+    if api is None:
+        return cancelled
     try:
         for entry in journal.at_provider():
             batch_id = entry.batch_id
