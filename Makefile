@@ -25,12 +25,12 @@ run: $(STAMP)
 	$(BIN)/rolebatch run $(JOB) $(if $(MODEL),--model $(MODEL)) $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check batch tests bench
-	$(BIN)/ruff format --check batch tests bench
+	$(BIN)/ruff check rolebatch tests bench
+	$(BIN)/ruff format --check rolebatch tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix batch tests bench
-	$(BIN)/ruff format batch tests bench
+	$(BIN)/ruff check --fix rolebatch tests bench
+	$(BIN)/ruff format rolebatch tests bench
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -25,7 +25,7 @@ import anyio.streams.buffered
 import instructor
 import openai
 
-from batch import Response, RunConfig, run_job
+from rolebatch import Response, RunConfig, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens: any request fails at once
@@ -263,7 +263,7 @@ def bench_local(tmp: Path) -> None:
     and seconds per record for the sample job."""
     from llama_cpp import Llama, LlamaGrammar
 
-    from batch.providers.local import bounded, model_file, quiet_stderr, render_prompt
+    from rolebatch.providers.local import bounded, model_file, quiet_stderr, render_prompt
 
     with quiet_stderr():
         llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
@@ -305,7 +305,7 @@ _MEASURED = (
     "import atexit, resource, sys\n"
     "atexit.register(lambda: sys.stderr.write("
     "f'\\nPEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'))\n"
-    "from batch.cli import entry\n"
+    "from rolebatch.cli import entry\n"
     "entry()\n"
 )
 
@@ -382,11 +382,11 @@ def _synthetic_output(job: Path, out: Path, lines: range, url: str, shuffled: bo
     sidecar saying it was written under ``job`` as it is now."""
     import random
 
-    from batch.config import fingerprint
-    from batch.providers.registry import resolve
-    from batch.records.job import Record, open_job
-    from batch.records.lines import Outcome, output_line
-    from batch.records.output import OutputFile
+    from rolebatch.config import fingerprint
+    from rolebatch.providers.registry import resolve
+    from rolebatch.records.job import Record, open_job
+    from rolebatch.records.lines import Outcome, output_line
+    from rolebatch.records.output import OutputFile
 
     order = list(lines)
     if shuffled:
@@ -436,7 +436,7 @@ def _resume_paths(tmp: Path, n: int, todo: int = 1000) -> None:
         run(f"job edited since, {todo:,} new records, then reordered", url)
     # The finished output split in two as two shards would leave it, merged
     # back; then reported on.
-    from batch.records.shards import shard_of
+    from rolebatch.records.shards import shard_of
 
     parts = [tmp / f"resume{n}.shard-{k}-of-2.jsonl" for k in (0, 1)]
     with out.open("rb") as source, parts[0].open("wb") as zero, parts[1].open("wb") as one:
@@ -485,7 +485,7 @@ def _shards_against_quota(
             args += ["--quota", valkey.connection_url]
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "batch", *args],
+                    [sys.executable, "-m", "rolebatch", *args],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,

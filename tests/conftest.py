@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from batch.cli import main
+from rolebatch.cli import main
 from tests.fakeserver import FakeServer
 
 SECRET_KEY = "sk-test-0123456789abcdefSECRET"

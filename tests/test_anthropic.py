@@ -195,7 +195,7 @@ def test_itpm_and_otpm_given_on_the_command_line_pace_a_server_without_headers(
 def test_estimate_prices_anthropic_live_and_in_batches(tmp_path, capsys, monkeypatch):
     import json
 
-    from batch.cli import main
+    from rolebatch.cli import main
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     job = write_job(tmp_path / "j.jsonl", poem_records(4))

@@ -153,7 +153,7 @@ def _start(fake, job: Path) -> subprocess.Popen:
     env = {**os.environ, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "PYTHONPATH": str(ROOT)}
     args = ["run", str(job), "-o", OUT, "--model", MODEL, "--base-url", fake.root]
     return subprocess.Popen(
-        [sys.executable, "-m", "batch", *args, "--progress", "lines", *BATCH],
+        [sys.executable, "-m", "rolebatch", *args, "--progress", "lines", *BATCH],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -221,7 +221,7 @@ def test_two_batches_that_could_be_ours_stop_the_run_instead_of_paying_twice(
 
 
 def test_status_and_cancel(claude, fake, tmp_path, capsys):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     plan = batches(fake).plan
     plan.polls = 10**9
@@ -269,7 +269,7 @@ def test_transient_errored_results_go_again_and_invalid_requests_do_not(claude, 
 
 
 def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, capsys):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     plan = batches(fake).plan
     plan.polls = 10**9

@@ -228,7 +228,7 @@ def _start(fake, job: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OPENAI_API_KEY": SECRET_KEY, "PYTHONPATH": str(ROOT)}
     args = ["run", str(job), "-o", OUT, "--model", "openai/gpt-4o", "--base-url", fake.base_url]
     return subprocess.Popen(
-        [sys.executable, "-m", "batch", *args, "--progress", "lines", *BATCH, *extra],
+        [sys.executable, "-m", "rolebatch", *args, "--progress", "lines", *BATCH, *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -293,7 +293,7 @@ def test_reasks_can_go_live_at_the_live_price(rolebatch, fake, tmp_path):
 
 
 def test_status_shows_and_cancel_stops_the_batches_of_an_output(rolebatch, fake, tmp_path, capsys):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     fake.state.batches.plan.polls = 10**9
     fake.state.batches.plan.share = 0.5
@@ -466,7 +466,7 @@ def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(rolebatch,
 def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_run(
     rolebatch, fake, tmp_path, capsys
 ):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     plan = fake.state.batches.plan
     plan.polls = 10**9

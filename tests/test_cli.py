@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from batch.cli import main
-from batch.progress import BarReporter, LineReporter, Tally, default_reporter
+from rolebatch.cli import main
+from rolebatch.progress import BarReporter, LineReporter, Tally, default_reporter
 from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def test_python_dash_m_batch_runs_a_job(fake, tmp_path):
         [
             sys.executable,
             "-m",
-            "batch",
+            "rolebatch",
             "run",
             str(job),
             "--base-url",
@@ -117,7 +117,7 @@ def test_summary_counts_kinds_and_tokens(rolebatch, fake, tmp_path):
 def test_the_command_line_starts_without_importing_openai():
     # --help and usage errors answer at once; openai and instructor take a
     # second or two to import and are loaded only when a run starts.
-    code = "import sys, batch.cli; print(sorted({'openai', 'instructor'} & set(sys.modules)))"
+    code = "import sys, rolebatch.cli; print(sorted({'openai', 'instructor'} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -127,7 +127,7 @@ def test_the_command_line_starts_without_importing_openai():
 def test_glibc_keeps_large_blocks_in_their_own_mappings():
     import sys
 
-    from batch.quirks.glibc import fix_mmap_threshold
+    from rolebatch.quirks.glibc import fix_mmap_threshold
 
     if not sys.platform.startswith("linux"):
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.cli import main
+from rolebatch.cli import main
 from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,10 +254,11 @@ def test_help_and_estimate_import_only_what_they_use():
     # transport, the embedded model and the run's pipeline are not needed.
     code = (
         "import sys\n"
-        "from batch.cli import main\n"
+        "from rolebatch.cli import main\n"
         "before = {'openai', 'instructor', 'genai_prices'} & set(sys.modules)\n"
         "main(['estimate', 'jobs/poems.jsonl', '--model', 'openai/gpt-4o', '-o', '/dev/null/x'])\n"
-        "after = {'httpcore2', 'llama_cpp', 'batch.pipeline', 'batch.client'} & set(sys.modules)\n"
+        "after = {'httpcore2', 'llama_cpp', 'rolebatch.pipeline', 'rolebatch.client'}\n"
+        "after &= set(sys.modules)\n"
         "print(sorted(before), sorted(after))\n"
     )
     result = subprocess.run(

@@ -36,7 +36,7 @@ def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = Non
         [
             sys.executable,
             "-m",
-            "batch",
+            "rolebatch",
             "run",
             str(job),
             "-o",
@@ -182,7 +182,7 @@ def test_a_second_ctrl_c_keeps_every_answer_that_came_back(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     args = ["run", str(job), "-o", str(out), "--progress", "lines", "--progress-interval", "0.1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "batch", *args],
+        [sys.executable, "-m", "rolebatch", *args],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -183,7 +183,7 @@ def test_unreachable_endpoint_exits_3_with_a_clear_message(rolebatch, fake, tmp_
 def test_endpoint_that_keeps_failing_trips_the_breaker(fake, tmp_path):
     import anyio
 
-    from batch import EndpointError, RunConfig, run_job
+    from rolebatch import EndpointError, RunConfig, run_job
 
     job = write_job(tmp_path / "j.jsonl", poem_records(200))
     fake.fault(match="thing 0.", times=1)  # one success first, so it is not "unreachable"
@@ -210,7 +210,7 @@ def test_endpoint_that_keeps_failing_trips_the_breaker(fake, tmp_path):
 
 
 def test_missing_key_for_openai_is_a_usage_error(capsys, tmp_path):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     job = write_job(tmp_path / "j.jsonl", poem_records(1))
     assert main(["run", str(job), "--model", "openai/gpt-4o"]) == 2

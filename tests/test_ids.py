@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch.records.ids import HashIndex, id_hash
+from rolebatch.records.ids import HashIndex, id_hash
 
 
 def test_keys_that_share_low_bits_are_all_kept_through_growth():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from batch.errors import InputError
-from batch.records.job import derived_id, open_job
+from rolebatch.errors import InputError
+from rolebatch.records.job import derived_id, open_job
 from tests.conftest import poem_records, write_job
 
 GOOD = {"id": "a", "query": "Write a poem.", "role": "You are a poet."}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch.via.journal import Journal, Round
+from rolebatch.via.journal import Journal, Round
 
 
 def test_rounds_are_rebuilt_once_each_in_attempt_order(tmp_path: Path):

@@ -10,9 +10,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from batch.pacing.backoff import backoff_delay, retry_after
-from batch.pacing.headers import parse_reset, read_limits
-from batch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Cost, Limiter
+from rolebatch.pacing.backoff import backoff_delay, retry_after
+from rolebatch.pacing.headers import parse_reset, read_limits
+from rolebatch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Cost, Limiter
 
 pytestmark = pytest.mark.anyio
 
@@ -386,7 +386,7 @@ def test_retry_after_headers():
 def test_token_estimate_learns_from_real_usage():
     from types import SimpleNamespace
 
-    from batch.pacing.estimate import DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
+    from rolebatch.pacing.estimate import DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
 
     estimate = TokenEstimate()
     size = TokenEstimate.prompt_size({"messages": [{"role": "user", "content": "x" * 380}]})

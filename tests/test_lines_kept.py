@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from batch.cli import main
-from batch.records.shards import shard_of
+from rolebatch.cli import main
+from rolebatch.records.shards import shard_of
 from tests.conftest import poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent

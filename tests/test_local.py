@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from batch import Response
-from batch.cli import main
-from batch.errors import UsageError
-from batch.providers.local import bounded, model_file, render_prompt
+from rolebatch import Response
+from rolebatch.cli import main
+from rolebatch.errors import UsageError
+from rolebatch.providers.local import bounded, model_file, render_prompt
 from tests.conftest import read_lines, write_job
 
 POEM_SCHEMA = Response.model_json_schema()

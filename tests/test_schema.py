@@ -6,8 +6,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from batch.errors import UsageError
-from batch.schema import Response, load_schema
+from rolebatch.errors import UsageError
+from rolebatch.schema import Response, load_schema
 from tests.conftest import poem_records, write_job
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batch.cli import main
-from batch.records.shards import shard_of
+from rolebatch.cli import main
+from rolebatch.records.shards import shard_of
 from tests.conftest import poem_records, read_lines, write_job
 
 
@@ -30,7 +30,7 @@ def test_shard_assignment_is_the_same_in_another_process():
 
     here = [shard_of(f"id{n}", 5) for n in range(50)]
     code = (
-        "from batch.records.shards import shard_of;"
+        "from rolebatch.records.shards import shard_of;"
         " print([shard_of(f'id{n}', 5) for n in range(50)])"
     )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from batch.cli import main
-from batch.records.report import percentile
+from rolebatch.cli import main
+from rolebatch.records.report import percentile
 from tests.conftest import read_lines, write_job
 
 ROLES = [

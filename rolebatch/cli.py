@@ -37,7 +37,7 @@ cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for the console script, ``python -m batch`` and tests."""
+    """Entry point for the console script, ``python -m rolebatch`` and tests."""
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script and ``python -m batch``: ``main``, then exit with its code."""
+    """The console script and ``python -m rolebatch``: ``main``, then exit with its code."""
     fix_mmap_threshold()  # flat memory on big jobs (quirks.glibc)
     code = main()
     # The interpreter's collections at exit walk every object the run made

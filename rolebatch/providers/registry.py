@@ -122,7 +122,7 @@ PROVIDERS = {
         Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
-        # The embedded offline model (batch.providers.local); no server, no key.
+        # The embedded offline model (rolebatch.providers.local); no server, no key.
         Provider("local", None, None, "json_schema", False, protocol="local"),
     )
 }

@@ -1,4 +1,4 @@
-"""One module per command; ``batch.cli`` gathers them and maps errors to exit codes.
+"""One module per command; ``rolebatch.cli`` gathers them and maps errors to exit codes.
 
 Commands: ``run`` buys the answers for a job (through ``pipeline``);
 ``estimate`` says what that would cost and take, sending nothing; ``status``
