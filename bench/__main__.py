@@ -387,6 +387,7 @@ def _synthetic_output(job: Path, out: Path, lines: range, url: str, shuffled: bo
     from rolebatch.records.job import Record, open_job
     from rolebatch.records.lines import Outcome, output_line
     from rolebatch.records.output import OutputFile
+    from rolebatch.tasks.role import RolePrompt
 
     order = list(lines)
     if shuffled:
@@ -400,7 +401,7 @@ def _synthetic_output(job: Path, out: Path, lines: range, url: str, shuffled: bo
             handle.write(output_line(record, outcome, "openai/gpt-4o"))
     config = RunConfig(job=job, output=out, model="openai/gpt-4o", base_url=url, api_key="sk")
     endpoint = resolve("openai/gpt-4o", url, None, "sk")
-    state = OutputFile(out, fingerprint(config, endpoint, Response))
+    state = OutputFile(out, fingerprint(config, endpoint, RolePrompt(Response)))
     checked = open_job(job)
     state.remember_job(checked)
     state._lines_job = checked.digest

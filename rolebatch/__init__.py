@@ -17,7 +17,7 @@ from .errors import (
 )
 from .progress import Summary
 from .records.lines import ERROR_KINDS
-from .schema import Response
+from .tasks.schema import Response
 
 __all__ = [
     "ERROR_KINDS",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from .prompt import PROMPT_VERSION, Layout
 from .records.shards import Shard, shard_output
+from .tasks.layout import Layout
+
+if TYPE_CHECKING:
+    from .providers.registry import Endpoint
+    from .tasks.task import Task
 
 DEFAULT_MODEL = "local/gemma-3-270m"
 
@@ -89,10 +89,9 @@ class RunConfig:
         return Path("out") / f"{self.job.stem}.jsonl"
 
 
-def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel]) -> dict:
+def fingerprint(config: RunConfig, endpoint: Endpoint, task: Task) -> dict[str, Any]:
     """What must not change between a run and its resumption: anything that
     changes what a record's answer is, and which records the output holds."""
-    schema = json.dumps(response_model.model_json_schema(), sort_keys=True)
     sharded = {} if config.shard is None else {"shard": str(config.shard)}
     if config.roles is not None or config.samples > 1:
         sharded["sweep"] = True  # ids differ from the job's: not to mix with a plain run
@@ -104,10 +103,8 @@ def fingerprint(config: RunConfig, endpoint: Any, response_model: type[BaseModel
         "model": endpoint.label,
         "base_url": endpoint.base_url,
         "mode": endpoint.mode,
-        "schema": config.schema or "Response",
-        "schema_sha256": hashlib.sha256(schema.encode()).hexdigest()[:16],
+        **task.fingerprint(),
         "layout": config.layout,
-        "prompt_version": PROMPT_VERSION,
         "max_tokens": config.max_tokens,
         "temperature": config.temperature,
     }

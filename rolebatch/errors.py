@@ -1,4 +1,5 @@
-"""rolebatch's exceptions, and the exit code each one means.
+"""rolebatch's exceptions: what ends a command (with its exit code), and
+what became of one request, in our words whichever SDK sent it.
 
     RolebatchError                 base; exit_code says how the CLI ends
     ├── UsageError        (2)      a bad option or configuration; nothing sent
@@ -9,18 +10,30 @@
         ├── EndpointError (3)      the endpoint cannot be reached or keeps failing
         ├── OutputError   (3)      the output cannot be written (disk full, ...)
         ├── BudgetReached (3)      --max-cost would be exceeded by the next request
-        └── Interrupted   (3)      SIGINT / SIGTERM
+        └── Interrupted   (3)      SIGINT / SIGTERM, or a batch cancelled while waited for
+
+    RequestFailed                  a request that brought no answer; each provider
+    │                              translates its SDK's errors into these at its edge
+    ├── StatusError                the endpoint answered with an error status
+    └── ConnectionFailure          no answer came: the connection failed or dropped
+        └── TimedOut               none within --timeout
 
 Record-level failures (a 429 that outlasted its retries, output that never
-validated) are not exceptions at this level: they become error lines in the
-output, and the run goes on.
+validated) are not RolebatchErrors: they become error lines in the output,
+and the run goes on.  A run that stops part-way (AbortError) or leaves
+batches pending (Pending) carries its ``summary``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class RolebatchError(Exception):
     exit_code = 1
+    # The run's Summary (``progress.Summary``), when a run stopped with this.
+    summary: Any = None
 
 
 class UsageError(RolebatchError):
@@ -67,3 +80,32 @@ class BudgetReached(AbortError):
 
 class Interrupted(AbortError):
     pass
+
+
+class RequestFailed(Exception):
+    """A request that brought no answer."""
+
+
+class StatusError(RequestFailed):
+    """The endpoint answered ``status`` with ``message`` (the server's words)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ):
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+        self.headers: Mapping[str, str] = headers or {}
+        self.body = body
+
+
+class ConnectionFailure(RequestFailed):
+    """No answer came; the message says what happened underneath."""
+
+
+class TimedOut(ConnectionFailure):
+    """No answer within the timeout."""

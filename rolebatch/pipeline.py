@@ -31,7 +31,7 @@ from .errors import AbortError, Pending, UsageError
 from .plan import plan
 from .progress import Reporter, Summary, Tally
 from .via import batches, live
-from .via.journal import Journal
+from .via.journal import Journal, busy_message
 
 
 def _refuse_live_while_batches_are_out(config: RunConfig, output: Path) -> None:
@@ -45,12 +45,12 @@ def _refuse_live_while_batches_are_out(config: RunConfig, output: Path) -> None:
         return
     if config.fresh:
         raise UsageError(
-            f"{output}: {batches.busy_message(out)}. --fresh would forget them while they"
+            f"{output}: {busy_message(out)}. --fresh would forget them while they"
             " are bought: collect them first (the same command without --fresh), or"
             " `rolebatch cancel` the output."
         )
     raise UsageError(
-        f"{output}: {batches.busy_message(out)}. A live run now could buy their records"
+        f"{output}: {busy_message(out)}. A live run now could buy their records"
         " twice: run with --via batch to collect them, or `rolebatch cancel` the output"
         " first."
     )
@@ -108,6 +108,6 @@ async def run_job(
     finally:
         output.close()
     if aborted is not None:
-        aborted.summary = summary  # type: ignore[attr-defined]
+        aborted.summary = summary
         raise aborted
     return summary

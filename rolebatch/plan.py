@@ -9,17 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from .config import RunConfig, fingerprint
 from .cost.prices import Prices, lookup
 from .errors import UsageError
 from .providers.registry import Endpoint, resolve
-from .quirks.instructor import check_response_model
 from .records.job import JobFile, open_job
 from .records.output import OutputFile
 from .records.roles import Sweep, load_roles, samples_only
-from .schema import load_schema
+from .tasks import open_task
+from .tasks.task import Task
 
 
 @dataclass
@@ -28,7 +26,7 @@ class Plan:
     ``run`` goes on to do, and what ``estimate`` reports."""
 
     config: RunConfig
-    response_model: type[BaseModel]
+    task: Task
     endpoint: Endpoint
     prices: Prices
     output: OutputFile
@@ -42,8 +40,7 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     Raises UsageError/InputError."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    response_model = load_schema(config.schema)
-    check_response_model(response_model, config.schema or "Response")
+    task = open_task(config.schema)
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
     prices = lookup(endpoint, config.price)
     if config.via == "batch":
@@ -68,14 +65,14 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
         normalize_url(config.quota)
         if sending:
             check_reachable(config.quota)
-    output = OutputFile(config.output_path(), fingerprint(config, endpoint, response_model))
+    output = OutputFile(config.output_path(), fingerprint(config, endpoint, task))
     sweep = None
     if config.roles is not None:
         sweep = Sweep(load_roles(Path(config.roles)), config.samples)
     elif config.samples > 1:
         sweep = samples_only(config.samples)
     job = (
-        None if config.fresh else output.checked_job(config.job, config.shard, sweep)
-    ) or open_job(config.job, shard=config.shard, sweep=sweep)
+        None if config.fresh else output.checked_job(config.job, config.shard, sweep, task)
+    ) or open_job(config.job, shard=config.shard, sweep=sweep, rules=task)
     output.remember_job(job)
-    return Plan(config, response_model, endpoint, prices, output, job)
+    return Plan(config, task, endpoint, prices, output, job)

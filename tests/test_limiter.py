@@ -12,7 +12,7 @@ import pytest
 
 from rolebatch.pacing.backoff import backoff_delay, retry_after
 from rolebatch.pacing.headers import parse_reset, read_limits
-from rolebatch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Cost, Limiter
+from rolebatch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Limiter, Tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +40,7 @@ class FakeClock:
         await anyio.lowlevel.checkpoint()
 
 
-ONE = Cost(1, 0)  # one request of one token
+ONE = Tokens(1, 0)  # one request of one token
 
 
 def test_bucket_refills_continuously_up_to_its_burst():
@@ -89,14 +89,14 @@ async def test_tokens_are_reserved_then_reconciled_with_real_usage():
     assert limiter.tokens is not None
     clock.t += 10  # long enough to fill the bucket; the clock stays put from here
     full = limiter.tokens.capacity
-    permit = await limiter.acquire(Cost(60, 20))
+    permit = await limiter.acquire(Tokens(60, 20))
     assert limiter.tokens.level == pytest.approx(full - 80)
-    limiter.release(permit, Cost(20, 10), ok=True)  # the estimate was 50 too high
+    limiter.release(permit, Tokens(20, 10), ok=True)  # the estimate was 50 too high
     assert limiter.tokens.level == pytest.approx(full - 30)
-    permit = await limiter.acquire(Cost(20, 0))
-    limiter.release(permit, Cost(20, 50), ok=True)  # 50 too low: charged after the fact
+    permit = await limiter.acquire(Tokens(20, 0))
+    limiter.release(permit, Tokens(20, 50), ok=True)  # 50 too low: charged after the fact
     assert limiter.tokens.level == pytest.approx(full - 30 - 70)
-    limiter.release(permit, Cost(999, 0), ok=True)  # settling twice changes nothing
+    limiter.release(permit, Tokens(999, 0), ok=True)  # settling twice changes nothing
     assert limiter.tokens.level == pytest.approx(full - 100)
 
 
@@ -104,10 +104,10 @@ async def test_the_first_request_goes_at_once_whatever_its_guess_and_the_debt_pa
     clock = FakeClock()
     limiter = Limiter(tpm=6000, clock=clock, probe=False)  # 97 tokens/s, starts with 1
     start = clock.now()
-    first = await limiter.acquire(Cost(40, 256))  # before any answer: a rough guess
+    first = await limiter.acquire(Tokens(40, 256))  # before any answer: a rough guess
     assert clock.now() == start
-    limiter.release(first, Cost(40, 20), ok=True)  # it used 60 of the 296
-    await limiter.acquire(Cost(40, 20))
+    limiter.release(first, Tokens(40, 20), ok=True)  # it used 60 of the 296
+    await limiter.acquire(Tokens(40, 20))
     # The debt of 59 (60 used, 1 held) and the next 60 refill at 97/s.
     assert clock.now() - start == pytest.approx((59 + 60) / (100 * HEADROOM))
 
@@ -270,17 +270,17 @@ async def test_a_waiter_goes_as_soon_as_a_settled_estimate_hands_tokens_back():
     limiter = Limiter(tpm=6000, probe=False)  # 97 tokens/s, at most 97 held
     await anyio.sleep(10)  # the budget fills up
     start = anyio.current_time()
-    big = await limiter.acquire(Cost(90, 0))
+    big = await limiter.acquire(Tokens(90, 0))
     went: list[float] = []
 
     async def waiter() -> None:
-        await limiter.acquire(Cost(50, 0))  # 43 short: 0.44 s of refill
+        await limiter.acquire(Tokens(50, 0))  # 43 short: 0.44 s of refill
         went.append(anyio.current_time() - start)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
         await anyio.sleep(0.1)
-        limiter.release(big, Cost(10, 0), ok=True)  # 80 of the 90 come back
+        limiter.release(big, Tokens(10, 0), ok=True)  # 80 of the 90 come back
     assert went == [pytest.approx(0.1)]
 
 
@@ -289,8 +289,8 @@ async def test_an_estimate_that_improves_while_waiting_is_the_one_reserved():
     limiter = Limiter(tpm=6000, probe=False)  # 97 tokens/s, at most 97 held
     await anyio.sleep(10)
     start = anyio.current_time()
-    guess = [Cost(300, 0)]  # before any answer: a rough, high guess
-    first = await limiter.acquire(Cost(90, 0))
+    guess = [Tokens(300, 0)]  # before any answer: a rough, high guess
+    first = await limiter.acquire(Tokens(90, 0))
     reserved: list[tuple[float, float]] = []
 
     async def waiter() -> None:
@@ -300,8 +300,8 @@ async def test_an_estimate_that_improves_while_waiting_is_the_one_reserved():
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter)
         await anyio.sleep(0.1)
-        guess[0] = Cost(30, 0)  # the first answer taught us what requests cost
-        limiter.release(first, Cost(90, 0), ok=True)
+        guess[0] = Tokens(30, 0)  # the first answer taught us what requests cost
+        limiter.release(first, Tokens(90, 0), ok=True)
     # 30 reserved, as soon as 30 had refilled (7 left + 97/s), not a full
     # bucket's worth (~0.93 s) for the old guess.
     assert reserved == [(30, pytest.approx(0.1 + (30 - 7 - 9.7) / 97))]
@@ -315,12 +315,12 @@ async def test_without_limits_the_window_starts_open_halves_once_per_burst_and_g
     assert not limiter.has_room()
     # The whole burst comes back 429: one cut, not eight.
     for permit in burst:
-        limiter.release(permit, Cost(), ok=False)
+        limiter.release(permit, Tokens(), ok=False)
         limiter.on_rate_limited(0.0, fallback=0.0, permit=permit)
     assert limiter.window == 4
     # A request sent after that cut and refused again cuts again.
     later = await limiter.acquire(ONE)
-    limiter.release(later, Cost(), ok=False)
+    limiter.release(later, Tokens(), ok=False)
     limiter.on_rate_limited(0.0, fallback=0.0, permit=later)
     assert limiter.window == 2
     # Additive increase: about +1 per window's worth of successes.
@@ -440,8 +440,8 @@ async def test_input_tokens_are_a_budget_apart_from_output_tokens():
     limiter = Limiter(itpm=6000, otpm=600, clock=clock, probe=False)  # 100 in, 10 out a second
     start = clock.t
     for _ in range(5):
-        permit = await limiter.acquire(Cost(prompt=10, completion=10))
-        limiter.release(permit, Cost(prompt=10, completion=10), ok=True)
+        permit = await limiter.acquire(Tokens(prompt=10, completion=10))
+        limiter.release(permit, Tokens(prompt=10, completion=10), ok=True)
     # Input alone (97 a second, starting from one token) would take half a
     # second for all five; output tokens (9.7 a second) take five.
     assert clock.t - start == pytest.approx((50 - 1) / (10 * HEADROOM), rel=0.05)

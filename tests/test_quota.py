@@ -259,7 +259,7 @@ def test_a_process_rejoins_when_redis_is_back(monkeypatch):
     import anyio
 
     from rolebatch.pacing import shared as shared_module
-    from rolebatch.pacing.limiter import Cost
+    from rolebatch.pacing.limiter import Tokens
     from rolebatch.pacing.shared import SharedQuota
 
     monkeypatch.setattr(shared_module, "RETRY_DOWN", 0.2)
@@ -272,15 +272,15 @@ def test_a_process_rejoins_when_redis_is_back(monkeypatch):
         seen: list[object] = []
         quota = SharedQuota(servers[0].connection_url, "rejoin")
         await quota.open()
-        seen.append(await quota.take(rates, Cost()))
+        seen.append(await quota.take(rates, Tokens()))
         servers[0].terminate()
-        seen.append(await quota.take(rates, Cost()))  # away: None, pace locally
+        seen.append(await quota.take(rates, Tokens()))  # away: None, pace locally
         seen.append(quota.up)
         servers.append(ValkeyServer(port=port))  # the same address, a fresh server
         servers[-1].start()
-        seen.append(await quota.take(rates, Cost()))  # too soon to look again
+        seen.append(await quota.take(rates, Tokens()))  # too soon to look again
         await anyio.sleep(0.3)
-        seen.append(await quota.take(rates, Cost()))  # back
+        seen.append(await quota.take(rates, Tokens()))  # back
         seen.append(quota.up)
         await quota.close()
         return seen

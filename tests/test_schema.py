@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from rolebatch.errors import UsageError
-from rolebatch.schema import Response, load_schema
+from rolebatch.tasks.schema import Response, load_schema
 from tests.conftest import poem_records, write_job
 
 

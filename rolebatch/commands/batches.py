@@ -13,7 +13,7 @@ from ..progress import batch_line
 from . import heavy_imports
 
 if TYPE_CHECKING:
-    from ..via.batches import BatchInfo
+    from ..providers.batch_api import BatchInfo
     from ..via.journal import Entry
 
 
@@ -29,7 +29,7 @@ def status(output: Path) -> int:
     """Show OUTPUT's batches at the provider (status, request counts, age)
     without collecting them: a run with --via batch collects."""
     with heavy_imports():
-        from ..via.batches import no_batches, out_at_provider
+        from ..via.at_provider import no_batches, out_at_provider
 
     found = anyio.run(out_at_provider, output)
     if not found:
@@ -48,7 +48,7 @@ def cancel(output: Path) -> int:
     """Cancel OUTPUT's batches at the provider.  What they answered before
     stopping is collected by the next run; the rest is still to do."""
     with heavy_imports():
-        from ..via.batches import cancel_out, no_batches
+        from ..via.at_provider import cancel_out, no_batches
 
     cancelled = anyio.run(cancel_out, output)
     if not cancelled:

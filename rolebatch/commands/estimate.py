@@ -21,7 +21,7 @@ def estimate(job: Path, output: Path | None, as_json: bool, **options: object) -
     records to do, prompt and completion tokens, cost live and through the batch
     API, and time at --rpm/--tpm.  Nothing is sent or written."""
     with heavy_imports():
-        from ..cost.forecast import forecast  # instructor, to build a request as it would go
+        from ..forecast import forecast  # instructor, to build a request as it would go
 
     result = forecast(run_config(job, output, options))
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.text())

@@ -10,9 +10,9 @@ from typing import Any
 import click
 
 from ..config import DEFAULT_MODEL, RunConfig
-from ..prompt import LAYOUTS
 from ..providers.registry import MODES
 from ..records.shards import parse_shard
+from ..tasks.layout import LAYOUTS
 
 _OPTIONS: list[Callable[[Any], Any]] = [
     click.argument("job", type=click.Path(path_type=Path)),

@@ -77,13 +77,13 @@ def run(
             functools.partial(run_job, config, reporter, handle_signals=True), backend=backend
         )
     except Pending as exc:
-        summary = exc.summary  # type: ignore[attr-defined]
+        summary = exc.summary
         click.echo(summary.text(), err=True)
         click.echo(f"rolebatch: pending: {exc}", err=True)
         _reports(summary, exc.exit_code, str(exc), summary_json)
         return exc.exit_code
     except AbortError as exc:
-        summary = getattr(exc, "summary", None)
+        summary = exc.summary
         if summary is not None:
             click.echo(summary.text(), err=True)
         click.echo(f"rolebatch: stopped: {exc}", err=True)

@@ -75,8 +75,9 @@ class Clock:
 
 
 @dataclass(frozen=True)
-class Cost:
-    """What one request costs, or cost: its prompt and completion tokens."""
+class Tokens:
+    """What one request takes of the budgets: its prompt and completion
+    tokens (and one request).  Dollars are ``cost/``'s business."""
 
     prompt: float = 0.0
     completion: float = 0.0
@@ -257,7 +258,7 @@ class Budget:
 class Permit:
     """What one request reserved; handed back to ``release`` with the real usage."""
 
-    cost: Cost
+    cost: Tokens
     marks: dict[str, tuple[float, int]]
     cuts: int = 0  # window cuts before this request was sent
     settled: bool = False
@@ -319,7 +320,7 @@ class Limiter:
             return True  # paced by the budgets; concurrency is the workers' count
         return self.in_flight < max(1, int(self.window))
 
-    def delay(self, cost: Cost, now: float) -> float:
+    def delay(self, cost: Tokens, now: float) -> float:
         """Seconds before a request costing ``cost`` may go (0: now; inf: when
         something changes)."""
         wait = self.hold_until - now
@@ -330,7 +331,7 @@ class Limiter:
             wait = max(wait, budget.wait(cost.of(budget.name), now, pending))
         return max(0.0, wait)
 
-    async def acquire(self, cost: Cost | Callable[[], Cost]) -> Permit:
+    async def acquire(self, cost: Tokens | Callable[[], Tokens]) -> Permit:
         """Wait until the pace allows one more request; callers go in FIFO order.
         ``cost`` may be a function: it is asked again each time the pace is
         re-planned, so an estimate that improved meanwhile is the one reserved."""
@@ -356,7 +357,7 @@ class Limiter:
             self.in_flight += 1
             return Permit(current, marks, self.cuts)
 
-    async def _shared_wait(self, cost: Cost) -> float:
+    async def _shared_wait(self, cost: Tokens) -> float:
         """The shared quota's word on a request the local pace lets go: 0 when
         granted (and taken there).  With the quota away, the local budgets
         pace at this process's share of the limit until it is back."""
@@ -395,7 +396,7 @@ class Limiter:
     def release(
         self,
         permit: Permit,
-        used: Cost | None,
+        used: Tokens | None,
         ok: bool,
         headers: Mapping[str, str] | None = None,
     ) -> None:

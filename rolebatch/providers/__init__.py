@@ -1,51 +1,15 @@
-"""Where answers come from.
+"""Where answers come from: every provider, and the wire each one speaks.
 
-    registry     provider/name model strings: base URL, key variable, default mode
-    openai_http  any OpenAI-compatible endpoint over HTTP
-    anthropic    Anthropic's Messages API
-    local        the embedded offline model (llama.cpp)
+    registry           the providers and what sets each apart; model strings resolved
+    transport          the contract of a transport, and opening a provider's
+    openai_http        any OpenAI-compatible endpoint over HTTP
+    anthropic          Anthropic's Messages API
+    local              the embedded offline model (llama.cpp)
+    batch_api          the contract of a batch API, and its retrying call
+    openai_batches     OpenAI's Files and Batch APIs
+    anthropic_batches  Anthropic's Message Batches API
 
-A transport takes the keyword arguments instructor builds for
-``chat.completions.create`` and returns a ``Reply``: the completion instructor
-parses, and the response headers the limiter learns from.  ``open_transport``
-picks one for an endpoint.  The transports are
-imported only when a run starts: the command line must not pay for them.
+Each SDK's errors become rolebatch's own (``errors.RequestFailed``) in the
+module that calls it.  Adding a provider touches this folder only: an entry
+in ``registry``, and a transport or batch module if its protocol is new.
 """
-
-from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from ..config import RunConfig
-    from .registry import Endpoint
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    completion: Any
-    headers: Mapping[str, str] | None = None
-
-
-class Transport(Protocol):
-    max_concurrency: int | None
-
-    async def create(self, **kwargs: Any) -> Reply: ...
-
-    async def aclose(self) -> None: ...
-
-
-async def open_transport(config: RunConfig, endpoint: Endpoint) -> Transport:
-    if endpoint.provider.protocol == "local":
-        from .local import LocalModel
-
-        return await LocalModel.load()
-    if endpoint.provider.protocol == "anthropic":
-        from .anthropic import AnthropicTransport
-
-        return AnthropicTransport(endpoint, config.timeout, connections=config.concurrency)
-    from .openai_http import HTTPTransport
-
-    return HTTPTransport(endpoint, config.timeout, connections=config.concurrency)

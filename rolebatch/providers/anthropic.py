@@ -1,10 +1,10 @@
 """Anthropic's Messages API through the official SDK, with its own retries off:
 every attempt is ours to pace, count and retry.
 
-The SDK's errors are translated at this boundary into the openai SDK's error
-classes, which the rest of rolebatch handles (status, headers, body and
-message carry over), so that a 429, a 529 (overloaded) or a dropped
-connection means the same thing whichever provider sent it.
+The SDK's errors become rolebatch's own at this boundary (``translated``):
+status, headers, body and the server's message carry over, so that a 429, a
+529 (overloaded) or a dropped connection means the same thing whichever
+provider sent it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,27 @@ from typing import Any
 
 import anthropic
 import httpx2 as httpx
-import openai
 
-from . import Reply
+from ..errors import RequestFailed, TimedOut
 from .registry import Endpoint
+from .transport import Reply, connection_failure, status_error
+
+
+async def connect(endpoint: Endpoint, timeout: float, connections: int) -> AnthropicTransport:
+    return AnthropicTransport(endpoint, timeout, connections)
+
+
+# What the SDK raises for a request that brought no answer.
+SDK_ERRORS = (anthropic.APIStatusError, anthropic.APIConnectionError)
+
+
+def translated(exc: anthropic.APIError) -> RequestFailed:
+    """The anthropic SDK's error in our words."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_error(exc)
+    if isinstance(exc, anthropic.APITimeoutError):
+        return connection_failure(exc, TimedOut)
+    return connection_failure(exc)
 
 
 class AnthropicTransport:
@@ -38,12 +55,8 @@ class AnthropicTransport:
     async def create(self, **body: Any) -> Reply:
         try:
             raw = await self._client.messages.with_raw_response.create(**body)
-        except anthropic.APIStatusError as exc:
-            raise openai.APIStatusError(exc.message, response=exc.response, body=exc.body) from exc
-        except anthropic.APITimeoutError as exc:
-            raise openai.APITimeoutError(request=exc.request) from exc
-        except anthropic.APIConnectionError as exc:
-            raise openai.APIConnectionError(message=str(exc), request=exc.request) from exc
+        except SDK_ERRORS as exc:
+            raise translated(exc) from exc
         return Reply(await raw.parse(), raw.headers)
 
     async def aclose(self) -> None:

@@ -27,10 +27,10 @@ from openai.types.chat import ChatCompletion
 
 from ..errors import UsageError
 from ..records.lines import RecordFailure
-from . import Reply
+from .registry import Endpoint
+from .transport import Reply
 
 MODEL_ID = "gemma-3-270m"
-DEFAULT_MAX_TOKENS = 128
 STRING_BOUND = 160
 DEFAULT_TEMPERATURE = 0.7
 # Tried on the sample job: 1.2 stops most loops ("rain down, rain down, ...").
@@ -176,6 +176,10 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+async def connect(endpoint: Endpoint, timeout: float, connections: int) -> LocalModel:
+    return await LocalModel.load()
+
+
 class LocalModel:
     """Stands where ``AsyncOpenAI.chat.completions.create`` would, for instructor."""
 
@@ -220,7 +224,8 @@ class LocalModel:
         grammar = self._grammar(schema)
         temperature = kwargs.get("temperature")
         options: dict[str, Any] = {
-            "max_tokens": kwargs.get("max_tokens") or DEFAULT_MAX_TOKENS,
+            # Always given: the provider's default_max_tokens bounds a base model.
+            "max_tokens": kwargs["max_tokens"],
             "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
             "repeat_penalty": REPEAT_PENALTY,
         }

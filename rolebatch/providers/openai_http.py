@@ -1,5 +1,6 @@
 """Any OpenAI-compatible endpoint over HTTP, through the official SDK with its
-own retries off: every attempt is ours to pace, count and retry."""
+own retries off: every attempt is ours to pace, count and retry.  The SDK's
+errors become rolebatch's own here (``translated``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,29 @@ import sniffio
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
+from ..errors import RequestFailed, TimedOut
 from ..quirks.openai_aiohttp import timed_out
 from ..records.lines import RecordFailure
-from . import Reply
 from .registry import Endpoint
+from .transport import Reply, connection_failure, status_error
+
+
+async def connect(endpoint: Endpoint, timeout: float, connections: int) -> HTTPTransport:
+    return HTTPTransport(endpoint, timeout, connections)
+
+
+# What the SDK raises for a request that brought no answer.
+SDK_ERRORS = (openai.APIStatusError, openai.APIConnectionError)
+
+
+def translated(exc: openai.APIError) -> RequestFailed:
+    """The openai SDK's error in our words.  openai's aiohttp adapter calls a
+    refused connection a timeout; ``quirks.openai_aiohttp`` tells them apart."""
+    if isinstance(exc, openai.APIStatusError):
+        return status_error(exc)
+    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
+        return connection_failure(exc, TimedOut)
+    return connection_failure(exc)
 
 
 class HTTPTransport:
@@ -49,10 +69,8 @@ class HTTPTransport:
             response = await self._openai.post(
                 "/chat/completions", body=body, cast_to=httpx.Response
             )
-        except openai.APITimeoutError as exc:
-            if timed_out(exc):
-                raise
-            raise openai.APIConnectionError(request=exc.request) from exc.__cause__
+        except SDK_ERRORS as exc:
+            raise translated(exc) from exc
         return Reply(parse_completion(response), response.headers)
 
     async def aclose(self) -> None:

@@ -1,4 +1,10 @@
-"""Where ``provider/name`` model strings point, which key they use, which mode suits them."""
+"""Every provider rolebatch knows, and what sets each apart: where
+``provider/name`` model strings point, which key they use, which mode suits
+them, and every way a provider's requests differ (the transport, the batch
+API, the default ``max_tokens``, where the system prompt may go, instructor's
+provider, prices).  Adding a provider is one entry here, and a transport or
+batch module beside it if it speaks a protocol not yet here; nothing outside
+``providers/`` asks a provider's name."""
 
 from __future__ import annotations
 
@@ -21,15 +27,29 @@ class Provider:
     key_required: bool
     # The provider's id in genai-prices' price data (None: prices unknown).
     prices_id: str | None = None
-    # Whether the provider has a batch API at half price.
-    batch_api: bool = False
-    # The wire protocol: "openai" (Chat Completions), "anthropic" (Messages),
-    # or "local" (the embedded model).
-    protocol: str = "openai"
+    # Its tokens cost nothing (the embedded model).
+    free: bool = False
+    # The module of this package that sends its requests (``transport``):
+    # openai_http (Chat Completions), anthropic (Messages), local (embedded).
+    transport: str = "openai_http"
+    # The module of this package that speaks its batch API at half price
+    # (``batch_api``); None: it has none.
+    batches: str | None = None
+    # max_tokens sent when --max-tokens is not given (None: the server's own).
+    default_max_tokens: int | None = None
+    # Its API needs a user message: a prompt that is all system goes as one.
+    system_as_user: bool = False
+    # instructor's name for it where instructor handles it apart (its modes
+    # are looked up per provider); None: instructor's OpenAI handling.
+    instructor_provider: str | None = None
     # The modes it takes (None: all of MODES).
     modes: tuple[str, ...] | None = None
     # Where its settings come from, for the README.
     documented: str = ""
+
+    @property
+    def batch_api(self) -> bool:
+        return self.batches is not None
 
 
 def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str) -> Provider:
@@ -47,7 +67,7 @@ PROVIDERS = {
             "tools",
             True,
             prices_id="openai",
-            batch_api=True,
+            batches="openai_batches",
         ),
         Provider(
             "anthropic",
@@ -56,8 +76,12 @@ PROVIDERS = {
             "tools",
             True,
             prices_id="anthropic",
-            batch_api=True,
-            protocol="anthropic",
+            transport="anthropic",
+            batches="anthropic_batches",
+            # The Messages API needs max_tokens on every request.
+            default_max_tokens=1024,
+            system_as_user=True,
+            instructor_provider="anthropic",
             modes=("tools", "json"),
         ),
         _host(
@@ -122,8 +146,18 @@ PROVIDERS = {
         Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
-        # The embedded offline model (rolebatch.providers.local); no server, no key.
-        Provider("local", None, None, "json_schema", False, protocol="local"),
+        # The embedded offline model (providers.local); no server, no key.
+        Provider(
+            "local",
+            None,
+            None,
+            "json_schema",
+            False,
+            free=True,
+            transport="local",
+            # A base model rambles to the end of its context without a bound.
+            default_max_tokens=128,
+        ),
     )
 }
 LOCAL_MODELS = ("gemma-3-270m",)

@@ -1,21 +1,25 @@
-"""The job file: JSONL input records, checked whole before anything is sent."""
+"""The job file: JSONL input records, checked whole before anything is sent.
+
+Every record has a ``query`` and may have an ``id``, a ``role`` and
+``metadata``; the run's task says which other keys its records take
+(``RecordRules``: the choice task's options, say) and what is wrong with a
+value.  Any other key is an error: a typo must not silently skip a record."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import InputError
 from .ids import HashIndex, id_hash
 from .roles import Sweep
 from .shards import Shard
 
-ALLOWED_KEYS = ("id", "query", "role", "metadata")
-_ALLOWED = frozenset(ALLOWED_KEYS)
+COMMON_KEYS = ("id", "query", "role", "metadata")
 MAX_LINE_BYTES = 1_000_000
 MAX_PROBLEMS = 20
 
@@ -28,6 +32,29 @@ class Record(NamedTuple):
     role: str | None
     metadata: Any
     role_id: str | None = None  # a sweep's role (records.roles)
+    data: Mapping[str, Any] | None = None  # the task's own keys (RecordRules)
+
+
+class RecordRules(Protocol):
+    """What a task says of its records' own keys (``tasks.task.Task`` is one):
+    each key, whether it is required, and the problem with a value (None: fine)."""
+
+    keys: Mapping[str, bool]
+
+    def check(self, key: str, value: Any) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class NoKeys:
+    """Records with the common keys only."""
+
+    keys: Mapping[str, bool] = field(default_factory=dict)
+
+    def check(self, key: str, value: Any) -> str | None:
+        return None
+
+
+PLAIN = NoKeys()
 
 
 def derived_id(line: int) -> str:
@@ -41,7 +68,7 @@ class _Problem(Exception):
         self.text = text
 
 
-def _parse(raw: bytes, line: int) -> Record | None:
+def _parse(raw: bytes, line: int, rules: RecordRules) -> Record | None:
     """One line to a Record; None for a blank line; _Problem for anything wrong."""
     if len(raw) > MAX_LINE_BYTES:
         raise _Problem(f"line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
@@ -57,9 +84,10 @@ def _parse(raw: bytes, line: int) -> Record | None:
         raise _Problem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(data, dict):
         raise _Problem(f"expected a JSON object, got {_json_type(data)}")
-    if not _ALLOWED.issuperset(data):
-        unknown = next(key for key in data if key not in _ALLOWED)
-        raise _Problem(f"field {unknown!r}: unknown key (allowed: {', '.join(ALLOWED_KEYS)})")
+    allowed = (*COMMON_KEYS, *rules.keys)
+    unknown = next((key for key in data if key not in allowed), None)
+    if unknown is not None:
+        raise _Problem(f"field {unknown!r}: unknown key (allowed: {', '.join(allowed)})")
     query = data.get("query")
     if query is None:
         raise _Problem("field 'query': missing")
@@ -80,7 +108,19 @@ def _parse(raw: bytes, line: int) -> Record | None:
     metadata = data.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise _Problem(f"field 'metadata': expected an object, got {_json_type(metadata)}")
-    return Record(line, record_id, query, role or None, metadata)
+    own = None
+    if rules.keys:
+        own = {}
+        for key, required in rules.keys.items():
+            if key not in data:
+                if required:
+                    raise _Problem(f"field {key!r}: missing")
+                continue
+            problem = rules.check(key, data[key])
+            if problem is not None:
+                raise _Problem(f"field {key!r}: {problem}")
+            own[key] = data[key]
+    return Record(line, record_id, query, role or None, metadata, None, own)
 
 
 def _json_type(value: Any) -> str:
@@ -118,11 +158,12 @@ class JobFile:
     # Every record under every role, K times (``line`` is then its place in
     # the sweep); None: the records as they are.
     sweep: Sweep | None = None
+    rules: RecordRules = PLAIN  # the task's own keys
 
     def records(self) -> Iterator[Record]:
         shard, sweep = self.shard, self.sweep
         for number, raw in _lines(self.path):
-            record = _parse(raw, number)
+            record = _parse(raw, number, self.rules)
             if record is None:
                 continue
             if sweep is None:
@@ -132,7 +173,15 @@ class JobFile:
             for place, name, text, role_id in sweep.expand(number, record.id):
                 if shard is None or shard.holds(name):
                     role = record.role if text is None else text
-                    yield Record(place, name, record.query, role, record.metadata, role_id or None)
+                    yield Record(
+                        place,
+                        name,
+                        record.query,
+                        role,
+                        record.metadata,
+                        role_id or None,
+                        record.data,
+                    )
 
 
 def open_job(
@@ -140,6 +189,7 @@ def open_job(
     max_problems: int = MAX_PROBLEMS,
     shard: Shard | None = None,
     sweep: Sweep | None = None,
+    rules: RecordRules = PLAIN,
 ) -> JobFile:
     """Check the whole job file; raise InputError naming every problem (up to a limit).
     With ``shard``, the JobFile holds only that shard's records, but every
@@ -161,7 +211,7 @@ def open_job(
     try:
         for number, raw in _lines(path):
             try:
-                record = _parse(raw, number)
+                record = _parse(raw, number, rules)
             except _Problem as problem:
                 if len(problems) < max_problems:
                     problems.append((number, f"{path}:{number}: {problem.text}"))
@@ -196,7 +246,7 @@ def open_job(
                 last_line = place
                 digest.update(f"{place} {name!r}\n".encode())
         if suspects:
-            duplicates = _duplicates(path, suspects)
+            duplicates = _duplicates(path, suspects, rules)
             total -= sum(1 for d in duplicates if shard is None or shard.holds(d[2]))
             for number, text, _ in duplicates:
                 if len(problems) < max_problems:
@@ -210,16 +260,18 @@ def open_job(
         raise InputError([text for _, text in problems], more)
     if sweep is not None:
         last_line = max(last_line, 0)
-    return JobFile(path, total, digest.hexdigest(), last_line, shard, sweep)
+    return JobFile(path, total, digest.hexdigest(), last_line, shard, sweep, rules)
 
 
-def _duplicates(path: Path, suspects: set[int]) -> list[tuple[int, str, str | int]]:
+def _duplicates(
+    path: Path, suspects: set[int], rules: RecordRules
+) -> list[tuple[int, str, str | int]]:
     """The lines whose id really is an earlier line's, among ids with ``suspects`` hashes."""
     first: dict[str | int, int] = {}
     found = []
     for number, raw in _lines(path):
         try:
-            record = _parse(raw, number)
+            record = _parse(raw, number, rules)
         except _Problem:
             continue
         if record is None or id_hash(record.id) not in suspects:

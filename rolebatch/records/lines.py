@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -112,8 +113,15 @@ class Outcome:
         return self.error is None
 
 
-def output_line(record: Record, outcome: Outcome, model: str, batch_id: str | None = None) -> str:
+def output_line(
+    record: Record,
+    outcome: Outcome,
+    model: str,
+    extra: Mapping[str, Any] | None = None,
+    batch_id: str | None = None,
+) -> str:
     """The output contract, one JSON line, keys in the documented order.
+    ``extra``: what of the record its task repeats (after ``metadata``);
     ``batch_id``: the provider's batch that answered (batch runs only)."""
     line = {
         "id": record.id,
@@ -129,6 +137,7 @@ def output_line(record: Record, outcome: Outcome, model: str, batch_id: str | No
         "usage": outcome.usage.as_dict(),
         "latency_s": round(outcome.latency_s, 3),
         "metadata": record.metadata,
+        **(extra or {}),
         **({"batch_id": batch_id} if batch_id else {}),
         # Last, so that it can be read back from the end of the line without
         # parsing the rest (see records.output).

@@ -20,11 +20,12 @@ shard or the whole job, the text of each role) is never resumed under
 another.
 
 The bookkeeping is two flat arrays, 12 bytes a record however many there are:
-``ordinals`` holds the byte offset of every line in the file, ``by_line`` the
-ordinal of each job line's result (-1: none yet).  Reading an output back maps
-its lines to job lines by their ``line`` field when every line was written
-under the job as it is now (the sidecar says); otherwise by id, through a
-table of id hashes whose every match is confirmed against the line itself.
+``offsets`` holds the byte offset of every line in the file, ``by_line`` the
+ordinal (place in ``offsets``) of each job line's result (-1: none yet).
+Reading an output back maps its lines to job lines by their ``line`` field
+when every line was written under the job as it is now (the sidecar says);
+otherwise by id, through a table of id hashes whose every match is confirmed
+against the line itself.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any, BinaryIO
 
 from ..errors import OutputError, UsageError
 from .ids import HashIndex, id_hash
-from .job import JobFile
+from .job import PLAIN, JobFile, RecordRules
 from .lines import line_cost
 from .roles import Sweep
 from .shards import Shard
@@ -92,8 +93,8 @@ class OutputFile:
     path: Path
     fingerprint: dict[str, Any]
     # Byte offset of every line in the file, in file order.
-    ordinals: array = field(default_factory=lambda: array("q"))
-    # Job line number -> ordinal of its result line; NONE while it has none.
+    offsets: array = field(default_factory=lambda: array("q"))
+    # Job line number -> ordinal (place in offsets) of its result line; NONE: none yet.
     by_line: array = field(default_factory=lambda: array("i"))
     _handle: Any = None
     _lock: BinaryIO | None = None
@@ -136,7 +137,11 @@ class OutputFile:
     # -- opening --------------------------------------------------------
 
     def checked_job(
-        self, job_path: Path, shard: Shard | None = None, sweep: Sweep | None = None
+        self,
+        job_path: Path,
+        shard: Shard | None = None,
+        sweep: Sweep | None = None,
+        rules: RecordRules = PLAIN,
     ) -> JobFile | None:
         """The job as the last run checked it, if the file has not changed since:
         a resumed million-record job need not be parsed again to find it done."""
@@ -149,7 +154,13 @@ class OutputFile:
                 and stamp.get("sweep") == (sweep.key if sweep else None)
             ):
                 return JobFile(
-                    job_path, stamp["total"], stamp["digest"], stamp["last_line"], shard, sweep
+                    job_path,
+                    stamp["total"],
+                    stamp["digest"],
+                    stamp["last_line"],
+                    shard,
+                    sweep,
+                    rules,
                 )
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -332,7 +343,7 @@ class OutputFile:
         """Read every line, note its offset and cost, and hand it to ``place``.
         A torn last line is left out (``_valid_bytes`` ends before it); damage
         anywhere else is refused."""
-        ordinals = self.ordinals
+        offsets = self.offsets
         offset = 0
         with self.path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
@@ -344,8 +355,8 @@ class OutputFile:
                         f"{self.path}:{number}: not a rolebatch result line; the file is"
                         " damaged. Use --fresh to start over, or -o to write elsewhere."
                     )
-                place(len(ordinals), *parsed)
-                ordinals.append(offset)
+                place(len(offsets), *parsed)
+                offsets.append(offset)
                 cost = line_cost(raw)
                 if cost:
                     self.lines_cost += Decimal(repr(cost))
@@ -356,7 +367,7 @@ class OutputFile:
         """The id on the line with this ordinal, read from the file itself."""
         if self._reader is None:
             self._reader = os.open(self.path, os.O_RDONLY)
-        offset, size = self.ordinals[ordinal], 256
+        offset, size = self.offsets[ordinal], 256
         while True:
             chunk = os.pread(self._reader, size, offset)
             match = _HEAD.match(chunk)
@@ -432,8 +443,8 @@ class OutputFile:
         chunks = []
         for line, text in lines:
             data = text.encode("utf-8")
-            self.by_line[line] = len(self.ordinals)
-            self.ordinals.append(self._size)
+            self.by_line[line] = len(self.offsets)
+            self.offsets.append(self._size)
             self._size += len(data)
             cost = line_cost(data)
             if cost:
@@ -481,7 +492,7 @@ class OutputFile:
                 if ordinal != expected:
                     break
                 expected += 1
-        in_order = self._lines_job == job.digest and expected == len(self.ordinals)
+        in_order = self._lines_job == job.digest and expected == len(self.offsets)
         if not in_order:
             self._set_aside()
             tmp = self.path.with_name(self.path.name + ".tmp")
@@ -490,7 +501,7 @@ class OutputFile:
                 for line, ordinal in enumerate(self.by_line):
                     if ordinal == NONE:
                         continue
-                    source.seek(self.ordinals[ordinal])
+                    source.seek(self.offsets[ordinal])
                     raw = source.readline()
                     cost = line_cost(raw)
                     if cost:
@@ -534,7 +545,7 @@ class OutputFile:
         error line run again, the answer of a record no longer in the job)
         to ``.replaced.jsonl``, fsync'ed before the rewrite: never deleted.
         A crash before the rename sets them aside twice, never not at all."""
-        placed = bytearray(len(self.ordinals))
+        placed = bytearray(len(self.offsets))
         for ordinal in self.by_line:
             if ordinal != NONE:
                 placed[ordinal] = 1
@@ -543,7 +554,7 @@ class OutputFile:
         with self.path.open("rb") as source, self.replaced_path.open("ab") as target:
             for ordinal, here in enumerate(placed):
                 if not here:
-                    source.seek(self.ordinals[ordinal])
+                    source.seek(self.offsets[ordinal])
                     target.write(source.readline())
             target.flush()
             os.fsync(target.fileno())

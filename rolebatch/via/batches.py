@@ -5,7 +5,7 @@ quota, results within 24 hours.
               --batch-size requests → upload → create (journaled step by step)
     wait      poll each batch, with backoff up to --poll-interval
     collect   an ended batch's results, judged by instructor as a live answer
-              would be (``verdict.judge``) → output lines
+              would be (``verdict.replay``) → output lines
     rounds    what the provider did not finish goes into the next round of
               the same run: an answer that needs a re-ask, a request that
               met a transient error (5xx, 429, 408, a timeout: up to the
@@ -42,152 +42,36 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
-import instructor
 
 from ..cost.prices import Price
-from ..errors import AbortError, AuthError, EndpointError, Interrupted, Pending, UsageError
-from ..pacing.backoff import backoff_delay, retry_after
+from ..errors import AbortError, EndpointError, Interrupted, Pending
 from ..plan import Plan
 from ..progress import Reporter, Tally
-from ..prompt import instructor_kwargs
-from ..providers.registry import Endpoint, resolve
+from ..providers.batch_api import BatchAPI, BatchInfo, QueueFull, Result, Unknown, open_batches
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
-from ..records.output import read_sidecar
 from ..secrets import Redactor
-from ..verdict import Verdict, judge, kind_of_status, server_message, transient
 from . import live
-from .journal import Entry, Journal, Round, custom_id, mark_of, new_tag, parse_custom_id
+from .journal import (
+    Entry,
+    Journal,
+    Round,
+    busy_message,
+    custom_id,
+    mark_of,
+    new_tag,
+    parse_custom_id,
+)
+from .request import instructor_kwargs
+from .verdict import Verdict, kind_of_status, replay, transient
 
 FIRST_POLL = 2.0
 POLL_GROWTH = 1.5
-
-
-@dataclass
-class BatchInfo:
-    id: str
-    status: str
-    ended: bool
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    created_at: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    queue_full: bool = False  # failed for the provider's queue limit: submit again later
-    cancelled: bool = False  # someone asked the provider to cancel it
-    tag: str | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-
-
-@dataclass
-class Result:
-    custom_id: str
-    status_code: int  # 200: ``body`` is the answer
-    body: dict[str, Any] | None
-    message: str | None
-    executed: bool = True  # False: the batch ended before the request ran (expired, cancelled)
-
-
-class QueueFull(Exception):
-    """The provider will not queue more now (OpenAI's enqueued-token limit)."""
-
-
-class Unknown(Exception):
-    """A create whose outcome is unknown (timeout, dropped connection, 5xx)."""
-
-
-class Ambiguous(EndpointError):
-    """More than one batch at the provider could be the one a crash left
-    unrecorded: adopting either, or submitting again, could pay twice."""
-
-
-class BatchAPI(Protocol):
-    max_requests: int
-    max_bytes: int
-
-    def request_line(self, custom_id: str, body: dict[str, Any]) -> bytes: ...
-    def parse(self, body: dict[str, Any]) -> Any: ...
-    async def upload(self, name: str, data: bytes) -> str: ...
-    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo: ...
-    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None: ...
-    async def get(self, batch_id: str) -> BatchInfo: ...
-    async def cancel(self, batch_id: str) -> BatchInfo: ...
-    def results(self, info: BatchInfo) -> AsyncIterator[Result]: ...
-    async def aclose(self) -> None: ...
-
-
-CALL_RETRIES = 5
-
-
-async def call_api(
-    call: Any, endpoint: Endpoint, status_error: type[Exception], connection_error: type[Exception]
-) -> Any:
-    """One call of a provider's batch API through its SDK (whose error classes
-    are given): retried with backoff on 429, 5xx and connection errors,
-    refused (``refused``) on any other status."""
-    for attempt in range(CALL_RETRIES + 1):
-        try:
-            return await call()
-        except status_error as exc:
-            status = exc.status_code  # type: ignore[attr-defined]
-            if status < 500 and status != 429:
-                raise refused(endpoint, exc) from None
-            if attempt == CALL_RETRIES:
-                raise EndpointError(
-                    f"{endpoint.base_url} kept failing: {status} {server_message(exc)}"
-                ) from None
-            headers = exc.response.headers  # type: ignore[attr-defined]
-            wait = retry_after(headers) or backoff_delay(attempt, 0.5, 30)
-        except connection_error as exc:
-            if attempt == CALL_RETRIES:
-                raise EndpointError(
-                    f"cannot reach {endpoint.base_url}: {exc}. Run the same command"
-                    " again later: batches at the provider are collected then."
-                ) from None
-            wait = backoff_delay(attempt, 0.5, 30)
-        await anyio.sleep(min(wait, 60))
-    raise AssertionError("unreachable")
-
-
-def refused(endpoint: Endpoint, exc: Any) -> Exception:
-    """What a batch API's refusal of a call (a 4xx but 429) means for the run."""
-    if exc.status_code in (401, 403):
-        return AuthError(
-            f"{endpoint.base_url} refused the API key ({exc.status_code}): set"
-            f" {endpoint.provider.key_env} to a valid key. Server said: {server_message(exc)}"
-        )
-    return EndpointError(
-        f"{endpoint.base_url} refused a batch request: {exc.status_code} {server_message(exc)}"
-    )
-
-
-def open_batches(endpoint: Endpoint, timeout: float) -> BatchAPI:
-    if not endpoint.provider.batch_api:
-        raise UsageError(
-            f"--via batch needs a provider with a batch API (openai, anthropic);"
-            f" {endpoint.label} has none: run it live (--via live)"
-        )
-    if endpoint.provider.protocol == "anthropic":
-        from .anthropic_batches import AnthropicBatches
-
-        return AnthropicBatches(endpoint, timeout)
-    from .openai_batches import OpenAIBatches
-
-    return OpenAIBatches(endpoint, timeout)
-
-
-def busy_message(entries: list[Entry]) -> str:
-    ids = ", ".join(entry.batch_id or f"(being created, tag {entry.tag})" for entry in entries)
-    requests = sum(len(entry.ids) for entry in entries)
-    return f"{requests:,} requests in {len(entries)} batch(es) are at the provider: {ids}"
 
 
 async def buy(checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool) -> None:
@@ -210,7 +94,6 @@ class _BatchRun:
         self.reporter = reporter
         self.api = api
         self.price: Price | None = checked.prices.batch
-        self.model = instructor.openai_schema(checked.response_model)
         self.redact = Redactor(checked.endpoint.api_key)
         self.journal = Journal.load(self.output.path)
         self.rounds = self.journal.rounds()
@@ -365,16 +248,16 @@ class _BatchRun:
         rounds already decide it (its line is written then)."""
         rounds = self.rounds.get(record.line, [])
         verdict = self._judge(record, rounds)
-        if verdict.reask is None:
+        if verdict.request is None:
             self._write([self._line(record, rounds, verdict.response, verdict.error)])
             return None
-        return len(rounds) + 1, verdict.reask
+        return len(rounds) + 1, verdict.request
 
     def _judge(self, record: Record, rounds: list[Round]) -> Verdict:
         """What the record's answers so far come to: the request to send
         next (the first one, or a re-ask), the parsed answer, or an error."""
-        return judge(
-            instructor_kwargs(self.config, self.checked.endpoint, self.model, record),
+        return replay(
+            instructor_kwargs(self.config, self.checked.endpoint, self.checked.task, record),
             [self.api.parse(r.completion) for r in rounds if r.kind == "answer"],
             self.checked.endpoint,
             self.redact,
@@ -406,7 +289,9 @@ class _BatchRun:
                 file_id = await self.api.upload(f"{entry.tag}.jsonl", data)
                 self.journal.record(entry, "uploaded", file_id=file_id)
             if entry.step == "uploaded" and not self.queue_full:
-                found = await self.api.find(entry, self.journal.known_batches())
+                found = await self.api.find(
+                    self.journal.submission(entry), self.journal.known_batches()
+                )
                 if found is not None:
                     self.journal.record(entry, "created", batch_id=found.id)
                 else:
@@ -416,14 +301,14 @@ class _BatchRun:
         assert entry.file_id is not None
         for _ in range(3):
             try:
-                info = await self.api.create(
-                    entry, self.output.path.name, self.journal.request_file(entry.tag)
-                )
+                info = await self.api.create(self.journal.submission(entry), self.output.path.name)
             except QueueFull:
                 return self._refused(entry)
             except Unknown:
                 # It may exist: look before trying again.
-                found = await self.api.find(entry, self.journal.known_batches())
+                found = await self.api.find(
+                    self.journal.submission(entry), self.journal.known_batches()
+                )
                 if found is not None:
                     info = found
                 else:
@@ -529,7 +414,7 @@ class _BatchRun:
                 lines.append(self._line(record, [*rounds, this], None, error))
                 continue
             verdict = self._judge(record, [*rounds, this])
-            if verdict.reask is not None:
+            if verdict.request is not None:
                 # Kept before anything else happens to it: a crash, or a live
                 # re-ask that fails, leaves it to re-ask again.
                 keep.append((record.line, this))
@@ -632,7 +517,8 @@ class _BatchRun:
         if live is None:
             outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
         label = self.checked.endpoint.label
-        return record.line, output_line(record, outcome, label, batch_id=batch_id), outcome
+        extra = self.checked.task.line_fields(record)
+        return record.line, output_line(record, outcome, label, extra, batch_id), outcome
 
     def _started(self, batch_id: str | None) -> float | None:
         for entry in self.journal.entries.values():
@@ -651,66 +537,3 @@ class _BatchRun:
         self.journal.close_rounds(closed)
         for line in closed:
             del self.rounds[line]
-
-
-# -- for an operator: what is out, and stopping it ----------------------------
-
-
-def _api_for(output: Path) -> tuple[BatchAPI | None, Journal]:
-    """The batch API an output's batches were created at, from its sidecar,
-    and its journal (no API when nothing is at the provider)."""
-    if not output.exists():
-        raise UsageError(f"{output}: no such file")
-    journal = Journal.load(output)
-    if not journal.at_provider():
-        return None, journal
-    meta = read_sidecar(output)
-    if meta is None:
-        raise UsageError(f"{output}: not a rolebatch output (no readable sidecar)")
-    config = meta["config"]
-    endpoint = resolve(config["model"], config["base_url"], config["mode"], None)
-    return open_batches(endpoint, 60.0), journal
-
-
-def no_batches(output: Path) -> str:
-    """What to say of an output with nothing at the provider."""
-    if not Journal(output).directory.exists():
-        return f"{output}: no batches: its answers were bought live (--via live)"
-    return f"{output}: no batches at the provider"
-
-
-async def out_at_provider(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
-    """Every batch of ``output`` that is not collected, as the provider sees it
-    now (None: created just before a crash, and not found at the provider)."""
-    api, journal = _api_for(output)
-    found: list[tuple[Entry, BatchInfo | None]] = []
-    if api is None:
-        return found
-    try:
-        for entry in journal.at_provider():
-            if entry.batch_id is not None:
-                found.append((entry, await api.get(entry.batch_id)))
-            else:
-                found.append((entry, await api.find(entry, journal.known_batches())))
-    finally:
-        await api.aclose()
-    return found
-
-
-async def cancel_out(output: Path) -> list[tuple[Entry, BatchInfo | None]]:
-    """Cancel every batch of ``output`` still at the provider.  Their answers
-    so far are collected by the next run; the rest is still to do."""
-    api, journal = _api_for(output)
-    cancelled: list[tuple[Entry, BatchInfo | None]] = []
-    if api is None:
-        return cancelled
-    try:
-        for entry in journal.at_provider():
-            batch_id = entry.batch_id
-            if batch_id is None:
-                info = await api.find(entry, journal.known_batches())
-                batch_id = info.id if info is not None else None
-            cancelled.append((entry, await api.cancel(batch_id) if batch_id else None))
-    finally:
-        await api.aclose()
-    return cancelled

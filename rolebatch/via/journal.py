@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..providers.batch_api import Submission
 
 STEPS = ("intent", "uploaded", "created", "ended")
 
@@ -248,6 +249,12 @@ class Journal:
             with contextlib.suppress(OSError):
                 self.request_file(entry.tag).unlink()
 
+    def submission(self, entry: Entry) -> Submission:
+        """The batch of ``entry`` as the provider's side needs to know it."""
+        return Submission(
+            entry.tag, entry.at, len(entry.ids), entry.file_id, self.request_file(entry.tag)
+        )
+
     def known_batches(self) -> set[str]:
         """Every batch id the journal names."""
         return {entry.batch_id for entry in self.entries.values() if entry.batch_id}
@@ -279,3 +286,9 @@ class Journal:
         """Every record is done: the answers kept for re-asks are history."""
         with contextlib.suppress(OSError):
             self.answers_path.unlink()
+
+
+def busy_message(entries: list[Entry]) -> str:
+    ids = ", ".join(entry.batch_id or f"(being created, tag {entry.tag})" for entry in entries)
+    requests = sum(len(entry.ids) for entry in entries)
+    return f"{requests:,} requests in {len(entries)} batch(es) are at the provider: {ids}"

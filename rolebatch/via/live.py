@@ -23,17 +23,17 @@ import anyio
 import sniffio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from ..client import Client
 from ..cost.cap import SpendCap
 from ..errors import AbortError, BudgetReached, Interrupted, UsageError
 from ..pacing.limiter import Limiter
 from ..pacing.shared import SharedQuota, quota_name, redact_url
 from ..plan import Plan
 from ..progress import Reporter, Tally, dollars
-from ..providers import open_transport
+from ..providers.transport import open_transport
 from ..records.job import JobFile, Record
 from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
+from .client import Client
 
 READ_BATCH = 256
 # A finished record on its way to the writer: (job line, output line, outcome).
@@ -104,10 +104,8 @@ async def buy(
     config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
     shared = await open_quota(config, endpoint)
     limiter = limiter_for(config, shared)
-    transport = await open_transport(config, endpoint)
-    client = Client(
-        config, endpoint, checked.response_model, transport, limiter, checked.prices.live, cap
-    )
+    transport = await open_transport(endpoint, config.timeout, config.concurrency)
+    client = Client(config, endpoint, checked.task, transport, limiter, checked.prices.live, cap)
     run = _Run(client, endpoint.label, tally, output)
     concurrency = client.concurrency
     try:
@@ -199,7 +197,8 @@ async def _work(
                 return
             # The answer is in hand (and paid for): it reaches the writer even
             # when a second signal has just cancelled the workers.
-            text = output_line(record, outcome, run.label)
+            extra = run.client.task.line_fields(record)
+            text = output_line(record, outcome, run.label, extra)
             with anyio.CancelScope(shield=True):
                 try:
                     await lines.send((record.line, text, outcome))
@@ -254,10 +253,8 @@ async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Ou
     config, endpoint = checked.config, checked.endpoint
     shared = await open_quota(config, endpoint)
     limiter = limiter_for(config, shared)
-    transport = await open_transport(config, endpoint)
-    client = Client(
-        config, endpoint, checked.response_model, transport, limiter, checked.prices.live
-    )
+    transport = await open_transport(endpoint, config.timeout, config.concurrency)
+    client = Client(config, endpoint, checked.task, transport, limiter, checked.prices.live)
     outcomes: list[Outcome | AbortError] = [AbortError("not asked")] * len(items)
     slots = anyio.CapacityLimiter(client.concurrency)
 

@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 class Response(BaseModel):

@@ -22,25 +22,31 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
-import instructor
-import openai
-from pydantic import BaseModel
 
-from .config import RunConfig
-from .cost.cap import SpendCap
-from .cost.prices import Price
-from .errors import AbortError, AuthError, BudgetReached, EndpointError
-from .pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
-from .pacing.estimate import TokenEstimate
-from .pacing.limiter import Cost, Limiter
-from .prompt import instructor_kwargs
-from .providers import Transport
-from .providers.registry import MODES, Endpoint
-from .quirks.instructor import patched
-from .records.job import Record
-from .records.lines import Outcome, RecordFailure, token_counts
-from .secrets import Redactor
-from .verdict import RETRYABLE_STATUS, check_finish, classify, describe, root, server_message
+from ..config import RunConfig
+from ..cost.cap import SpendCap
+from ..cost.prices import Price
+from ..errors import (
+    AbortError,
+    AuthError,
+    BudgetReached,
+    ConnectionFailure,
+    EndpointError,
+    RequestFailed,
+    StatusError,
+)
+from ..pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
+from ..pacing.estimate import TokenEstimate
+from ..pacing.limiter import Limiter, Tokens
+from ..providers.registry import MODES, Endpoint
+from ..providers.transport import Transport
+from ..quirks.instructor import patched
+from ..records.job import Record
+from ..records.lines import Outcome, RecordFailure, token_counts
+from ..secrets import Redactor
+from ..tasks.task import Task
+from .request import instructor_kwargs
+from .verdict import RETRYABLE_STATUS, check_finish, classify, root
 
 # Before anything has succeeded, this many requests in a row answered with the
 # same one of these statuses and the same message end the run: the endpoint is
@@ -63,7 +69,7 @@ class Client:
         self,
         config: RunConfig,
         endpoint: Endpoint,
-        response_model: type[BaseModel],
+        task: Task,
         transport: Transport,
         limiter: Limiter,
         price: Price | None = None,
@@ -73,15 +79,13 @@ class Client:
         self.endpoint = endpoint
         self.price = price  # None: unknown, and no line says what it cost
         self.cap = cap
-        # Wrapped once here: instructor otherwise builds a new subclass of the
-        # model (and its schema) on every call, a fifth of its CPU time per request.
-        self.response_model = instructor.openai_schema(response_model)
+        self.task = task
         self.redact = Redactor(endpoint.api_key)
         self._transport = transport
         self.limiter = limiter
         self.estimate = TokenEstimate(config.max_tokens)
         self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
-        self._create = patched(self._attempt, endpoint.mode, endpoint.provider.protocol)
+        self._create = patched(self._attempt, endpoint.mode, endpoint.provider.instructor_provider)
         self._failures_in_a_row = 0
         self._ever_answered = False  # a success or a 4xx: the endpoint is up
         self._ever_succeeded = False
@@ -105,7 +109,7 @@ class Client:
         started = time.monotonic()
         try:
             answer = await self._create(
-                **instructor_kwargs(self.config, self.endpoint, self.response_model, record)
+                **instructor_kwargs(self.config, self.endpoint, self.task, record)
             )
             outcome.response = answer.model_dump(mode="json")
         except AbortError:
@@ -139,8 +143,8 @@ class Client:
             return completion
         prompt_size = TokenEstimate.prompt_size(kwargs)
 
-        def cost() -> Cost:  # asked again while waiting: estimates improve meanwhile
-            return Cost(*self.estimate.split(prompt_size))
+        def cost() -> Tokens:  # asked again while waiting: estimates improve meanwhile
+            return Tokens(*self.estimate.split(prompt_size))
 
         retries = rate_limited = 0
         while True:
@@ -149,24 +153,24 @@ class Client:
             reserved = await self._reserve(cost, outcome)
             permit = await self.limiter.acquire(cost)
             if self._stopped is not None:  # decided while this one waited its turn
-                self.limiter.release(permit, Cost(), False)
+                self.limiter.release(permit, Tokens(), False)
                 if self.cap is not None:
                     self.cap.settle(reserved, Decimal(0))
                 raise self._stopped
             outcome.attempts += 1
-            used: Cost | None = None
+            used: Tokens | None = None
             ok, headers = False, None
-            failure: openai.APIStatusError | openai.APIConnectionError
+            failure: RequestFailed
             try:
                 reply = await self._transport.create(**kwargs)
                 completion, headers, ok = reply.completion, reply.headers, True
                 used = _spent(getattr(completion, "usage", None))
-            except openai.APIStatusError as exc:
+            except StatusError as exc:
                 # Refused requests (429) and server errors did not spend tokens.
-                used = Cost() if exc.status_code == 429 or exc.status_code >= 500 else None
-                headers = exc.response.headers
+                used = Tokens() if exc.status == 429 or exc.status >= 500 else None
+                headers = exc.headers
                 failure = exc
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
+            except ConnectionFailure as exc:  # a timeout included
                 failure = exc
             finally:
                 self.limiter.release(permit, used, ok, headers)
@@ -182,8 +186,8 @@ class Client:
                 self.estimate.observe(completion.usage, prompt_size)
                 check_finish(completion)
                 return completion
-            if isinstance(failure, openai.APIStatusError):
-                status = failure.status_code
+            if isinstance(failure, StatusError):
+                status = failure.status
                 self._note_first_answers(failure)
                 if status >= 500:
                     self._note_failure(failure)
@@ -195,7 +199,7 @@ class Client:
                     fallback = backoff_delay(
                         rate_limited, self.config.backoff_base, self.config.backoff_max
                     )
-                    wait = retry_after(failure.response.headers)
+                    wait = retry_after(failure.headers)
                     self.limiter.on_rate_limited(
                         None if wait is None else min(wait, MAX_RETRY_AFTER), fallback, permit
                     )
@@ -205,7 +209,7 @@ class Client:
                     raise failure
                 if retries >= self.config.max_retries:
                     raise failure
-                delay = retry_after(failure.response.headers)
+                delay = retry_after(failure.headers)
             else:
                 self._note_failure(failure)
                 if retries >= self.config.max_retries:
@@ -216,7 +220,7 @@ class Client:
             await anyio.sleep(min(delay, MAX_RETRY_AFTER))
             retries += 1
 
-    async def _reserve(self, cost: Callable[[], Cost], outcome: Outcome) -> Decimal:
+    async def _reserve(self, cost: Callable[[], Tokens], outcome: Outcome) -> Decimal:
         """Hold the estimated cost of the next attempt under --max-cost.  The
         first attempt of a record that does not fit is not made (the record
         stays to do); a later one ends the record as kind ``budget``."""
@@ -245,14 +249,14 @@ class Client:
             return Decimal(0)
         return self.price.cost(*counts)
 
-    def _note_first_answers(self, failure: openai.APIStatusError) -> None:
+    def _note_first_answers(self, failure: StatusError) -> None:
         """Before anything has succeeded, the same error for the first few
         requests ends the run with what the server said: one clear message
         instead of a file of identical error lines, or 20 retries."""
         if self._ever_succeeded:
             return
-        status = failure.status_code
-        answer = (status, self.redact(server_message(failure)))
+        status = failure.status
+        answer = (status, self.redact(failure.message))
         if status not in SAYS_THE_REQUEST_IS_WRONG or answer != self._same_answer:
             self._same_answer, self._same_count = answer, 0
         if status not in SAYS_THE_REQUEST_IS_WRONG:
@@ -296,8 +300,8 @@ class Client:
         self._failures_in_a_row += 1
         if self._failures_in_a_row < self.config.breaker_threshold:
             return
-        detail = self.redact(describe(exc))
-        if not self._ever_answered and not isinstance(exc, openai.APIStatusError):
+        detail = self.redact(str(exc))
+        if not self._ever_answered and not isinstance(exc, StatusError):
             raise EndpointError(
                 f"cannot reach {self.endpoint.base_url}: {self._failures_in_a_row} attempts,"
                 f" none answered (last: {detail}). Is the server running? Check --base-url"
@@ -315,16 +319,16 @@ class Client:
             " every record. Re-run the same command once the endpoint is healthy."
         )
 
-    def _auth_message(self, exc: openai.APIStatusError) -> str:
+    def _auth_message(self, exc: StatusError) -> str:
         env = self.endpoint.provider.key_env or "OPENAI_API_KEY"
         return (
-            f"{self.endpoint.base_url} refused the API key ({exc.status_code}):"
+            f"{self.endpoint.base_url} refused the API key ({exc.status}):"
             f" set {env} to a valid key for {self.endpoint.provider.name}."
-            f" Server said: {self.redact(server_message(exc))}"
+            f" Server said: {self.redact(exc.message)}"
         )
 
 
-def _spent(usage: Any) -> Cost | None:
-    """A completion's ``usage`` as a Cost (None: the server did not say)."""
+def _spent(usage: Any) -> Tokens | None:
+    """A completion's ``usage`` as Tokens (None: the server did not say)."""
     counts = token_counts(usage)
-    return None if counts is None else Cost(counts[0], counts[1])
+    return None if counts is None else Tokens(counts[0], counts[1])

@@ -3,7 +3,7 @@ object, a re-ask, or an error of a documented kind.
 
 Live and batch runs judge answers the same way: through instructor, for the
 mode.  Live, instructor calls our ``create`` and we hand it each completion as
-it arrives.  A batch answer comes back hours later, so ``judge`` replays it:
+it arrives.  A batch answer comes back hours later, so ``replay`` replays it:
 instructor is called as for a live record, with a ``create`` that hands back
 the answers the record got so far, in order, and captures the request
 instructor would send next (a re-ask) instead of sending it.  Validation, the
@@ -17,14 +17,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import openai
 from instructor.core import IncompleteOutputException, InstructorRetryException
 from pydantic import ValidationError
 
-from .providers.registry import Endpoint
-from .quirks.instructor import patched
-from .records.lines import ErrorInfo, RecordFailure
-from .secrets import Redactor
+from ..errors import ConnectionFailure, StatusError, TimedOut
+from ..providers.registry import Endpoint
+from ..quirks.instructor import patched
+from ..records.lines import ErrorInfo, RecordFailure
+from ..secrets import Redactor
 
 
 class Truncated(Exception):
@@ -83,23 +83,6 @@ def kind_of_status(status: int) -> str:
     return "bad_request"
 
 
-def server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message")
-        if isinstance(message, str):
-            return message
-    return exc.message
-
-
-def describe(exc: Exception) -> str:
-    """A short reason: the status and server message, or the network error underneath."""
-    if isinstance(exc, openai.APIStatusError):
-        return f"{exc.status_code} {server_message(exc)}"
-    inner = exc.__cause__ or exc
-    return str(inner) or type(inner).__name__
-
-
 def classify(exc: BaseException, redact: Redactor, timeout: float) -> ErrorInfo:
     """The error line for a record whose asking ended in ``exc``."""
     cause = root(exc)
@@ -112,13 +95,12 @@ def classify(exc: BaseException, redact: Redactor, timeout: float) -> ErrorInfo:
         return ErrorInfo(cause.kind, redact(str(cause)))
     if isinstance(cause, Refused):
         return ErrorInfo("refusal", redact(str(cause)))
-    if isinstance(cause, openai.APIStatusError):
-        status = cause.status_code
-        return ErrorInfo(kind_of_status(status), redact(server_message(cause)), status)
-    if isinstance(cause, openai.APITimeoutError):
+    if isinstance(cause, StatusError):
+        return ErrorInfo(kind_of_status(cause.status), redact(cause.message), cause.status)
+    if isinstance(cause, TimedOut):
         return ErrorInfo("timeout", f"no answer within {timeout:g}s")
-    if isinstance(cause, openai.APIConnectionError):
-        return ErrorInfo("connection", redact(describe(cause)))
+    if isinstance(cause, ConnectionFailure):
+        return ErrorInfo("connection", redact(str(cause)))
     if isinstance(cause, ValidationError | json.JSONDecodeError) or (
         isinstance(exc, InstructorRetryException) and exc.failed_attempts
     ):
@@ -146,10 +128,11 @@ def _what_failed(cause: BaseException, most: int = 3) -> str:
 
 @dataclass
 class Verdict:
-    """One of: the parsed answer, the request to send next, or the error."""
+    """One of: the parsed answer, the request to send next (the first, or a
+    re-ask), or the error."""
 
     response: dict[str, Any] | None = None
-    reask: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
     error: ErrorInfo | None = None
 
 
@@ -157,7 +140,7 @@ class _Captured(Exception):
     pass
 
 
-def judge(
+def replay(
     kwargs: dict[str, Any],
     answers: list[Any],
     endpoint: Endpoint,
@@ -171,7 +154,7 @@ def judge(
     calls = 0
     captured: dict[str, Any] = {}
 
-    def replay(**sent: Any) -> Any:
+    def answer(**sent: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls > len(answers):
@@ -181,7 +164,7 @@ def judge(
         check_finish(completion)
         return completion
 
-    create = patched(replay, endpoint.mode, endpoint.provider.protocol)
+    create = patched(answer, endpoint.mode, endpoint.provider.instructor_provider)
     # One call more than there are answers, while re-asks are left, so that
     # the request instructor would send next is built and captured.
     allowed = min(len(answers), max_reasks) if answers else 0
@@ -189,6 +172,6 @@ def judge(
         parsed = create(**{**kwargs, "max_retries": allowed})
     except Exception as exc:
         if captured:
-            return Verdict(reask=dict(captured))
+            return Verdict(request=dict(captured))
         return Verdict(error=classify(exc, redact, 0))
     return Verdict(response=parsed.model_dump(mode="json"))

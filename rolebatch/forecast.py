@@ -4,27 +4,28 @@ writing nothing.
 Prompt tokens come from the requests as they would be sent: the record's
 messages, and what instructor adds for the mode (the tool definition, the
 schema in a system message, ...), at about 4 characters a token; instructor
-is asked to build one request (through a ``create`` that captures it instead
-of sending it) to measure what it adds.  Completion tokens come from the
+is asked to build one request (``via.verdict.replay``, which captures the
+request instead of sending it) to measure what it adds.  Completion tokens come from the
 existing output's answers when there are any, else from ``--max-tokens`` as an
 upper bound, else from a guess, and the forecast says which.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
-from ..pacing.estimate import CHARS_PER_TOKEN, DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
-from ..plan import Plan, plan
-from ..progress import dollars
-from ..prompt import build_messages, instructor_kwargs
-from .prices import Price
+from .config import RunConfig
+from .cost.prices import Price
+from .pacing.estimate import CHARS_PER_TOKEN, DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
+from .plan import Plan, plan
+from .progress import dollars
+from .secrets import Redactor
+from .via.request import instructor_kwargs
+from .via.verdict import replay
 
 
 @dataclass
@@ -149,7 +150,7 @@ def forecast(config: RunConfig) -> Forecast:
 
 
 def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
-    config, job, output = checked.config, checked.job, checked.output
+    config, job, output, task = checked.config, checked.job, checked.output, checked.task
     if not result.to_do:
         return
     added: float | None = None
@@ -157,12 +158,13 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
     for record in job.records():
         if result.done and output.by_line and output.is_done(record.line):
             continue
-        messages = build_messages(record, config.layout)
+        messages = task.messages(record, config.layout)
         size = len(json.dumps(messages, ensure_ascii=False))
         if added is None:
             added = _instructor_adds(checked, record, size)
         prompt_chars += size + added
     result.prompt_tokens = round(prompt_chars / CHARS_PER_TOKEN)
+    provider = checked.endpoint.provider
     if survey is not None and survey.answers:
         mean = survey.completion_tokens / survey.answers
         result.completion_tokens = round(mean * result.to_do)
@@ -172,18 +174,11 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
     elif config.max_tokens is not None:
         result.completion_tokens = config.max_tokens * result.to_do
         result.completion_basis = f"at most: --max-tokens {config.max_tokens} a record"
-    elif checked.endpoint.provider.name == "local":
-        from ..providers.local import DEFAULT_MAX_TOKENS
-
-        result.completion_tokens = DEFAULT_MAX_TOKENS * result.to_do
-        result.completion_basis = f"at most: the embedded model stops at {DEFAULT_MAX_TOKENS}"
-    elif checked.endpoint.provider.protocol == "anthropic":
-        from ..prompt import ANTHROPIC_MAX_TOKENS
-
-        result.completion_tokens = ANTHROPIC_MAX_TOKENS * result.to_do
+    elif provider.default_max_tokens is not None:
+        result.completion_tokens = provider.default_max_tokens * result.to_do
         result.completion_basis = (
-            f"at most: the max_tokens of {ANTHROPIC_MAX_TOKENS} sent to Anthropic when"
-            " --max-tokens is not given"
+            f"at most: the max_tokens of {provider.default_max_tokens} that {provider.name}"
+            " requests carry when --max-tokens is not given"
         )
     else:
         result.completion_tokens = DEFAULT_COMPLETION_ESTIMATE * result.to_do
@@ -193,30 +188,15 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         )
 
 
-class _Captured(Exception):
-    pass
-
-
 def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
-    """Characters instructor adds to a request for the mode: the request it
-    builds for ``record``, captured instead of sent, less the bare messages."""
-    from ..quirks.instructor import patched
-
-    captured: dict[str, Any] = {}
-
-    def capture(**kwargs: Any) -> Any:
-        captured.update(kwargs)
-        raise _Captured
-
-    endpoint = checked.endpoint
-    create = patched(capture, endpoint.mode, endpoint.provider.protocol)
-    kwargs = instructor_kwargs(checked.config, checked.endpoint, checked.response_model, record)
-    kwargs["max_retries"] = 0
-    with contextlib.suppress(Exception):  # _Captured, however instructor wraps it
-        create(**kwargs)
-    if not captured:
+    """Characters instructor adds to a request for the mode: the first request
+    it builds for ``record`` (``verdict.replay`` with no answers yet), less
+    the bare messages."""
+    kwargs = instructor_kwargs(checked.config, checked.endpoint, checked.task, record)
+    first = replay(kwargs, [], checked.endpoint, Redactor(None), max_reasks=0).request
+    if not first:
         return 0.0
-    return TokenEstimate.prompt_size(captured) * CHARS_PER_TOKEN - messages_size
+    return TokenEstimate.prompt_size(first) * CHARS_PER_TOKEN - messages_size
 
 
 def _price(result: Forecast) -> None:

@@ -1,6 +1,6 @@
 """Anthropic's Message Batches API, through the official SDK: the
-provider-specific part of buying through a batch API (the rest is
-``via.batches``).
+provider-specific part of buying through a batch API (the contract is
+``batch_api``; the run loop ``via.batches``).
 
     messages.batches.create(requests=[{custom_id, params}])   the requests inline
     messages.batches.retrieve / list                          its status
@@ -31,18 +31,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 from anthropic.types import Message
 from pydantic import ValidationError
 
-from ..errors import OutputError
-from ..providers.registry import Endpoint
-from ..verdict import server_message
-from .batches import Ambiguous, BatchInfo, QueueFull, Result, Unknown, call_api, refused
-from .journal import Entry
+from ..errors import OutputError, StatusError
+from .anthropic import SDK_ERRORS, translated
+from .batch_api import (
+    Ambiguous,
+    BatchInfo,
+    QueueFull,
+    Result,
+    Submission,
+    Unknown,
+    call_api,
+    refused,
+)
+from .registry import Endpoint
 
 MAX_REQUESTS = 100_000
 # A create's body may be up to 256 MB; stay clear of the edge.
@@ -64,8 +71,12 @@ STATUS_OF_ERROR = {
 }
 
 
+def connect(endpoint: Endpoint, timeout: float) -> AnthropicBatches:
+    return AnthropicBatches(endpoint, timeout)
+
+
 class AnthropicBatches:
-    """Anthropic's batch API, in the shape ``via.batches`` drives."""
+    """Anthropic's batch API, in the shape ``batch_api.BatchAPI`` says."""
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
@@ -100,46 +111,45 @@ class AnthropicBatches:
     async def upload(self, name: str, data: bytes) -> str:
         return "inline"  # the requests go in the create's body
 
-    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo:
+    async def create(self, batch: Submission, note: str) -> BatchInfo:
         try:
-            data = requests.read_bytes()
+            data = batch.requests.read_bytes()
         except OSError as exc:
-            raise OutputError(f"cannot read {requests}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot read {batch.requests}: {exc.strerror or exc}") from None
         items = [json.loads(raw) for raw in data.splitlines() if raw.strip()]
         try:
-            batch = await self._client.messages.batches.create(requests=items)
-        except anthropic.APIStatusError as exc:
-            if exc.status_code == 429:
-                if "queue" in server_message(exc).lower():
-                    raise QueueFull(server_message(exc)) from None
-                raise Unknown(f"429 {server_message(exc)}") from None
-            if exc.status_code >= 500:
-                raise Unknown(f"{exc.status_code} {server_message(exc)}") from None
-            raise refused(self._endpoint, exc) from None
-        except anthropic.APIConnectionError as exc:  # a timeout included
-            raise Unknown(str(exc) or type(exc).__name__) from None
-        return _info(batch)
+            created = await self._client.messages.batches.create(requests=items)
+        except SDK_ERRORS as exc:
+            failure = translated(exc)
+            if not isinstance(failure, StatusError):  # a timeout included
+                raise Unknown(str(failure)) from None
+            if failure.status == 429 and "queue" in failure.message.lower():
+                raise QueueFull(failure.message) from None
+            if failure.status == 429 or failure.status >= 500:
+                raise Unknown(str(failure)) from None
+            raise refused(self._endpoint, failure) from None
+        return _info(created)
 
-    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None:
-        """The batch a crash may have left unrecorded: created since ``entry``
-        was packed, named by no entry (``known``), of the same size."""
+    async def find(self, batch: Submission, known: set[str]) -> BatchInfo | None:
+        """The batch a crash may have left unrecorded: created since ``batch``
+        was packed, named by no entry of the journal (``known``), of the same size."""
 
         async def search() -> list[BatchInfo]:
             found = []
-            async for batch in self._client.messages.batches.list(limit=100):
-                info = _info(batch)
-                if info.created_at < entry.at - CLOCK_SKEW:
+            async for listed in self._client.messages.batches.list(limit=100):
+                info = _info(listed)
+                if info.created_at < batch.at - CLOCK_SKEW:
                     break  # listed newest first: the rest is older
-                if batch.cancel_initiated_at is not None:
+                if listed.cancel_initiated_at is not None:
                     continue  # cancelled by someone: not adopted (see the module's notes)
-                if info.id not in known and info.total == len(entry.ids):
+                if info.id not in known and info.total == batch.size:
                     found.append(info)
             return found
 
         candidates = await self._retrying(search)
         if len(candidates) > 1:
             raise Ambiguous(
-                f"a batch of {len(entry.ids):,} requests may have been created at"
+                f"a batch of {batch.size:,} requests may have been created at"
                 f" {self._endpoint.base_url} just before rolebatch stopped, and"
                 f" {len(candidates)} batches of that size were created since then:"
                 f" {', '.join(c.id for c in candidates)}. Message batches carry no tag, so"
@@ -172,9 +182,7 @@ class AnthropicBatches:
     # -- calls ---------------------------------------------------------------
 
     async def _retrying(self, call: Any) -> Any:
-        return await call_api(
-            call, self._endpoint, anthropic.APIStatusError, anthropic.APIConnectionError
-        )
+        return await call_api(call, self._endpoint, SDK_ERRORS, translated)
 
 
 def _info(batch: Any) -> BatchInfo:

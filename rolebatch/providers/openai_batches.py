@@ -1,5 +1,6 @@
 """OpenAI's Batch API, through the official SDK: the provider-specific part of
-buying through a batch API (the rest is ``via.batches``).
+buying through a batch API (the contract is ``batch_api``; the run loop
+``via.batches``).
 
     files.create(purpose=batch)   upload a request file (JSONL of {custom_id, method, url, body})
     batches.create(...)           a batch of it, for /v1/chat/completions, 24h
@@ -10,25 +11,25 @@ buying through a batch API (the rest is ``via.batches``).
 The SDK's own retries are off: it retries a POST without an idempotency key,
 so a create that timed out could be sent twice.  A create whose outcome is
 unknown (timeout, dropped connection, 5xx) raises ``Unknown``: the caller
-looks for the batch before trying again.  Other calls are retried here, with
-backoff, on 429, 5xx and connection errors.
+looks for the batch before trying again.  Other calls are retried, with
+backoff, on 429, 5xx and connection errors (``batch_api.call_api``).  The
+SDK's errors become rolebatch's own here, as in ``openai_http``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from ..providers.registry import Endpoint
-from ..verdict import server_message
-from .batches import BatchInfo, QueueFull, Result, Unknown, call_api, refused
-from .journal import Entry
+from ..errors import StatusError
+from .batch_api import BatchInfo, QueueFull, Result, Submission, Unknown, call_api, refused
+from .openai_http import SDK_ERRORS, translated
+from .registry import Endpoint
 
 # Error-file codes of requests a batch ended before running (they are not billed).
 NOT_EXECUTED = frozenset({"batch_expired", "batch_cancelled"})
@@ -38,8 +39,12 @@ MAX_BYTES = 190 * 1024 * 1024
 TAG_KEY = "rolebatch_tag"
 
 
+def connect(endpoint: Endpoint, timeout: float) -> OpenAIBatches:
+    return OpenAIBatches(endpoint, timeout)
+
+
 class OpenAIBatches:
-    """One provider's batch API, in the shape ``via.batches`` drives."""
+    """OpenAI's batch API, in the shape ``batch_api.BatchAPI`` says."""
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
@@ -77,34 +82,35 @@ class OpenAIBatches:
         )
         return uploaded.id
 
-    async def create(self, entry: Entry, note: str, requests: Path) -> BatchInfo:
-        """A batch of the file ``entry`` uploaded, its tag in the metadata."""
-        assert entry.file_id is not None
+    async def create(self, batch: Submission, note: str) -> BatchInfo:
+        """A batch of the file ``batch`` uploaded, its tag in the metadata."""
+        assert batch.file_id is not None
         try:
-            batch = await self._client.batches.create(
-                input_file_id=entry.file_id,
+            created = await self._client.batches.create(
+                input_file_id=batch.file_id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
-                metadata={TAG_KEY: entry.tag, "rolebatch_output": note[:500]},
+                metadata={TAG_KEY: batch.tag, "rolebatch_output": note[:500]},
             )
-        except openai.APIStatusError as exc:
-            if _queue_full(exc):
-                raise QueueFull(server_message(exc)) from None
-            if exc.status_code >= 500:
-                raise Unknown(f"{exc.status_code} {server_message(exc)}") from None
-            raise refused(self._endpoint, exc) from None
-        except openai.APIConnectionError as exc:  # a timeout included
-            raise Unknown(str(exc) or type(exc).__name__) from None
-        return _info(batch)
+        except SDK_ERRORS as exc:
+            failure = translated(exc)
+            if not isinstance(failure, StatusError):  # a timeout included
+                raise Unknown(str(failure)) from None
+            if _queue_full(failure):
+                raise QueueFull(failure.message) from None
+            if failure.status >= 500:
+                raise Unknown(str(failure)) from None
+            raise refused(self._endpoint, failure) from None
+        return _info(created)
 
-    async def find(self, entry: Entry, known: set[str]) -> BatchInfo | None:
-        """The batch carrying ``entry``'s tag (newest are listed first)."""
+    async def find(self, batch: Submission, known: set[str]) -> BatchInfo | None:
+        """The batch carrying ``batch``'s tag (newest are listed first)."""
 
         async def search() -> BatchInfo | None:
-            async for batch in self._client.batches.list(limit=100):
-                if (batch.metadata or {}).get(TAG_KEY) == entry.tag:
-                    return _info(batch)
-                if batch.created_at < entry.at - 600:
+            async for listed in self._client.batches.list(limit=100):
+                if (listed.metadata or {}).get(TAG_KEY) == batch.tag:
+                    return _info(listed)
+                if listed.created_at < batch.at - 600:
                     return None  # older than the tag: it is not there
             return None
 
@@ -132,17 +138,15 @@ class OpenAIBatches:
     # -- calls ---------------------------------------------------------------
 
     async def _retrying(self, call: Any) -> Any:
-        return await call_api(
-            call, self._endpoint, openai.APIStatusError, openai.APIConnectionError
-        )
+        return await call_api(call, self._endpoint, SDK_ERRORS, translated)
 
 
-def _queue_full(exc: openai.APIStatusError) -> bool:
-    body = exc.body if isinstance(exc.body, dict) else {}
+def _queue_full(failure: StatusError) -> bool:
+    body = failure.body if isinstance(failure.body, dict) else {}
     error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
     return (
         error.get("code") == "token_limit_exceeded"
-        or "enqueued token limit" in str(server_message(exc)).lower()
+        or "enqueued token limit" in failure.message.lower()
     )
 
 
