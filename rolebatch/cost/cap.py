@@ -16,6 +16,9 @@ from decimal import Decimal
 
 import anyio
 
+from ..errors import BudgetReached
+from ..records.lines import RecordFailure
+
 
 class SpendCap:
     def __init__(self, limit: Decimal, spent_before: Decimal):
@@ -42,6 +45,22 @@ class SpendCap:
             if self._settled is None:
                 self._settled = anyio.Event()
             await self._settled.wait()
+
+    async def hold(self, amount: Callable[[], Decimal], attempts_before: int) -> Decimal:
+        """Reserve the next attempt of a record that has made
+        ``attempts_before`` so far.  A first attempt that does not fit is not
+        made (BudgetReached: the record stays to do); a later one ends the
+        record as kind ``budget`` (RecordFailure)."""
+        reserved = await self.reserve(amount)
+        if reserved is not None:
+            return reserved
+        if attempts_before == 0:
+            raise BudgetReached("--max-cost reached")
+        raise RecordFailure(
+            "budget",
+            f"--max-cost ${self.limit} reached after {attempts_before} attempt(s); raise it"
+            " and run the same command to try this record again",
+        )
 
     def settle(self, reserved: Decimal, actual: Decimal) -> None:
         self.reserved -= reserved
