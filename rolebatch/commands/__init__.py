@@ -1,8 +1,13 @@
-"""One module per command; ``rolebatch.cli`` gathers them and maps errors to exit codes.
+"""The command line: one module per command, over the library; ``cli``
+gathers them and maps errors to exit codes.
 
-Commands: ``run`` buys the answers for a job (through ``pipeline``);
-``estimate`` says what that would cost and take, sending nothing; ``status``
-and ``cancel`` show and stop an output's batches at the provider.
+    run       rolebatch run: buy the answers for a job (``pipeline``)
+    estimate  rolebatch estimate: what that would cost and take (``forecast``)
+    batches   rolebatch status and cancel: an output's batches at the provider
+    merge     rolebatch merge: shard outputs joined in input order
+    report    rolebatch report: an output's lines compared per group
+    options   the options run and estimate share
+    settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """
 
 from __future__ import annotations

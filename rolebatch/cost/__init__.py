@@ -1,4 +1,4 @@
-"""What answers cost.
+"""What answers cost, in dollars.
 
     prices  the price of a model's tokens: genai-prices' bundled data, --price,
             or free (the embedded model); live and batch-API rates

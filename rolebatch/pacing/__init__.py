@@ -2,6 +2,8 @@
 
 limiter   the run's budgets (requests/min, tokens/min), Retry-After holds,
           limits learned from response headers, the AIMD window
-estimate  tokens a request will cost, guessed before it is sent
+headers   the rate-limit headers of OpenAI, Anthropic and OpenRouter, read
+shared    one provider limit shared by processes through Redis (--quota)
+estimate  the tokens a request will take, guessed before it is sent
 backoff   how long to wait before a retry
 """

@@ -1,7 +1,11 @@
 """How answers are bought; everything else about a run is shared.
 
-live            one HTTP request per attempt, at the provider's pace
-batches         through a provider's batch API: submit, wait, collect
-journal         the batch steps written down before each next one
-openai_batches  OpenAI's Files and Batch APIs (the provider-specific part)
+live         one request per attempt, now, at the provider's pace
+client       one record asked: instructor over the transport, HTTP retries
+breaker      the run stopped when the endpoint, not the records, is at fault
+request      the request a record becomes: task, options and provider together
+verdict      what an answer means: parsed, a re-ask, or an error of a kind
+batches      through a provider's batch API: submit, wait, collect, in rounds
+journal      the batch steps written down before each next one
+at_provider  an output's batches at the provider: status and cancel
 """
