@@ -37,7 +37,7 @@ def fake_server(latency: float = 0.0, port: int = 18765, *extra: str) -> Iterato
         [
             sys.executable,
             "-m",
-            "tests.fakeserver",
+            "tests.fakes.server",
             "--port",
             str(port),
             "--latency",

@@ -4,23 +4,23 @@ Public API: ``run_job(RunConfig(...))`` (async) and the exception types.
 
 The package, from the top down (a module imports only from below it):
 
-    cli        the ``rolebatch`` command: commands gathered, errors to exit codes
-    __main__   ``python -m rolebatch``
-    commands/  one module per command
-    pipeline   the flow of a run: plan, open, buy, finish, report
-    forecast   what a run would cost and take (``rolebatch estimate``)
-    via/       how answers are bought: live, or through a batch API
-    plan       a run checked and priced before anything is sent or written
-    config     RunConfig, and the fingerprint an output is written under
-    progress   counting what a run did, the progress display and the summary
-    cost/      what answers cost: prices and --max-cost
-    tasks/     what is asked about a record, and what must come back
-    providers/ where requests go: the providers, their transports and batch APIs
-    records/   the record files: job, output state, result lines, shards, report
-    pacing/    how fast requests may go: limits, headers, the shared quota
-    quirks/    workarounds for the libraries we build on
-    errors     rolebatch's exceptions, and the exit code each one means
-    secrets    API keys kept out of every message
+    cli         the ``rolebatch`` command: commands gathered, errors to exit codes
+    __main__    ``python -m rolebatch``
+    commands/   one module per command
+    pipeline    the flow of a run: plan, open, buy, finish, report
+    forecast    what a run would cost and take (``rolebatch estimate``)
+    via/        how answers are bought: live, or through a batch API
+    plan        a run checked and priced before anything is sent or written
+    config      RunConfig, and the fingerprint an output is written under
+    progress    counting what a run did, the progress display and the summary
+    cost/       what answers cost: prices and --max-cost
+    tasks/      what is asked about a record, and what must come back
+    providers/  where requests go: the providers, their transports and batch APIs
+    records/    the record files: job, output state, result lines, shards, report
+    pacing/     how fast requests may go: limits, headers, the shared quota
+    quirks/     workarounds for the libraries we build on
+    errors      rolebatch's exceptions, and the exit code each one means
+    secrets     API keys kept out of every message
 """
 
 from .config import RunConfig

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rolebatch.cli import main
-from tests.fakeserver import FakeServer
-
-SECRET_KEY = "sk-test-0123456789abcdefSECRET"
+from tests.fakes.server import FakeServer
+from tests.helpers import ANTHROPIC_KEY, CLAUDE, SECRET_KEY, job_lines
 
 
 @pytest.fixture(scope="session")
@@ -48,30 +46,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def write_job(path: Path, records: list[dict[str, Any] | str]) -> Path:
-    """Records as dicts (dumped as JSON) or raw strings (written as they are)."""
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(record if isinstance(record, str) else json.dumps(record))
-            handle.write("\n")
-    return path
-
-
-def poem_records(n: int, prefix: str = "r") -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"{prefix}{i}",
-            "query": f"Write a poem about thing {i}.",
-            "role": "You are a renowned poet.",
-        }
-        for i in range(n)
-    ]
-
-
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 @dataclass
 class CliResult:
     code: int
@@ -93,3 +67,27 @@ def rolebatch(capsys: pytest.CaptureFixture[str], fake: FakeServer, monkeypatch)
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture
+def claude(rolebatch, fake, monkeypatch):
+    """The CLI against the fake Messages API, with an Anthropic key set."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+
+    def invoke(*args: str):
+        model = () if "--model" in args else ("--model", CLAUDE)
+        return rolebatch(*args, *model, base_url=fake.root)
+
+    return invoke
+
+
+@pytest.fixture
+def bought(fake):
+    """How many times each job line was put in a batch, at either fake provider."""
+
+    def count() -> Counter:
+        return job_lines(
+            [*fake.state.batches.custom_ids(), *fake.state.message_batches.custom_ids()]
+        )
+
+    return count

@@ -1,5 +1,5 @@
 """Anthropic live: the Messages API through the official SDK, against the
-loopback fake (tests.fake_anthropic) with Anthropic's headers and errors."""
+loopback fake (tests.fakes.anthropic) with Anthropic's headers and errors."""
 
 from __future__ import annotations
 
@@ -8,23 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import poem_records, read_lines, write_job
-from tests.fakeserver import Quota
-
-ANTHROPIC_KEY = "sk-ant-api03-test-SECRET-0123456789"
-MODEL = "anthropic/claude-3-haiku-20240307"  # $0.25 / $1.25 per million tokens
-
-
-@pytest.fixture
-def claude(rolebatch, fake, monkeypatch):
-    """The CLI against the fake Messages API, with an Anthropic key set."""
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-
-    def invoke(*args: str):
-        model = () if "--model" in args else ("--model", MODEL)
-        return rolebatch(*args, *model, base_url=fake.root)
-
-    return invoke
+from tests.fakes.quota import Quota
+from tests.helpers import ANTHROPIC_KEY, CLAUDE, poem_records, read_lines, write_job
 
 
 def test_tools_mode_sends_one_user_message_with_the_role_and_the_query(claude, fake, tmp_path):
@@ -33,7 +18,7 @@ def test_tools_mode_sends_one_user_message_with_the_role_and_the_query(claude, f
     assert result.code == 0, result.err
     lines = read_lines(Path("o.jsonl"))
     assert [line["status"] for line in lines] == ["ok"] * 3
-    assert all(line["model"] == MODEL for line in lines)
+    assert all(line["model"] == CLAUDE for line in lines)
     sent = fake.requests[0]
     assert sent.path == "/v1/messages"
     # The key, in whichever header this SDK version sends it.
@@ -199,7 +184,7 @@ def test_estimate_prices_anthropic_live_and_in_batches(tmp_path, capsys, monkeyp
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
-    assert main(["estimate", str(job), "--model", MODEL, "--json", "--otpm", "4096"]) == 0
+    assert main(["estimate", str(job), "--model", CLAUDE, "--json", "--otpm", "4096"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["completion_tokens"] == 4 * 1024  # the max_tokens that is sent
     expected = (data["prompt_tokens"] * 0.25 + data["completion_tokens"] * 1.25) / 1e6

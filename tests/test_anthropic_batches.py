@@ -1,5 +1,5 @@
 """--via batch through Anthropic's Message Batches API, against the loopback
-fake (tests.fake_anthropic): the batch mode's contracts, with no metadata to
+fake (tests.fakes.anthropic): the batch mode's contracts, with no metadata to
 tag a batch by."""
 
 from __future__ import annotations
@@ -17,31 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import poem_records, read_lines, write_job
-from tests.test_anthropic import ANTHROPIC_KEY, MODEL
+from tests.helpers import ANTHROPIC_KEY, CLAUDE, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "out.jsonl"
 BATCH = ("--via", "batch", "--poll-interval", "0.01")
 
 
-@pytest.fixture
-def claude(rolebatch, fake, monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-
-    def invoke(*args: str):
-        return rolebatch(*args, "--model", MODEL, base_url=fake.root)
-
-    return invoke
-
-
 def batches(fake):
     return fake.state.message_batches
-
-
-def bought(fake) -> Counter:
-    """How many times each job line was put in a batch, at the provider."""
-    return Counter(int(value.split("-")[0][1:]) for value in batches(fake).custom_ids())
 
 
 def post(url: str, payload: dict | None = None) -> dict:
@@ -68,7 +52,7 @@ def foreign_batch(fake, size: int) -> str:
     return post(f"{fake.root}/v1/messages/batches", {"requests": requests})["id"]
 
 
-def test_a_job_end_to_end_at_half_price(claude, fake, tmp_path):
+def test_a_job_end_to_end_at_half_price(claude, fake, tmp_path, bought):
     job = write_job(tmp_path / "j.jsonl", poem_records(5))
     live = claude(str(job), "-o", "live.jsonl")
     assert live.code == 0, live.err
@@ -100,7 +84,7 @@ def test_a_job_end_to_end_at_half_price(claude, fake, tmp_path):
             + Decimal(usage["completion_tokens"]) * Decimal("0.625")
         ) / 1_000_000
         assert line["cost_usd"] == pytest.approx(float(expected), rel=1e-9)
-    assert bought(fake) == Counter(range(1, 6))
+    assert bought() == Counter(range(1, 6))
 
 
 def test_no_wait_exits_4_then_the_same_command_collects(claude, fake, tmp_path):
@@ -116,7 +100,9 @@ def test_no_wait_exits_4_then_the_same_command_collects(claude, fake, tmp_path):
     assert len(read_lines(Path(OUT))) == 3
 
 
-def test_expired_requests_are_bought_again_and_errored_ones_are_lines(claude, fake, tmp_path):
+def test_expired_requests_are_bought_again_and_errored_ones_are_lines(
+    claude, fake, tmp_path, bought
+):
     plan = batches(fake).plan
     plan.ends = ["expired"]
     plan.share = 0.5
@@ -131,7 +117,7 @@ def test_expired_requests_are_bought_again_and_errored_ones_are_lines(claude, fa
     assert "invalid_request_error" in lines[0]["error"]["message"]
     # The first two were answered (one with an error); the expired two went again.
     assert Counter(line["batch_id"] for line in lines) == {first: 2, second: 2}
-    assert bought(fake) == Counter({1: 1, 2: 1, 3: 2, 4: 2})
+    assert bought() == Counter({1: 1, 2: 1, 3: 2, 4: 2})
 
 
 def test_invalid_answers_are_reasked_in_a_follow_up_batch(claude, fake, tmp_path):
@@ -151,7 +137,7 @@ def test_invalid_answers_are_reasked_in_a_follow_up_batch(claude, fake, tmp_path
 
 def _start(fake, job: Path) -> subprocess.Popen:
     env = {**os.environ, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "PYTHONPATH": str(ROOT)}
-    args = ["run", str(job), "-o", OUT, "--model", MODEL, "--base-url", fake.root]
+    args = ["run", str(job), "-o", OUT, "--model", CLAUDE, "--base-url", fake.root]
     return subprocess.Popen(
         [sys.executable, "-m", "rolebatch", *args, "--progress", "lines", *BATCH],
         env=env,
@@ -161,7 +147,9 @@ def _start(fake, job: Path) -> subprocess.Popen:
     )
 
 
-def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(claude, fake, tmp_path):
+def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(
+    claude, fake, tmp_path, bought
+):
     plan = batches(fake).plan
     foreign = foreign_batch(fake, 4)  # someone else's, of another size: not a candidate
     plan.created.clear()
@@ -179,7 +167,7 @@ def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(claude, fak
     assert len(batches(fake).batches) == 2  # ours was adopted, not created again
     (ours,) = set(batches(fake).batches) - {foreign}
     assert {line["batch_id"] for line in read_lines(Path(OUT))} == {ours}
-    assert Counter(n for n in bought(fake).elements() if n <= 5)[5] == 1
+    assert Counter(n for n in bought().elements() if n <= 5)[5] == 1
 
 
 def test_a_batch_taken_for_ours_by_mistake_gives_nothing_and_the_records_go_again(
@@ -253,7 +241,9 @@ def test_reasks_can_go_live(claude, fake, tmp_path):
     assert line["status"] == "ok" and line["attempts"] == 2
 
 
-def test_transient_errored_results_go_again_and_invalid_requests_do_not(claude, fake, tmp_path):
+def test_transient_errored_results_go_again_and_invalid_requests_do_not(
+    claude, fake, tmp_path, bought
+):
     fake.fault(match="thing 0.", status=529, times=1)  # overloaded_error
     fake.fault(match="thing 1.", status=500, times=1)  # api_error
     fake.fault(match="thing 2.", status=429, times=1)  # rate_limit_error
@@ -265,10 +255,10 @@ def test_transient_errored_results_go_again_and_invalid_requests_do_not(claude, 
     assert [line["status"] for line in lines] == ["ok", "ok", "ok", "error", "ok"]
     assert [line["attempts"] for line in lines] == [2, 2, 2, 1, 1]
     assert lines[3]["error"]["kind"] == "bad_request"
-    assert bought(fake) == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1})
+    assert bought() == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1})
 
 
-def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, capsys):
+def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, capsys, bought):
     from rolebatch.cli import main
 
     plan = batches(fake).plan
@@ -291,4 +281,4 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, 
     result = claude(str(job), "-o", OUT, *BATCH)
     assert result.code == 0, result.err
     assert [line["attempts"] for line in read_lines(Path(OUT))] == [1, 1, 2, 2]
-    assert bought(fake) == Counter({1: 1, 2: 1, 3: 2, 4: 2})
+    assert bought() == Counter({1: 1, 2: 1, 3: 2, 4: 2})

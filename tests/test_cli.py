@@ -1,16 +1,14 @@
-"""The command itself: help, entry points, progress display and summary."""
+"""The command itself: help, entry points, start-up cost, the allocator setting."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from rolebatch.cli import main
-from rolebatch.progress import BarReporter, LineReporter, Tally, default_reporter
-from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
+from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,50 +66,6 @@ def test_python_dash_m_batch_runs_a_job(fake, tmp_path):
     assert "\r" not in proc.stderr
     assert "3 of 3 records" in proc.stderr
     assert SECRET_KEY not in proc.stdout + proc.stderr
-
-
-def test_plain_progress_lines_at_intervals(rolebatch, fake, tmp_path):
-    fake.state.latency = 0.05
-    job = write_job(tmp_path / "j.jsonl", poem_records(12))
-    result = rolebatch(str(job), "--concurrency", "1", "--progress-interval", "0.1")
-    assert result.code == 0
-    progress = [line for line in result.err.splitlines() if line.startswith("progress: ")]
-    assert len(progress) >= 2
-    assert "/12 (" in progress[0] and "ok=" in progress[0] and "eta=" in progress[0]
-
-
-def test_bar_reporter_draws_in_place():
-    stream = io.StringIO()
-    tally = Tally(total=10, ok=3, failed=1, prompt_tokens=100, completion_tokens=20)
-    reporter = BarReporter(stream, width=10)
-    reporter.update(tally)
-    reporter.finish(tally)
-    text = stream.getvalue()
-    assert text.startswith("\r████░░░░░░ 4/10 ok 3 failed 1")
-    assert "120 tok" in text and text.endswith("\n")
-
-
-def test_default_reporter_follows_the_terminal():
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    assert isinstance(default_reporter(Tty()), BarReporter)
-    assert isinstance(default_reporter(io.StringIO()), LineReporter)
-
-
-def test_summary_counts_kinds_and_tokens(rolebatch, fake, tmp_path):
-    fake.fault(match="thing 1.", status=400)
-    fake.fault(match="thing 2.", status=400)
-    fake.fault(match="thing 3.", truncated=True)
-    job = write_job(tmp_path / "j.jsonl", poem_records(5))
-    result = rolebatch(str(job))
-    assert result.code == 1
-    assert "5 of 5 records" in result.err and "2 ok, 3 failed" in result.err
-    assert "errors: bad_request 2, truncated 1" in result.err
-    tokens = sum(r.usage["total_tokens"] for r in fake.requests if r.usage)
-    assert f"tokens: {tokens:,}" in result.err
-    assert "output: out/j.jsonl" in result.err
 
 
 def test_the_command_line_starts_without_importing_openai():

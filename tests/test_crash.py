@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET_KEY, poem_records, write_job
+from tests.helpers import SECRET_KEY, poem_records, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
+from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 FAST = ("--max-retries", "2")
 

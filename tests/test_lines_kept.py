@@ -18,17 +18,10 @@ import pytest
 
 from rolebatch.cli import main
 from rolebatch.records.shards import shard_of
-from tests.conftest import poem_records, read_lines, write_job
+from tests.helpers import ROLES, poem_records, queries, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = [
-    {"id": "poet", "role": "You are a renowned poet."},
-    {"id": "kid", "role": "You are a seven-year-old child."},
-]
-
-
-def queries(n: int) -> list[dict]:
-    return [{"id": f"q{i}", "query": f"Write a poem about thing {i}."} for i in range(n)]
+TWO = ROLES[:2]  # poet and kid
 
 
 def answers(path: Path) -> set[tuple]:
@@ -62,7 +55,7 @@ def test_a_run_under_another_configuration_is_refused_and_nothing_changes(
     rolebatch, fake, tmp_path, first, then, words
 ):
     job = write_job(tmp_path / "one.jsonl", queries(2))
-    write_job(Path("roles.jsonl"), ROLES)
+    write_job(Path("roles.jsonl"), TWO)
     assert rolebatch(str(job), "-o", "sw.jsonl", *first).code == 0
     before = Path("sw.jsonl").read_bytes()
     fake.reset()
@@ -104,9 +97,9 @@ def test_a_line_inserted_in_a_text_roles_file_is_refused_naming_the_ids(rolebatc
 
 def test_a_jsonl_role_whose_text_changed_is_refused(rolebatch, fake, tmp_path):
     job = write_job(tmp_path / "one.jsonl", queries(1))
-    roles = write_job(Path("roles.jsonl"), ROLES)
+    roles = write_job(Path("roles.jsonl"), TWO)
     assert rolebatch(str(job), "-o", "sw.jsonl", "--roles", str(roles)).code == 0
-    write_job(roles, [ROLES[0], {"id": "kid", "role": "You are a teenager."}])
+    write_job(roles, [TWO[0], {"id": "kid", "role": "You are a teenager."}])
     result = rolebatch(str(job), "-o", "sw.jsonl", "--roles", str(roles))
     assert result.code == 2 and "role 'kid' was 'You are a seven-year-old child.'" in result.err
     assert "role 'poet'" not in result.err
@@ -117,11 +110,11 @@ def test_a_jsonl_role_whose_text_changed_is_refused(rolebatch, fake, tmp_path):
 
 def test_lines_of_records_or_roles_no_longer_in_the_job_are_set_aside(rolebatch, fake, tmp_path):
     job = write_job(tmp_path / "one.jsonl", queries(3))
-    roles = write_job(Path("roles.jsonl"), ROLES)
+    roles = write_job(Path("roles.jsonl"), TWO)
     assert rolebatch(str(job), "-o", "sw.jsonl", "--roles", str(roles)).code == 0
     before = answers(Path("sw.jsonl"))
     write_job(job, queries(2))  # q2 removed
-    write_job(roles, ROLES[:1])  # kid removed
+    write_job(roles, TWO[:1])  # kid removed
     result = rolebatch(str(job), "-o", "sw.jsonl", "--roles", str(roles))
     assert result.code == 0, result.err
     assert [line["id"] for line in read_lines(Path("sw.jsonl"))] == ["q0@poet", "q1@poet"]
@@ -205,11 +198,11 @@ def test_a_merge_with_records_missing_is_resumable_and_run_fills_them(
 
 def test_a_sweep_s_shards_merge_as_the_sweep(rolebatch, fake, tmp_path):
     job = write_job(tmp_path / "one.jsonl", queries(4))
-    roles = write_job(Path("roles.jsonl"), ROLES)
+    roles = write_job(Path("roles.jsonl"), TWO)
     _shards(rolebatch, job, "--roles", str(roles))
     assert main(["merge", str(job), "-o", "m.jsonl"]) == 0
     lines = read_lines(Path("m.jsonl"))
-    assert [line["id"] for line in lines] == [f"q{i}@{r['id']}" for i in range(4) for r in ROLES]
+    assert [line["id"] for line in lines] == [f"q{i}@{r['id']}" for i in range(4) for r in TWO]
     fake.reset()
     again = rolebatch(str(job), "-o", "m.jsonl", "--roles", str(roles))
     assert again.code == 0 and "already done" in again.err and fake.requests == []
@@ -237,7 +230,7 @@ def test_shards_of_different_configurations_or_splits_are_refused(
 
 def test_no_command_without_fresh_loses_a_line(rolebatch, fake, tmp_path, capsys):
     job = write_job(tmp_path / "one.jsonl", queries(3))
-    roles = write_job(Path("roles.jsonl"), ROLES)
+    roles = write_job(Path("roles.jsonl"), TWO)
     out = Path("out/one.jsonl")
     assert rolebatch(str(job), "--roles", str(roles)).code == 0
     first = answers(out)

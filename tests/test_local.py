@@ -11,7 +11,7 @@ from rolebatch import Response
 from rolebatch.cli import main
 from rolebatch.errors import UsageError
 from rolebatch.providers.local import bounded, model_file, render_prompt
-from tests.conftest import read_lines, write_job
+from tests.helpers import read_lines, write_job
 
 POEM_SCHEMA = Response.model_json_schema()
 SEA = '{"poem": "The sea rolls in,\\nthe sea rolls out,\\nand every wave\\nforgets its doubt."}'

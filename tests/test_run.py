@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from rolebatch import Response, RunConfig, run_job
-from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
+from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 CONTRACT_KEYS = [
     "id",

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from rolebatch.errors import UsageError
 from rolebatch.tasks.schema import Response, load_schema
-from tests.conftest import poem_records, write_job
+from tests.helpers import poem_records, write_job
 
 
 def write(tmp_path, schema) -> str:

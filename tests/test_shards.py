@@ -10,7 +10,7 @@ import pytest
 
 from rolebatch.cli import main
 from rolebatch.records.shards import shard_of
-from tests.conftest import poem_records, read_lines, write_job
+from tests.helpers import poem_records, read_lines, write_job
 
 
 def test_assignment_is_even_and_depends_on_the_id_alone():

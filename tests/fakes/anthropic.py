@@ -7,7 +7,7 @@
     POST /v1/messages/batches/{id}/cancel      cancel: the next retrieve ends it
     GET  /v1/messages/batches/{id}/results     JSONL, once it has ended
 
-Answers are built as the OpenAI fake builds them (``tests.fakeserver``), in
+Answers are built as the OpenAI fake builds them (``tests.fakes.chat``), in
 the Messages API's shape: a ``tool_use`` block for the tool Claude was told
 to use, or text holding the JSON; ``usage`` as ``input_tokens`` (without
 cache reads) / ``output_tokens``; ``stop_reason`` ``tool_use``, ``end_turn``
@@ -26,13 +26,21 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fake_batches import BatchPlan, newest_page
-
-if TYPE_CHECKING:
-    from tests.fakeserver import FakeState, Fault
+from tests.fakes.chat import (
+    Fault,
+    Ledger,
+    Recorded,
+    first_text,
+    messages_text,
+    prompt_tokens,
+    request_schema,
+    synthesize,
+    tokens,
+)
+from tests.fakes.openai_batches import BatchPlan, newest_page
 
 ROUTE = re.compile(r"/v1/messages(/|\?|$)")
 BATCH_ROUTE = re.compile(r"/v1/messages/batches(/|\?|$)")
@@ -57,10 +65,8 @@ def message_for(
     body: dict[str, Any], fault: Fault | None, cached_tokens: int = 0
 ) -> dict[str, Any]:
     """The message this server answers ``body`` with (``fault`` shapes it)."""
-    from tests.fakeserver import _first_text, _prompt_tokens, _request_schema, _tokens, synthesize
-
-    schema = _request_schema(body) or {"type": "object", "properties": {}}
-    value = synthesize(schema, _first_text(body)[:60])
+    schema = request_schema(body) or {"type": "object", "properties": {}}
+    value = synthesize(schema, first_text(body)[:60])
     if fault and fault.invalid:
         value = {"unexpected": "this does not match the schema"}
     text = json.dumps(value)
@@ -80,7 +86,7 @@ def message_for(
     else:
         content = [{"type": "text", "text": text}]
         stop = "end_turn"
-    prompt = _prompt_tokens(body)
+    prompt = prompt_tokens(body)
     cached = min(cached_tokens, prompt)
     return {
         "id": "msg_fake",
@@ -92,7 +98,7 @@ def message_for(
         "stop_sequence": None,
         "usage": {
             "input_tokens": prompt - cached,
-            "output_tokens": _tokens(text),
+            "output_tokens": tokens(text),
             "cache_read_input_tokens": cached,
             "cache_creation_input_tokens": 0,
         },
@@ -157,7 +163,7 @@ class MessageBatches:
     def custom_ids(self) -> list[str]:
         return [r["custom_id"] for b in self.batches.values() for r in b.requests]
 
-    def get(self, path: str, base: str, state: FakeState) -> tuple[int, Any]:
+    def get(self, path: str, base: str, state: Ledger) -> tuple[int, Any]:
         parts = urlsplit(path)
         route, query = parts.path.rstrip("/"), parse_qs(parts.query)
         if route.endswith("/batches"):
@@ -218,7 +224,7 @@ class MessageBatches:
             return 200, batch.as_json(base)
         return 404, error_body(404, f"no route {path}")
 
-    def _advance(self, batch: FakeMessageBatch, state: FakeState) -> None:
+    def _advance(self, batch: FakeMessageBatch, state: Ledger) -> None:
         if batch.status == "ended":
             return
         if batch.cancel_asked:
@@ -232,9 +238,7 @@ class MessageBatches:
         else:
             self._answer(batch, state, 1.0, "expired")
 
-    def _answer(self, batch: FakeMessageBatch, state: FakeState, share: float, rest: str) -> None:
-        from tests.fakeserver import Recorded, _messages_text
-
+    def _answer(self, batch: FakeMessageBatch, state: Ledger, share: float, rest: str) -> None:
         answered = int(len(batch.requests) * share)
         for number, request in enumerate(batch.requests):
             custom_id = request["custom_id"]
@@ -242,13 +246,7 @@ class MessageBatches:
                 batch.results.append({"custom_id": custom_id, "result": {"type": rest}})
                 continue
             params = request["params"]
-            fault = None
-            with state.lock:
-                for candidate in state.faults:
-                    if candidate.takes(_messages_text(params)):
-                        candidate.hits += 1
-                        fault = candidate
-                        break
+            fault = state.take_fault(messages_text(params))
             recorded = Recorded(params, {}, f"batch:{batch.id}")
             if fault is not None and fault.status is not None:
                 recorded.status = fault.status
@@ -258,7 +256,6 @@ class MessageBatches:
                 recorded.usage = message["usage"]
                 result = {"type": "succeeded", "message": message}
             batch.results.append({"custom_id": custom_id, "result": result})
-            with state.lock:
-                state.requests.append(recorded)
+            state.record(recorded)
         batch.status = "ended"
         batch.ended_at = time.time()

@@ -27,11 +27,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
-    from tests.fakeserver import FakeState
+from tests.fakes.chat import Ledger, Recorded, completion_for, messages_text
 
 
 @dataclass
@@ -109,7 +108,7 @@ class BatchAPI:
 
     # -- HTTP ---------------------------------------------------------------
 
-    def get(self, path: str, state: FakeState) -> tuple[int, Any]:
+    def get(self, path: str, state: Ledger) -> tuple[int, Any]:
         parts = urlsplit(path)
         route, query = parts.path.rstrip("/"), parse_qs(parts.query)
         if route.endswith("/files"):
@@ -140,7 +139,7 @@ class BatchAPI:
             return 200, batch.as_json()
         return 404, _error(f"no route {path}")
 
-    def post(self, path: str, headers: Any, raw: bytes, state: FakeState) -> tuple[int, Any]:
+    def post(self, path: str, headers: Any, raw: bytes, state: Ledger) -> tuple[int, Any]:
         route = urlsplit(path).path.rstrip("/")
         if route.endswith("/files"):
             fields = _multipart(headers.get("Content-Type", ""), raw)
@@ -207,7 +206,7 @@ class BatchAPI:
 
     # -- the batch's life ---------------------------------------------------
 
-    def _advance(self, batch: FakeBatch, state: FakeState) -> None:
+    def _advance(self, batch: FakeBatch, state: Ledger) -> None:
         if batch.status in ("completed", "expired", "failed", "cancelled"):
             return
         if batch.cancel_asked:
@@ -239,12 +238,10 @@ class BatchAPI:
             batch.status = "completed"
 
     def _answer(
-        self, batch: FakeBatch, state: FakeState, share: float, unrun: str | None = None
+        self, batch: FakeBatch, state: Ledger, share: float, unrun: str | None = None
     ) -> None:
         """Answer the first ``share`` of the batch's requests; the rest, never
         run, are error lines with the code ``unrun``."""
-        from tests.fakeserver import Recorded, _messages_text, completion_for
-
         requests = self.requests_of_file(batch.input_file_id)
         answered = requests[: int(len(requests) * share)]
         outputs, errors = [], []
@@ -265,14 +262,7 @@ class BatchAPI:
             )
         for number, request in enumerate(answered):
             body = request["body"]
-            text = _messages_text(body)
-            fault = None
-            with state.lock:
-                for candidate in state.faults:
-                    if candidate.takes(text):
-                        candidate.hits += 1
-                        fault = candidate
-                        break
+            fault = state.take_fault(messages_text(body))
             recorded = Recorded(body, {}, f"batch:{batch.id}")
             line: dict[str, Any] = {"id": f"batch_req_{number}", "custom_id": request["custom_id"]}
             if fault is not None and fault.status is not None:
@@ -298,8 +288,7 @@ class BatchAPI:
                 }
                 line["error"] = None
                 outputs.append(line)
-            with state.lock:
-                state.requests.append(recorded)
+            state.record(recorded)
         # Results come back in no particular order; here, the reverse.
         if outputs:
             batch.output_file_id = self._id("file")

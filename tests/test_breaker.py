@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import poem_records, read_lines, write_job
+from tests.helpers import poem_records, read_lines, write_job
 
 LLAMA_CPP_500 = {
     "error": {

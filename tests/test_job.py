@@ -8,7 +8,7 @@ import pytest
 
 from rolebatch.errors import InputError
 from rolebatch.records.job import derived_id, open_job
-from tests.conftest import poem_records, write_job
+from tests.helpers import poem_records, write_job
 
 GOOD = {"id": "a", "query": "Write a poem.", "role": "You are a poet."}
 

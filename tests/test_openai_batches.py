@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET_KEY, poem_records, read_lines, write_job
+from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "o.jsonl"
@@ -36,12 +36,7 @@ def plain(custom_id: str) -> str:
     return f"{line}-{attempt}"
 
 
-def bought(fake) -> Counter:
-    """How many times each job line was put in a batch, at the provider."""
-    return Counter(record_of(value) for value in fake.state.batches.custom_ids())
-
-
-def test_a_job_end_to_end_at_half_price(rolebatch, fake, tmp_path):
+def test_a_job_end_to_end_at_half_price(rolebatch, fake, tmp_path, bought):
     job = write_job(tmp_path / "j.jsonl", poem_records(6))
     result = rolebatch(str(job), "-o", OUT, *BATCH, "--max-tokens", "60", "--temperature", "0.3")
     assert result.code == 0, result.err
@@ -56,7 +51,7 @@ def test_a_job_end_to_end_at_half_price(rolebatch, fake, tmp_path):
             "completion_tokens"
         ] * Decimal(5)
         assert line["cost_usd"] == pytest.approx(float(expected / 1_000_000), rel=1e-9)
-    assert bought(fake) == Counter(range(1, 7))
+    assert bought() == Counter(range(1, 7))
     assert "batch " + batch_id + ": completed, 6 of 6 done" in result.err
 
 
@@ -75,7 +70,7 @@ def test_a_batch_request_is_exactly_what_the_live_path_sends(rolebatch, fake, tm
     assert [request["body"] for request in sent] == live
 
 
-def test_no_wait_exits_4_then_the_same_command_collects(rolebatch, fake, tmp_path):
+def test_no_wait_exits_4_then_the_same_command_collects(rolebatch, fake, tmp_path, bought):
     fake.state.batches.plan.polls = 1  # ends at its first retrieve: by the next run
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     first = rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait")
@@ -88,7 +83,7 @@ def test_no_wait_exits_4_then_the_same_command_collects(rolebatch, fake, tmp_pat
     assert [line["status"] for line in read_lines(Path(OUT))] == ["ok"] * 4
     third = rolebatch(str(job), "-o", OUT, *BATCH, "--no-wait")
     assert third.code == 0 and "already done" in third.err
-    assert bought(fake) == Counter(range(1, 5))
+    assert bought() == Counter(range(1, 5))
 
 
 def test_a_live_run_is_refused_while_batches_are_out(rolebatch, fake, tmp_path):
@@ -147,7 +142,7 @@ def test_answers_that_never_validate_end_as_validation_errors(rolebatch, fake, t
     assert len(fake.state.batches.batches) == 2  # the first round and one re-ask
 
 
-def test_per_line_errors_are_error_lines_with_their_kinds(rolebatch, fake, tmp_path):
+def test_per_line_errors_are_error_lines_with_their_kinds(rolebatch, fake, tmp_path, bought):
     fake.fault(match="thing 1.", status=500)
     fake.fault(match="thing 2.", status=0)
     fake.fault(match="thing 3.", status=400)
@@ -161,7 +156,7 @@ def test_per_line_errors_are_error_lines_with_their_kinds(rolebatch, fake, tmp_p
     fake.reset()
     again = rolebatch(str(job), "-o", OUT, *BATCH)
     assert again.code == 0, again.err
-    assert sorted(bought(fake)) == [2, 3, 4, 5]
+    assert sorted(bought()) == [2, 3, 4, 5]
 
 
 def test_a_batch_with_no_output_file_at_all(rolebatch, fake, tmp_path):
@@ -207,13 +202,15 @@ def test_a_queue_too_small_for_one_batch_says_what_to_do(rolebatch, fake, tmp_pa
     assert result.code == 3 and "lower --batch-size" in result.err
 
 
-def test_a_create_that_timed_out_is_looked_for_before_trying_again(rolebatch, fake, tmp_path):
+def test_a_create_that_timed_out_is_looked_for_before_trying_again(
+    rolebatch, fake, tmp_path, bought
+):
     fake.state.batches.plan.create_delay = 1.5  # the batch exists; the answer comes late
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
     result = rolebatch(str(job), "-o", OUT, *BATCH, "--timeout", "0.5")
     assert result.code == 0, result.err
     assert len(fake.state.batches.batches) == 1
-    assert bought(fake) == Counter(range(1, 4))
+    assert bought() == Counter(range(1, 4))
 
 
 @pytest.mark.parametrize("provider", ["local/gemma-3-270m", "compat/mine", "ollama/llama3.1"])
@@ -236,7 +233,9 @@ def _start(fake, job: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(rolebatch, fake, tmp_path):
+def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(
+    rolebatch, fake, tmp_path, bought
+):
     plan = fake.state.batches.plan
     plan.create_delay = 30  # created at once; the answer would come in 30 s
     job = write_job(tmp_path / "j.jsonl", poem_records(5))
@@ -251,7 +250,7 @@ def test_killed_right_after_the_batch_is_created_the_rerun_adopts_it(rolebatch, 
     result = rolebatch(str(job), "-o", OUT, *BATCH)
     assert result.code == 0, result.err
     (batch_id,) = fake.state.batches.batches  # adopted, not created again
-    assert bought(fake) == Counter(range(1, 6))
+    assert bought() == Counter(range(1, 6))
     assert {line["batch_id"] for line in read_lines(Path(OUT))} == {batch_id}
 
 
@@ -373,7 +372,9 @@ def test_requests_an_expired_batch_never_ran_go_again_and_count_as_attempts(
     assert report["batch_rounds"] == 2 and report["requests_again"] == {"expired": 2}
 
 
-def test_transient_line_errors_go_again_and_only_then_become_error_lines(rolebatch, fake, tmp_path):
+def test_transient_line_errors_go_again_and_only_then_become_error_lines(
+    rolebatch, fake, tmp_path, bought
+):
     fake.fault(match="thing 0.", status=500, times=1)
     fake.fault(match="thing 1.", status=429, times=1)
     fake.fault(match="thing 2.", status=0, times=1)
@@ -389,7 +390,7 @@ def test_transient_line_errors_go_again_and_only_then_become_error_lines(rolebat
     assert lines[4]["error"]["kind"] == "server" and lines[4]["error"]["status_code"] == 502
     assert lines[5]["error"]["kind"] == "bad_request"
     # Bought: once each, plus once more for each fault dealt; 502 three times in all.
-    assert bought(fake) == Counter({1: 2, 2: 2, 3: 2, 4: 2, 5: 3, 6: 1, 7: 1})
+    assert bought() == Counter({1: 2, 2: 2, 3: 2, 4: 2, 5: 3, 6: 1, 7: 1})
     assert "went again: 6 after a transient error" in result.err
 
 
@@ -408,7 +409,7 @@ def test_rate_limited_lines_have_their_own_budget(rolebatch, fake, tmp_path):
 
 
 def test_a_provider_that_never_runs_the_requests_ends_the_run_instead_of_looping(
-    rolebatch, fake, tmp_path
+    rolebatch, fake, tmp_path, bought
 ):
     fake.state.batches.plan.end = "expired"
     fake.state.batches.plan.share = 0.25
@@ -419,7 +420,7 @@ def test_a_provider_that_never_runs_the_requests_ends_the_run_instead_of_looping
     assert "still to do" in result.err
     lines = read_lines(Path(OUT))
     assert [line["id"] for line in lines] == ["r0"]  # no line for the others
-    assert bought(fake) == Counter({1: 1, 2: 3, 3: 3, 4: 3})
+    assert bought() == Counter({1: 1, 2: 3, 3: 3, 4: 3})
     # The next run submits them again.
     fake.state.batches.plan.end = "completed"
     again = rolebatch(str(job), "-o", OUT, *BATCH)
@@ -427,7 +428,9 @@ def test_a_provider_that_never_runs_the_requests_ends_the_run_instead_of_looping
     assert [line["status"] for line in read_lines(Path(OUT))] == ["ok"] * 4
 
 
-def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(rolebatch, fake, tmp_path):
+def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(
+    rolebatch, fake, tmp_path, bought
+):
     """The first batch expires half answered, 2 % of lines are answered 500 and
     3 % do not validate: one --wait run ends exit 0, every record ok, once."""
     plan = fake.state.batches.plan
@@ -454,7 +457,7 @@ def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(rolebatch,
     assert len(unrun) == 200  # the second half of the first batch of 400
     dealt = Counter(n + 1 for n in [*server_errors, *invalid, *unrun])
     expected = Counter({n: 1 for n in range(1, 1001)}) + dealt
-    assert bought(fake) == expected
+    assert bought() == expected
     by_id = {line["id"]: line for line in lines}
     assert all(by_id[f"r{n - 1}"]["attempts"] == k for n, k in expected.items())
     assert "went again: 200 not run (batch expired or cancelled)" in result.err
@@ -464,7 +467,7 @@ def test_a_wait_run_over_a_thousand_records_ends_with_every_record_ok(rolebatch,
 
 
 def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_run(
-    rolebatch, fake, tmp_path, capsys
+    rolebatch, fake, tmp_path, capsys, bought
 ):
     from rolebatch.cli import main
 
@@ -492,7 +495,7 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_r
     lines = read_lines(Path(OUT))
     assert [line["status"] for line in lines] == ["ok"] * 4
     assert [line["attempts"] for line in lines] == [1, 1, 2, 2]
-    assert bought(fake) == Counter({1: 1, 2: 1, 3: 2, 4: 2})
+    assert bought() == Counter({1: 1, 2: 1, 3: 2, 4: 2})
 
 
 def test_a_round_kept_before_a_crash_is_not_counted_twice(rolebatch, fake, tmp_path):

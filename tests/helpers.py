@@ -1,0 +1,57 @@
+"""What tests write and read: job files, result lines, and the keys they use.
+(Fixtures are in ``conftest.py``; the fake server is ``tests.fakes``.)"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SECRET_KEY = "sk-test-0123456789abcdefSECRET"
+ANTHROPIC_KEY = "sk-ant-api03-test-SECRET-0123456789"
+CLAUDE = "anthropic/claude-3-haiku-20240307"  # $0.25 / $1.25 per million tokens
+
+
+def write_job(path: Path, records: list[dict[str, Any] | str]) -> Path:
+    """Records as dicts (dumped as JSON) or raw strings (written as they are)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(record if isinstance(record, str) else json.dumps(record))
+            handle.write("\n")
+    return path
+
+
+def poem_records(n: int, prefix: str = "r") -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "query": f"Write a poem about thing {i}.",
+            "role": "You are a renowned poet.",
+        }
+        for i in range(n)
+    ]
+
+
+# Contrasting roles for sweeps.
+ROLES = [
+    {"id": "poet", "role": "You are a renowned poet."},
+    {"id": "kid", "role": "You are a seven-year-old child."},
+    {"id": "plain", "role": "You are a helpful assistant."},
+]
+
+
+def queries(n: int) -> list[dict[str, Any]]:
+    """Records with a query and no role of their own, as a sweep takes them."""
+    return [{"id": f"q{i}", "query": f"Write a poem about thing {i}."} for i in range(n)]
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def job_lines(custom_ids: Iterable[str]) -> Counter:
+    """How many times each job line was put in a batch: the ``L<line>`` of
+    every custom_id rolebatch gave a request."""
+    return Counter(int(value.split("-")[0][1:]) for value in custom_ids)

@@ -1,0 +1,91 @@
+"""rolebatch report: an output's lines compared per role, model or metadata key."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from rolebatch.cli import main
+from rolebatch.records.report import percentile
+from tests.helpers import write_job
+
+
+def _line(n: int, role: str, status: str = "ok", **extra) -> dict:
+    line = {
+        "id": f"r{n}@{role}",
+        "line": n,
+        "status": status,
+        "response": {
+            "poem": "x" * n,
+            "score": n,
+            "good": n % 2 == 0,
+            "mood": "sad" if n < 3 else "glad",
+        }
+        if status == "ok"
+        else None,
+        "error": None if status == "ok" else {"kind": "validation", "message": "m"},
+        "role": f"You are {role}.",
+        "role_id": role,
+        "query": "q",
+        "model": "openai/gpt-4o",
+        "attempts": 1,
+        "usage": {"prompt_tokens": 10 * n, "completion_tokens": n, "total_tokens": 11 * n},
+        "latency_s": float(n),
+        "metadata": {"batch": "b1" if n < 3 else "b2"},
+        "cost_usd": 0.001 * n,
+    }
+    line.update(extra)
+    return line
+
+
+def test_percentiles_interpolate_between_ranks():
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([5.0], 0.95) == 5.0
+    assert percentile(list(map(float, range(1, 101))), 0.95) == pytest.approx(95.05)
+    assert percentile([], 0.5) is None
+
+
+def test_report_per_role_in_json(tmp_path, capsys):
+    out = write_job(
+        tmp_path / "o.jsonl",
+        [_line(n, "poet") for n in (1, 2, 3, 4)] + [_line(5, "kid"), _line(6, "kid", "error")],
+    )
+    assert main(["report", str(out), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    poet, kid = data["groups"]["poet"], data["groups"]["kid"]
+    assert poet["records"] == 4 and poet["ok share"] == 1.0
+    assert kid["records"] == 2 and kid["ok share"] == 0.5 and kid["errors: validation"] == 1
+    assert poet["latency p50 s"] == 2.5 and poet["latency p95 s"] == pytest.approx(3.85)
+    assert poet["prompt tokens mean"] == 25 and poet["completion tokens mean"] == 2.5
+    assert poet["cost usd"] == pytest.approx(0.010)
+    assert poet["poem: length mean"] == 2.5 and poet["poem: length p50"] == 2.5
+    assert poet["score: mean"] == 2.5 and poet["score: spread"] == pytest.approx(1.118, abs=1e-3)
+    assert poet["good = true"] == 0.5
+    assert poet["mood = sad"] == 0.5 and poet["mood = glad"] == 0.5
+
+
+def test_report_by_metadata_key_in_csv_and_markdown(tmp_path, capsys):
+    out = write_job(tmp_path / "o.jsonl", [_line(n, "poet") for n in (1, 2, 3, 4, 5)])
+    assert main(["report", str(out), "--by", "metadata.batch", "--format", "csv"]) == 0
+    table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert table[0] == ["metric", "b1", "b2"]
+    assert dict((row[0], row[1:]) for row in table)["records"] == ["2", "3"]
+    assert main(["report", str(out), "--by", "model", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("| model | openai/gpt-4o |\n|---|---:|\n| records | 5 |")
+
+
+def test_report_table_is_aligned_and_bad_input_is_exit_2(tmp_path, capsys):
+    out = write_job(tmp_path / "o.jsonl", [_line(1, "poet"), _line(2, "kid")])
+    assert main(["report", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["role", "poet", "kid"]
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n')
+    assert main(["report", str(bad)]) == 2
+    assert "bad.jsonl:1: not a rolebatch output line" in capsys.readouterr().err
+    assert main(["report", str(out), "--by", "colour"]) == 2
