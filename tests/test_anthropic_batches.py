@@ -266,10 +266,8 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, 
     plan.share = 0.5
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     proc = _start(fake, job)
-    deadline = time.monotonic() + 30
-    while not batches(fake).batches and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    assert batches(fake).plan.created.wait(30), "no batch was created"
+    time.sleep(0.3)  # and journaled
     assert main(["cancel", OUT]) == 0
     capsys.readouterr()
     _, err = proc.communicate(timeout=30)

@@ -258,10 +258,8 @@ def test_interrupted_while_waiting_the_batches_go_on_and_are_collected(rolebatch
     fake.state.batches.plan.polls = 10**9  # never ends while we wait
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
     proc = _start(fake, job)
-    deadline = time.monotonic() + 30
-    while not fake.state.batches.batches and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    assert fake.state.batches.plan.created.wait(30), "no batch was created"
+    time.sleep(0.3)  # and journaled
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
@@ -476,10 +474,8 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_r
     plan.share = 0.5
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     proc = _start(fake, job)
-    deadline = time.monotonic() + 30
-    while not fake.state.batches.batches and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    assert fake.state.batches.plan.created.wait(30), "no batch was created"
+    time.sleep(0.3)  # and journaled
     assert main(["cancel", OUT]) == 0  # as an operator would, from another shell
     capsys.readouterr()
     _, err = proc.communicate(timeout=30)
