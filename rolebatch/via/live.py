@@ -15,7 +15,9 @@ starts and the ones in flight finish.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,42 +100,37 @@ def budget_reached(cap: SpendCap, tally: Tally) -> BudgetReached:
     )
 
 
+@contextlib.asynccontextmanager
+async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterator[Client]:
+    """The run's client at the live price, at its pace (with --quota, the
+    budgets every process shares), closed however the run ends."""
+    config, endpoint = checked.config, checked.endpoint
+    shared = await open_quota(config, endpoint)
+    try:
+        transport = await open_transport(endpoint, config.timeout, config.concurrency)
+        limiter = limiter_for(config, shared)
+        price = checked.prices.live
+        client = Client(config, endpoint, checked.task, transport, limiter, price, cap)
+        try:
+            yield client
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+    finally:
+        if shared is not None:
+            with anyio.CancelScope(shield=True):
+                await shared.close()
+
+
 async def buy(
     checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
 ) -> None:
-    config, endpoint, job, output = checked.config, checked.endpoint, checked.job, checked.output
-    shared = await open_quota(config, endpoint)
-    limiter = limiter_for(config, shared)
-    transport = await open_transport(endpoint, config.timeout, config.concurrency)
-    client = Client(config, endpoint, checked.task, transport, limiter, checked.prices.live, cap)
-    run = _Run(client, endpoint.label, tally, output)
-    concurrency = client.concurrency
+    config = checked.config
     try:
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(_report, reporter, tally)
-            if handle_signals:
-                outer.start_soon(_watch_signals, run, config.grace)
-            lines_send, lines_recv = anyio.create_memory_object_stream[Line](concurrency * 4)
-            async with anyio.create_task_group() as io:
-                io.start_soon(_write, run, lines_recv)
-                with run.work:
-                    async with lines_send, anyio.create_task_group() as work:
-                        records_send, records_recv = anyio.create_memory_object_stream[Record](
-                            concurrency * 2
-                        )
-                        work.start_soon(_read, job, output, records_send)
-                        async with records_recv:
-                            for _ in range(concurrency):
-                                work.start_soon(
-                                    _work, run, records_recv.clone(), lines_send.clone()
-                                )
-            # The writer has written every line; only the ticker and watcher are left.
-            outer.cancel_scope.cancel()
+        async with open_client(checked, cap) as client:
+            run = _Run(client, checked.endpoint.label, tally, checked.output)
+            await _flow(run, checked.job, reporter, handle_signals, config.grace)
     finally:
-        with anyio.CancelScope(shield=True):
-            await client.aclose()
-            if shared is not None:
-                await shared.close()
         reporter.finish(tally)
     if run.aborted:
         tally.aborted = run.aborted[0]
@@ -152,6 +149,31 @@ async def buy(
             f" after {config.grace:g}s, the rest were not started. Run the same command"
             " to resume."
         )
+
+
+async def _flow(
+    run: _Run, job: JobFile, reporter: Reporter, handle_signals: bool, grace: float
+) -> None:
+    """Reader → workers → writer, with the ticker and the signal watcher beside."""
+    concurrency = run.client.concurrency
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(_report, reporter, run.tally)
+        if handle_signals:
+            outer.start_soon(_watch_signals, run, grace)
+        lines_send, lines_recv = anyio.create_memory_object_stream[Line](concurrency * 4)
+        async with anyio.create_task_group() as io:
+            io.start_soon(_write, run, lines_recv)
+            with run.work:
+                async with lines_send, anyio.create_task_group() as work:
+                    records_send, records_recv = anyio.create_memory_object_stream[Record](
+                        concurrency * 2
+                    )
+                    work.start_soon(_read, job, run.output, records_send)
+                    async with records_recv:
+                        for _ in range(concurrency):
+                            work.start_soon(_work, run, records_recv.clone(), lines_send.clone())
+        # The writer has written every line; only the ticker and watcher are left.
+        outer.cancel_scope.cancel()
 
 
 async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]) -> None:
@@ -250,28 +272,18 @@ async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Ou
     """``--reask live``: each record's batch answers are replayed to instructor,
     and the re-ask it builds from them is sent live, at the live price.  The
     outcomes count only the live part."""
-    config, endpoint = checked.config, checked.endpoint
-    shared = await open_quota(config, endpoint)
-    limiter = limiter_for(config, shared)
-    transport = await open_transport(endpoint, config.timeout, config.concurrency)
-    client = Client(config, endpoint, checked.task, transport, limiter, checked.prices.live)
     outcomes: list[Outcome | AbortError] = [AbortError("not asked")] * len(items)
-    slots = anyio.CapacityLimiter(client.concurrency)
+    async with open_client(checked) as client:
+        slots = anyio.CapacityLimiter(client.concurrency)
 
-    async def one(index: int, record: Record, answers: list[Any]) -> None:
-        async with slots:
-            try:
-                outcomes[index] = await client.ask(record, replay=answers)
-            except AbortError as exc:
-                outcomes[index] = exc
+        async def one(index: int, record: Record, answers: list[Any]) -> None:
+            async with slots:
+                try:
+                    outcomes[index] = await client.ask(record, replay=answers)
+                except AbortError as exc:
+                    outcomes[index] = exc
 
-    try:
         async with anyio.create_task_group() as tasks:
             for index, (record, answers) in enumerate(items):
                 tasks.start_soon(one, index, record, answers)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await client.aclose()
-            if shared is not None:
-                await shared.close()
     return outcomes
