@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -259,44 +259,70 @@ def bench_tpm(tmp: Path) -> None:
 
 
 def bench_local(tmp: Path) -> None:
-    """The embedded model: tokens/s free-form and under the JSON-schema grammar,
-    and seconds per record for the sample job."""
-    from llama_cpp import Llama, LlamaGrammar
+    """The embedded model: tokens/s free-form, under the answer's schema as
+    rolebatch enforces it (llguidance), and under llama-cpp-python's own
+    JSON-schema grammar, on the same prompts in one run; then the sample job
+    as ``make run`` runs it (the whole command) and through the library."""
+    from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList
 
+    from rolebatch.providers.guide import Guides
     from rolebatch.providers.local import bounded, model_file, quiet_stderr, render_prompt
 
     with quiet_stderr():
         llama = Llama(model_path=str(model_file()), n_ctx=2048, verbose=False, n_threads=2)
-    schema = Response.model_json_schema()
-    prompt = render_prompt(
-        [
-            {
-                "role": "system",
-                "content": "You are a renowned poet. Write me a short poem about coffee.",
-            }
-        ],
-        schema,
+    schema = bounded(Response.model_json_schema())
+    guides = Guides(llama)
+    prompts = [
+        render_prompt([{"role": "system", "content": f"{role} {query}"}], schema)
+        for role, query in (
+            ("You are a renowned poet.", "Write me a short poem about coffee."),
+            ("You are a sailor.", "Write me a short poem about the tides."),
+            ("You are a baker.", "Write me a short poem about bread."),
+        )
+    ]
+
+    def rate(options: Callable[[], dict[str, object]]) -> tuple[float, int]:
+        tokens, elapsed, valid = 0, 0.0, 0
+        for prompt in prompts:
+            for seed in range(2):
+                started = time.perf_counter()
+                out = llama.create_completion(
+                    prompt, max_tokens=96, seed=seed, repeat_penalty=1.2, **options()
+                )
+                elapsed += time.perf_counter() - started
+                tokens += out["usage"]["completion_tokens"]
+                try:
+                    Response.model_validate_json(out["choices"][0]["text"])
+                    valid += 1
+                except ValueError:
+                    pass
+        return tokens / elapsed, valid
+
+    grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    free, free_ok = rate(dict)
+    guided, guided_ok = rate(
+        lambda: {"logits_processor": LogitsProcessorList([guides.guide(schema)])}
     )
-    grammar = LlamaGrammar.from_json_schema(json.dumps(bounded(schema)), verbose=False)
-
-    def rate(**options: object) -> float:
-        tokens, elapsed = 0, 0.0
-        for seed in range(3):
-            started = time.perf_counter()
-            out = llama.create_completion(prompt, max_tokens=64, seed=seed, **options)
-            elapsed += time.perf_counter() - started
-            tokens += out["usage"]["completion_tokens"]
-        return tokens / elapsed
-
-    free, constrained = rate(), rate(grammar=grammar)
-    job = ROOT / "jobs" / "poems.jsonl"
-    started = time.perf_counter()
-    summary = anyio.run(run_job, RunConfig(job=job, output=tmp / "poems.jsonl"))
-    per_record = (time.perf_counter() - started) / summary.tally.total
+    gbnf, gbnf_ok = rate(lambda: {"grammar": grammar})
     print(
-        f"local model: {free:.1f} tok/s free-form, {constrained:.1f} tok/s with the"
-        f" JSON-schema grammar; sample job {per_record:.2f} s/record"
-        f" ({summary.tally.ok}/{summary.tally.total} ok, load included)"
+        f"local model: {free:.1f} tok/s free-form ({free_ok}/6 valid), {guided:.1f} tok/s under"
+        f" the schema with llguidance ({guided_ok}/6 valid), {gbnf:.1f} tok/s with"
+        f" llama-cpp-python's grammar ({gbnf_ok}/6 valid): constrained / unconstrained"
+        f" {guided / free:.2f} (target >= 0.80; the grammar's {gbnf / free:.2f})"
+    )
+    llama.close()
+    job = ROOT / "jobs" / "poems.jsonl"
+    code, command, _ = run_cli(
+        ["run", str(job), "-o", str(tmp / "cli.jsonl"), "--progress", "none"]
+    )
+    started = time.perf_counter()
+    summary = anyio.run(run_job, RunConfig(job=job, output=tmp / "lib.jsonl"))
+    library = time.perf_counter() - started
+    print(
+        f"local model, sample job ({summary.tally.total} records): the whole command"
+        f" {command:.1f} s (exit {code}), the library {library:.1f} s in-process"
+        f" ({summary.tally.ok}/{summary.tally.total} ok): command / library"
+        f" {command / library:.2f}"
     )
 
 

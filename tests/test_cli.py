@@ -86,3 +86,11 @@ def test_glibc_keeps_large_blocks_in_their_own_mappings():
     if not sys.platform.startswith("linux"):
         return
     assert fix_mmap_threshold() is True  # glibc took it: see quirks/glibc.py
+
+
+def test_glibc_can_keep_large_blocks_in_the_heap_again():
+    # What loading the embedded model does (see quirks/glibc.py), in a process
+    # of its own: glibc takes both settings.
+    code = "from rolebatch.quirks.glibc import keep_large_blocks; print(keep_large_blocks())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")

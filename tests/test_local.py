@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel
 
 from rolebatch import Response
 from rolebatch.cli import main
@@ -14,6 +16,12 @@ from rolebatch.providers.local import bounded, model_file, render_prompt
 from tests.helpers import read_lines, write_job
 
 POEM_SCHEMA = Response.model_json_schema()
+
+
+class Author(BaseModel):
+    name: str
+
+
 SEA = '{"poem": "The sea rolls in,\\nthe sea rolls out,\\nand every wave\\nforgets its doubt."}'
 SPRING = (
     '{"poem": "Green shoots rise\\nthrough softened ground;\\nthe year begins\\nwithout a sound."}'
@@ -155,3 +163,44 @@ def test_real_two_record_job_on_the_local_model(capsys, tmp_path, layout):
         assert line["usage"]["completion_tokens"] <= 128 * line["attempts"]
         assert line["usage"]["prompt_tokens"] > 50
         assert line["cost_usd"] == 0  # the embedded model runs here, for nothing
+
+
+def test_the_schema_is_enforced_token_by_token_at_full_speed():
+    """Numbers with bounds, an enum, a nested object and a list: every answer
+    the embedded model gives under the guide validates (strictly), and it
+    stops by itself (no answer runs to max_tokens)."""
+    import anyio
+    from pydantic import BaseModel, Field
+
+    from rolebatch.providers.local import LocalModel
+
+    class Review(BaseModel):
+        stars: int = Field(ge=1, le=5)
+        mood: Literal["glad", "sad", "torn"]
+        tags: list[str] = Field(max_length=3)
+        author: Author
+
+    async def ask() -> list[tuple[Any, str]]:
+        model = await LocalModel.load()
+        try:
+            replies = []
+            for film in ("a film about the sea", "a film about a robot", "a silent film"):
+                reply = await model.create(
+                    messages=[{"role": "system", "content": f"You are a critic. Review {film}."}],
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "Review", "schema": Review.model_json_schema()},
+                    },
+                    max_tokens=128,
+                    temperature=0.9,
+                )
+                choice = reply.completion.choices[0]
+                replies.append((choice.message.content, choice.finish_reason))
+            return replies
+        finally:
+            await model.aclose()
+
+    for text, finish in anyio.run(ask):
+        review = Review.model_validate_json(text, strict=True)
+        assert 1 <= review.stars <= 5 and len(review.tags) <= 3
+        assert finish == "stop", text
