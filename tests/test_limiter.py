@@ -445,3 +445,60 @@ async def test_input_tokens_are_a_budget_apart_from_output_tokens():
     # Input alone (97 a second, starting from one token) would take half a
     # second for all five; output tokens (9.7 a second) take five.
     assert clock.t - start == pytest.approx((50 - 1) / (10 * HEADROOM), rel=0.05)
+
+
+# -- a server on the user's machine that queues ----------------------------------
+
+
+async def test_a_queueing_server_starts_at_its_slots_and_answers_in_line_halve_the_window():
+    clock = FakeClock()
+    limiter = Limiter(max_in_flight=8, clock=clock, probe=False, queueing=True, window=1)
+    assert limiter.window == 1 and limiter.has_room()
+    first = await limiter.acquire(ONE)
+    assert not limiter.has_room()  # one slot: the next waits
+    limiter.release(first, Tokens(10, 20), ok=True, seconds=1.0)  # 50 ms a token: the best
+    assert limiter.window == 2  # nothing waited: one more may go
+    a, b = await limiter.acquire(ONE), await limiter.acquire(ONE)
+    limiter.release(a, Tokens(10, 20), ok=True, seconds=1.1)  # near the best: clear
+    assert limiter.window == 2.5
+    limiter.release(b, Tokens(10, 20), ok=True, seconds=2.1)  # twice the best: it waited
+    assert limiter.window == 1.25
+    # An answer four times slower per token, sent before that cut: no second cut.
+    limiter.release(await _sent_before(limiter, b), Tokens(10, 10), ok=True, seconds=2.0)
+    assert limiter.window == 1.25
+
+
+async def _sent_before(limiter: Limiter, permit):
+    late = await limiter.acquire(ONE)
+    late.cuts = permit.cuts  # as if it had gone out with ``permit``
+    return late
+
+
+async def test_a_long_answer_is_not_a_queued_one():
+    clock = FakeClock()
+    limiter = Limiter(max_in_flight=4, clock=clock, probe=False, queueing=True, window=1)
+    limiter.release(await limiter.acquire(ONE), Tokens(10, 10), ok=True, seconds=0.5)
+    limiter.release(await limiter.acquire(ONE), Tokens(10, 100), ok=True, seconds=5.0)
+    assert limiter.window > 1  # ten times longer, ten times the tokens: not queued
+
+
+async def test_a_timeout_at_a_queueing_server_holds_the_retry_for_one_answer():
+    clock = FakeClock()
+    limiter = Limiter(max_in_flight=4, clock=clock, probe=False, queueing=True, window=4)
+    limiter.release(await limiter.acquire(ONE), Tokens(10, 10), ok=True, seconds=3.0)
+    timed_out = await limiter.acquire(ONE)
+    limiter.on_timeout(timed_out)
+    limiter.release(timed_out, None, ok=False, seconds=60.0)
+    assert limiter.window == 2  # halved
+    start = clock.now()
+    limiter.release(await limiter.acquire(ONE), None, ok=False)
+    assert clock.now() - start == pytest.approx(3.0)  # the server's time for one answer
+
+
+async def test_without_queueing_a_timeout_changes_nothing():
+    clock = FakeClock()
+    limiter = Limiter(max_in_flight=4, clock=clock, probe=False)
+    permit = await limiter.acquire(ONE)
+    limiter.on_timeout(permit)
+    limiter.release(permit, None, ok=False)
+    assert limiter.window == 4 and limiter.hold_until == -math.inf

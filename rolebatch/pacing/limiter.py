@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .headers import BUDGETS, Reading, read_limits
+from .queueing import CLEAR, QUEUED, QueueWatch
 
 if TYPE_CHECKING:
     from .shared import SharedQuota
@@ -278,6 +279,8 @@ class Limiter:
         otpm: float | None = None,
         probe: bool = True,
         shared: SharedQuota | None = None,
+        queueing: bool = False,
+        window: int | None = None,
     ):
         self.clock = clock or Clock()
         self.shared = shared
@@ -287,8 +290,12 @@ class Limiter:
         self.hold_until = -math.inf
         self.max_in_flight = max_in_flight
         # The AIMD window; used only while no limit is known to pace by.  It
-        # starts open: --concurrency is what the user asked for.
-        self.window = float(max_in_flight)
+        # starts open (--concurrency is what the user asked for), or at
+        # ``window`` (a server on this machine: what it can work on at once).
+        self.window = float(min(window, max_in_flight) if window else max_in_flight)
+        # A server that queues what it cannot work on yet: its answers' time
+        # per token says when in flight is too many (``queueing``).
+        self.queue = QueueWatch() if queueing else None
         self.cuts = 0
         self.in_flight = 0
         self.probing = probe
@@ -399,11 +406,13 @@ class Limiter:
         used: Tokens | None,
         ok: bool,
         headers: Mapping[str, str] | None = None,
+        seconds: float | None = None,
     ) -> None:
         """The request is over: free its slot, settle its tokens with what it
         really ``used`` (None: unknown, keep the reservation), learn from the
         answer's ``headers``, and (with no limit to pace by) widen the window a
-        little after a success."""
+        little after a success, or, at a server that queues, narrow it when
+        the answer took ``seconds`` because it waited in line."""
         if permit.settled:
             return
         permit.settled = True
@@ -424,10 +433,28 @@ class Limiter:
                 for name, reading in read_limits(headers).items():
                     own = (used or permit.cost).of(name)
                     self.budgets[name].learn(reading, permit.marks[name], own, now)
-            if ok and self.window < self.max_in_flight:
-                self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
+            if ok:
+                self._after_success(permit, used, seconds)
         finally:
             self._wake()  # whatever happened above, nobody waits for this slot in vain
+
+    def _after_success(self, permit: Permit, used: Tokens | None, seconds: float | None) -> None:
+        if self.queue is not None and used is not None and seconds is not None:
+            slower = self.queue.observe(seconds, used.completion)
+            if slower >= QUEUED:
+                self._cut(permit)
+                return
+            if slower > CLEAR:
+                return  # neither queued nor clear: hold the window where it is
+        if self.window < self.max_in_flight:
+            self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
+
+    def _cut(self, permit: Permit | None) -> None:
+        """Halve the window, unless it was cut after ``permit``'s request went
+        out: a burst of bad news about requests sent together is one cut."""
+        if permit is None or permit.cuts == self.cuts:
+            self.window = max(1.0, self.window / 2)
+            self.cuts += 1
 
     # -- what the server says --------------------------------------------
 
@@ -442,6 +469,15 @@ class Limiter:
         self.hold_until = max(self.hold_until, now + wait)
         if self.shared is not None:
             self.shared.hold(wait)
-        if permit is None or permit.cuts == self.cuts:
-            self.window = max(1.0, self.window / 2)
-            self.cuts += 1
+        self._cut(permit)
+
+    def on_timeout(self, permit: Permit) -> None:
+        """No answer in time.  At a server that queues, the abandoned request
+        is still being worked on there: fewer go in flight, and nothing goes
+        for about one answer's time, so the retry does not join the same queue
+        at once."""
+        if self.queue is None:
+            return
+        self._cut(permit)
+        self.hold_until = max(self.hold_until, self.clock.now() + self.queue.one_answer)
+        self._wake()

@@ -20,7 +20,23 @@ from .transport import Reply, connection_failure, status_error
 
 
 async def connect(endpoint: Endpoint, timeout: float, connections: int) -> HTTPTransport:
-    return HTTPTransport(endpoint, timeout, connections)
+    transport = HTTPTransport(endpoint, timeout, connections)
+    if endpoint.provider.slots_path:
+        transport.max_concurrency = await _slots(endpoint)
+    return transport
+
+
+async def _slots(endpoint: Endpoint) -> int | None:
+    """How many requests the server says it works on at once (llama.cpp's
+    ``/props``: ``total_slots``); None when it does not say.  Never fatal."""
+    root = endpoint.base_url.removesuffix("/").removesuffix("/v1")
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            answer = await client.get(root + (endpoint.provider.slots_path or ""))
+        slots = answer.json().get("total_slots") if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return slots if isinstance(slots, int) and slots > 0 else None
 
 
 # What the SDK raises for a request that brought no answer.
@@ -44,7 +60,7 @@ class HTTPTransport:
     asyncio, so under trio the client keeps httpx's transport.
     """
 
-    max_concurrency = None
+    max_concurrency: int | None = None
 
     def __init__(self, endpoint: Endpoint, timeout: float, connections: int):
         on_asyncio = sniffio.current_async_library() == "asyncio"
@@ -64,7 +80,9 @@ class HTTPTransport:
 
     async def create(self, **body: Any) -> Reply:
         # The SDK's custom-request path: the body goes out as instructor built
-        # it, skipping the typed-params transform that costs ~12% of our CPU.
+        # it, skipping the typed-params transform that costs ~12% of our CPU;
+        # what the request asked to add (``extra_body``) is merged over it.
+        body.update(body.pop("extra_body", None) or {})
         try:
             response = await self._openai.post(
                 "/chat/completions", body=body, cast_to=httpx.Response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
 
@@ -42,6 +43,17 @@ class Provider:
     # instructor's name for it where instructor handles it apart (its modes
     # are looked up per provider); None: instructor's OpenAI handling.
     instructor_provider: str | None = None
+    # A server on the user's machine that works on a few requests at a time
+    # and queues the rest: requests in flight start at what it can work on
+    # (``slots_path``, or 1) and follow its queue (``pacing.queueing``).
+    queues: bool = False
+    # Where the server says how many requests it works on at once (llama.cpp's
+    # /props, its total_slots), below the base URL's host.
+    slots_path: str | None = None
+    # In --mode json, the schema goes in the response_format too, as
+    # {"type": "json_object", "schema": ...} (llama.cpp's servers constrain
+    # the answer to it; without it they constrain to any JSON).
+    schema_in_json_object: bool = False
     # The modes it takes (None: all of MODES).
     modes: tuple[str, ...] | None = None
     # Where its settings come from, for the README.
@@ -56,6 +68,11 @@ def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str) -> Pr
     """A hosted OpenAI-compatible API."""
     return Provider(name, url, key, mode, True, prices_id=prices, documented=doc)
 
+
+# Local servers: bounded answers (a small model rambling to the end of its
+# context would hold a slot for minutes; "truncated" says when an answer needs
+# more), and in flight only what the server works on.
+LOCAL_SERVER: dict[str, Any] = {"default_max_tokens": 512, "queues": True}
 
 PROVIDERS = {
     p.name: p
@@ -141,9 +158,21 @@ PROVIDERS = {
             "mistral",
             "https://docs.mistral.ai/api/",
         ),
-        Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False),
-        Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False),
-        Provider("llamacpp", "http://localhost:8080/v1", None, "json_schema", False),
+        Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False, **LOCAL_SERVER),
+        Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False, **LOCAL_SERVER),
+        # llama.cpp's server and llama-cpp-python's: both take a json_object
+        # with a schema; only the first takes json_schema, and tools only with
+        # a chat template (--jinja): json is what works on both.
+        Provider(
+            "llamacpp",
+            "http://localhost:8080/v1",
+            None,
+            "json",
+            False,
+            slots_path="/props",
+            schema_in_json_object=True,
+            **LOCAL_SERVER,
+        ),
         # Any other OpenAI-compatible server: needs --base-url.
         Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
         # The embedded offline model (providers.local); no server, no key.

@@ -32,6 +32,7 @@ from ..errors import (
     ConnectionFailure,
     RequestFailed,
     StatusError,
+    TimedOut,
 )
 from ..pacing.backoff import MAX_RETRY_AFTER, backoff_delay, retry_after
 from ..pacing.estimate import TokenEstimate
@@ -147,6 +148,7 @@ class Client:
             used: Tokens | None = None
             ok, headers = False, None
             failure: RequestFailed
+            sent = time.monotonic()
             try:
                 reply = await self._transport.create(**kwargs)
                 completion, headers, ok = reply.completion, reply.headers, True
@@ -158,8 +160,10 @@ class Client:
                 failure = exc
             except ConnectionFailure as exc:  # a timeout included
                 failure = exc
+                if isinstance(exc, TimedOut):
+                    self.limiter.on_timeout(permit)
             finally:
-                self.limiter.release(permit, used, ok, headers)
+                self.limiter.release(permit, used, ok, headers, time.monotonic() - sent)
                 paid = self._paid(completion.usage if ok else None)
                 if self.cap is not None:
                     self.cap.settle(reserved, paid)

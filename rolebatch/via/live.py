@@ -60,9 +60,14 @@ class _Run:
         self.work.cancel()
 
 
-def limiter_for(config: Any, shared: SharedQuota | None = None) -> Limiter:
+def limiter_for(
+    config: Any, shared: SharedQuota | None = None, endpoint: Any = None, slots: int | None = None
+) -> Limiter:
     """The run's pace: the limits given, the rest learned from the answers,
-    and with --quota the budgets every process shares."""
+    with --quota the budgets every process shares, and at a server on the
+    user's machine that queues (``Provider.queues``) as many in flight as it
+    works on (``slots``: what it said, else one to start with)."""
+    queueing = endpoint is not None and endpoint.provider.queues
     return Limiter(
         config.rpm,
         config.tpm,
@@ -70,6 +75,8 @@ def limiter_for(config: Any, shared: SharedQuota | None = None) -> Limiter:
         itpm=config.itpm,
         otpm=config.otpm,
         shared=shared,
+        queueing=queueing,
+        window=(slots or 1) if queueing else None,
     )
 
 
@@ -108,7 +115,7 @@ async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterat
     shared = await open_quota(config, endpoint)
     try:
         transport = await open_transport(endpoint, config.timeout, config.concurrency)
-        limiter = limiter_for(config, shared)
+        limiter = limiter_for(config, shared, endpoint, transport.max_concurrency)
         price = checked.prices.live
         client = Client(config, endpoint, checked.task, transport, limiter, price, cap)
         try:

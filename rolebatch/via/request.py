@@ -2,7 +2,8 @@
 from the run's task (the messages and the response model), its options
 (``--max-tokens``, ``--temperature``, ``--max-reasks``) and its provider's
 ways (a default ``max_tokens``, a system prompt that must go as the user
-message).  Live runs, both batch APIs and the estimate build it here."""
+message, the schema in a JSON-mode response format).  Live runs, both
+batch APIs and the estimate build it here."""
 
 from __future__ import annotations
 
@@ -24,12 +25,17 @@ def instructor_kwargs(
     messages = task.messages(record, config.layout)
     if provider.system_as_user and not any(m["role"] == "user" for m in messages):
         messages = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
+    model = task.response_model(record)
     kwargs: dict[str, Any] = {
         "model": endpoint.model,
         "messages": messages,
-        "response_model": wrapped(task.response_model(record)),
+        "response_model": wrapped(model),
         "max_retries": config.max_reasks,
     }
+    if provider.schema_in_json_object and endpoint.mode == "json":
+        # Merged over what instructor sends by the transport (openai_http).
+        schema = model.model_json_schema()
+        kwargs["extra_body"] = {"response_format": {"type": "json_object", "schema": schema}}
     max_tokens = config.max_tokens or provider.default_max_tokens
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens

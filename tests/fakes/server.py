@@ -11,6 +11,7 @@ Run on its own for benchmarks: ``python -m tests.fakes.server --port 8765``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import threading
@@ -28,11 +29,38 @@ from tests.fakes.quota import Quota
 _BATCH_ROUTE = re.compile(r"/v1/(files|batches)(/|\?|$)")
 
 
+class Slots:
+    """A server that works on ``count`` answers at a time and queues the rest,
+    as llama.cpp's and llama-cpp-python's servers do; it counts how many
+    requests were at it at once (working or waiting)."""
+
+    def __init__(self, count: int, report: bool = False):
+        self.count = count
+        self.report = report  # say so on GET /props, as llama.cpp's server does
+        self._working = threading.Semaphore(count)
+        self._lock = threading.Lock()
+        self.at_once = 0
+        self.most_at_once = 0
+
+    def __enter__(self) -> Slots:
+        with self._lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+        self._working.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._working.release()
+        with self._lock:
+            self.at_once -= 1
+
+
 @dataclass
 class FakeState(Ledger):
     """Everything the server knows: the ledger, its limits, its batch APIs."""
 
     latency: float = 0.0
+    slots: Slots | None = None  # None: every request answered at once
     quota: Quota = field(default_factory=Quota)
     batches: BatchAPI = field(default_factory=BatchAPI)
     message_batches: MessageBatches = field(default_factory=MessageBatches)
@@ -94,6 +122,13 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.state.lock:
                 batches = self.server.state.batches
             self._send(*batches.get(self.path, self.server.state))
+            return
+        if self.path.rstrip("/").endswith("/props"):
+            slots = self.server.state.slots
+            if slots is None or not slots.report:
+                self._send(404, {"error": {"message": "no /props here", "type": "not_found"}})
+            else:
+                self._send(200, {"total_slots": slots.count, "default_generation_settings": {}})
             return
         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
@@ -167,12 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
                 message = {"error": {"message": "Rate limit reached", "type": "requests"}}
             self._send(429, message, headers)
             return
-        if delay:
-            time.sleep(delay)
-        recorded.usage = completion["usage"]
-        for name in fault.omit if fault else ():
-            completion.pop(name, None)
-        self._send(200, completion, headers)
+        with state.slots or contextlib.nullcontext():
+            if delay:
+                time.sleep(delay)
+            recorded.usage = completion["usage"]
+            for name in fault.omit if fault else ():
+                completion.pop(name, None)
+            self._send(200, completion, headers)
 
 
 class _Server(ThreadingHTTPServer):
@@ -222,6 +258,7 @@ class FakeServer:
             self.state.faults.clear()
             self.state.requests.clear()
             self.state.latency = 0.0
+            self.state.slots = None
             self.state.cached_tokens = 0
             self.state.record_requests = True
             self.state.quota = Quota()
