@@ -26,7 +26,15 @@ def test_a_mode_the_server_does_not_take_stops_after_three_requests(rolebatch, f
     fake.fault(status=500, body=LLAMA_CPP_500)
     job = write_job(tmp_path / "j.jsonl", poem_records(20))
     result = rolebatch(
-        str(job), "-o", "o.jsonl", "--model", "llamacpp/qwen2.5", "--concurrency", "8"
+        str(job),
+        "-o",
+        "o.jsonl",
+        "--model",
+        "llamacpp/qwen2.5",
+        "--concurrency",
+        "8",
+        "--mode",
+        "json_schema",
     )
     assert result.code == 3
     assert len(fake.requests) == 3  # one at a time until something works; three decide
