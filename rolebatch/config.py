@@ -24,6 +24,8 @@ class RunConfig:
     base_url: str | None = None
     mode: str | None = None
     schema: str | None = None
+    # What is asked and what comes back (tasks.TASKS): role, choice, answer.
+    task: str = "role"
     layout: Layout = "system"
     concurrency: int = 8
     max_tokens: int | None = None

@@ -15,7 +15,7 @@ from .errors import UsageError
 from .providers.registry import Endpoint, resolve
 from .records.job import JobFile, open_job
 from .records.output import OutputFile
-from .records.roles import Sweep, load_roles, samples_only
+from .records.roles import load_sweep, samples_only
 from .tasks import open_task
 from .tasks.task import Task
 
@@ -40,7 +40,7 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     Raises UsageError/InputError."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    task = open_task(config.schema)
+    task = open_task(config.task, config.schema)
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
     prices = lookup(endpoint, config.price)
     if config.via == "batch":
@@ -68,7 +68,7 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     output = OutputFile(config.output_path(), fingerprint(config, endpoint, task))
     sweep = None
     if config.roles is not None:
-        sweep = Sweep(load_roles(Path(config.roles)), config.samples)
+        sweep = load_sweep(Path(config.roles), config.samples)
     elif config.samples > 1:
         sweep = samples_only(config.samples)
     job = (

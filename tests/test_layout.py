@@ -27,6 +27,7 @@ LAYERS = [
     {"plan"},
     {"via", "forecast"},
     {"pipeline"},
+    {"evaluate"},  # the wing above the pipeline: scores, statistics, judges
     {"commands"},
     {"cli", "__main__", ""},  # "": the package's own __init__
 ]

@@ -95,6 +95,10 @@ def test_every_string_gets_a_bound_except_enums_and_given_ones():
     assert out["properties"]["c"]["items"]["maxLength"] == 99
     assert "maxLength" not in out["properties"]["d"]
     assert "maxLength" not in schema["properties"]["a"]  # the original is untouched
+    # Objects take their own properties only, unless they say otherwise.
+    assert out["additionalProperties"] is False and "additionalProperties" not in schema
+    opened = bounded({"type": "object", "properties": {}, "additionalProperties": True})
+    assert opened["additionalProperties"] is True
 
 
 def test_corrupt_cached_model_is_reassembled(tmp_path):

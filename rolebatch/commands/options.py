@@ -12,6 +12,7 @@ import click
 from ..config import DEFAULT_MODEL, RunConfig
 from ..providers.registry import MODES
 from ..records.shards import parse_shard
+from ..tasks import TASKS
 from ..tasks.layout import LAYOUTS
 
 _OPTIONS: list[Callable[[Any], Any]] = [
@@ -50,6 +51,15 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         show_envvar=True,
         help="Response model: module:Class or a JSON Schema file (.json)."
         "  [default: Response with one field, poem]",
+    ),
+    click.option(
+        "--task",
+        type=click.Choice(TASKS),
+        default=TASKS[0],
+        show_default=True,
+        help="What is asked: role (the role prompt, answered as --schema says), choice (a"
+        ' multiple-choice question: records carry "options" and "expected"), answer (a short'
+        ' answer: records carry "expected").',
     ),
     click.option(
         "--layout",

@@ -1,7 +1,9 @@
-"""``rolebatch report``: an output's lines compared per role, model or metadata key."""
+"""``rolebatch report``: an output's lines compared per role, model or
+metadata key; with a scorer, the study of whether a role helps."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -13,26 +15,88 @@ import click
     "--by",
     default="role",
     show_default=True,
-    help="Group lines by role (a sweep's role id, else the role text), model, or metadata.KEY.",
+    help="Group lines by role (a sweep's role id, else the role text), model,"
+    " metadata.KEY (the record's) or role.KEY (what the roles file says of the role).",
+)
+@click.option(
+    "--score",
+    "score",
+    metavar="SCORER",
+    help="Score every line: choice, exact, includes, regex:PATTERN, number[:TOL],"
+    " field:NAME, python:MODULE:FUNCTION.  [default: the task's own (choice for"
+    " --task choice, exact for --task answer); none for others]",
+)
+@click.option(
+    "--baseline",
+    metavar="GROUP",
+    help="The group every other is compared with, question by question.  [default:"
+    " the sweep's control role, if it has one]",
+)
+@click.option(
+    "--errors",
+    type=click.Choice(["zero", "skip"]),
+    default="zero",
+    show_default=True,
+    help="Error lines score 0 (a role that makes the model fail did worse), or are left out.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Which random half of the questions a group is picked on (the other half scores it).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "md", "csv", "json"]),
+    type=click.Choice(["table", "md", "csv", "json", "html"]),
     default="table",
     show_default=True,
-    help="table: aligned for a terminal; md: for a CI step summary; csv/json: for notebooks.",
+    help="table: for a terminal; md: for a CI step summary; csv/json: for notebooks;"
+    " html: one self-contained page with the intervals drawn.",
 )
-def report(output: Path, by: str, fmt: str) -> int:
+def report(
+    output: Path,
+    by: str,
+    score: str | None,
+    baseline: str | None,
+    errors: str,
+    seed: int,
+    fmt: str,
+) -> int:
     """Per group of OUTPUT's lines: records, ok share, error kinds, latency p50/p95,
     mean prompt and completion tokens, cost; and per response field: string
     length mean and p50, numbers' mean and spread, booleans' and few-valued
-    strings' distribution.  Reads the file once, in flat memory."""
-    from ..records.report import read, render
+    strings' distribution.  With a scorer (--score, or the task's own): per
+    group the mean score with its 95 % interval, each group against the
+    baseline question by question (difference, interval, p, Holm's p,
+    verdict), the oracle, a group picked at random, and a group picked on
+    half the questions scored on the other half.  Reads the file once, in
+    flat memory."""
+    from ..evaluate.scores import Scores
+    from ..records.report import as_data, cells, read, render
 
-    groups = read(output, by)
+    scores = Scores(score, errors, required=score is not None)
+    groups = read(output, by, observe=scores.add)
     if not groups:
         click.echo(f"{output}: no lines yet; nothing to report", err=True)
         return 0  # as an empty job is nothing to do
-    click.echo(render(groups, fmt, by), nl=False)
+    figures = scores.report(baseline, seed)
+    if fmt == "json":
+        data = {"by": by, "groups": as_data(groups), "scores": figures}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif fmt == "csv" and figures is not None:
+        from ..evaluate.tables import as_csv
+
+        click.echo(as_csv(figures), nl=False)
+    elif fmt == "html":
+        from ..evaluate.page import page
+
+        click.echo(page(f"rolebatch report: {output.name}", by, figures, cells(groups, by)))
+    else:
+        click.echo(render(groups, fmt, by), nl=False)
+        if figures is not None:
+            from ..evaluate.tables import text
+
+            click.echo(text(figures, fmt), nl=False)
     return 0

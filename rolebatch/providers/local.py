@@ -117,7 +117,10 @@ def _stamp(path: Path) -> str:
 
 
 def bounded(schema: dict[str, Any], limit: int = STRING_BOUND) -> dict[str, Any]:
-    """A copy of the schema in which every string without a maxLength gets one."""
+    """A copy of the schema a base model can finish: every string without a
+    maxLength gets one, and every object that does not say otherwise takes
+    no properties but its own (given room, a base model goes on writing keys,
+    copying the schema it was shown)."""
     if isinstance(schema, list):
         return [bounded(item, limit) for item in schema]  # type: ignore[return-value]
     if not isinstance(schema, dict):
@@ -125,6 +128,8 @@ def bounded(schema: dict[str, Any], limit: int = STRING_BOUND) -> dict[str, Any]
     copy = {key: bounded(value, limit) for key, value in schema.items()}
     if copy.get("type") == "string" and "maxLength" not in copy and "enum" not in copy:
         copy["maxLength"] = limit
+    if "properties" in copy and "additionalProperties" not in copy:
+        copy["additionalProperties"] = False
     return copy
 
 

@@ -33,15 +33,19 @@ class Record(NamedTuple):
     metadata: Any
     role_id: str | None = None  # a sweep's role (records.roles)
     data: Mapping[str, Any] | None = None  # the task's own keys (RecordRules)
+    role_metadata: Mapping[str, Any] | None = None  # what the roles file says of the role
 
 
 class RecordRules(Protocol):
     """What a task says of its records' own keys (``tasks.task.Task`` is one):
-    each key, whether it is required, and the problem with a value (None: fine)."""
+    each key, whether it is required, the problem with a value (None: fine),
+    and the problem with the keys together (the key to name, and what)."""
 
     keys: Mapping[str, bool]
 
     def check(self, key: str, value: Any) -> str | None: ...
+
+    def check_record(self, data: dict[str, Any]) -> tuple[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class NoKeys:
     keys: Mapping[str, bool] = field(default_factory=dict)
 
     def check(self, key: str, value: Any) -> str | None:
+        return None
+
+    def check_record(self, data: dict[str, Any]) -> tuple[str, str] | None:
         return None
 
 
@@ -120,6 +127,9 @@ def _parse(raw: bytes, line: int, rules: RecordRules) -> Record | None:
             if problem is not None:
                 raise _Problem(f"field {key!r}: {problem}")
             own[key] = data[key]
+        together = rules.check_record(own)
+        if together is not None:
+            raise _Problem(f"field {together[0]!r}: {together[1]}")
     return Record(line, record_id, query, role or None, metadata, None, own)
 
 
@@ -172,15 +182,13 @@ class JobFile:
                 continue
             for place, name, text, role_id in sweep.expand(number, record.id):
                 if shard is None or shard.holds(name):
-                    role = record.role if text is None else text
-                    yield Record(
-                        place,
-                        name,
-                        record.query,
-                        role,
-                        record.metadata,
-                        role_id or None,
-                        record.data,
+                    yield record._replace(
+                        line=place,
+                        id=name,
+                        # None: the record's own role; "": the control, no role.
+                        role=record.role if text is None else (text or None),
+                        role_id=role_id or None,
+                        role_metadata=sweep.metadata.get(role_id),
                     )
 
 

@@ -131,6 +131,7 @@ def output_line(
         "error": outcome.error.as_dict() if outcome.error else None,
         "role": record.role,
         **({"role_id": record.role_id} if record.role_id else {}),
+        **({"role_metadata": record.role_metadata} if record.role_metadata else {}),
         "query": record.query,
         "model": model,
         "attempts": outcome.attempts,

@@ -141,7 +141,7 @@ def _one_run(job_path: Path, shards: list[Path]) -> tuple[dict[str, Any], Sweep 
                 " and merge again"
             )
         roles = tuple((str(i), text) for i, text in described["roles"]) or (("", None),)
-        sweep = Sweep(roles, described.get("samples", 1))
+        sweep = Sweep(roles, described.get("samples", 1), described.get("metadata", {}))
     return config, sweep
 
 

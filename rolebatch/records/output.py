@@ -115,6 +115,7 @@ class OutputFile:
     job_stamp: dict[str, Any] | None = None
     # A sweep's roles whose lines the file may hold: id -> text (None: the record's own).
     roles: dict[str, str | None] = field(default_factory=dict)
+    role_metadata: dict[str, Any] = field(default_factory=dict)
     samples: int = 1
     merged: dict[str, Any] | None = None  # written by merge, unchanged since
 
@@ -219,8 +220,7 @@ class OutputFile:
     def _start_over(self, job: JobFile) -> None:
         self.by_line = array("i", [NONE]) * (job.last_line + 1)
         self._lines_job = job.digest
-        self.roles = _roles_of(job.sweep)
-        self.samples = job.sweep.samples if job.sweep else 1
+        self._take_sweep(job)
         self._write_meta()
         with self.path.open("wb"):
             pass
@@ -234,6 +234,8 @@ class OutputFile:
         meta: dict[str, Any] = {"rolebatch": SIDECAR_FORMAT, "config": self.fingerprint}
         if self.roles:
             meta["sweep"] = {"roles": list(self.roles.items()), "samples": self.samples}
+            if self.role_metadata:
+                meta["sweep"]["metadata"] = self.role_metadata
         if self.merged:
             meta["merged"] = self.merged
         if self.job_stamp:
@@ -258,9 +260,10 @@ class OutputFile:
         meta = self._check_fingerprint(job)
         # Until the file is rewritten for this job, it may hold lines of roles
         # the roles file no longer has: their texts are kept too.
-        stored = (meta.get("sweep") or {}).get("roles", [])
-        self.roles = {**{str(i): text for i, text in stored}, **_roles_of(job.sweep)}
-        self.samples = job.sweep.samples if job.sweep else 1
+        stored = meta.get("sweep") or {}
+        self._take_sweep(job)
+        self.roles = {**{str(i): text for i, text in stored.get("roles", [])}, **self.roles}
+        self.role_metadata = {**stored.get("metadata", {}), **self.role_metadata}
         resumed = self._map(meta, retry_failed, job)
         if resumed.finished:
             return resumed
@@ -518,7 +521,7 @@ class OutputFile:
             _fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size
         self._lines_job = job.digest
-        self.roles = _roles_of(job.sweep)  # the file now holds these roles' lines only
+        self._take_sweep(job)  # the file now holds these roles' lines only
         self._write_meta(ordered_for=job.digest, errors=errors)
 
     def merged_into_place(
@@ -529,8 +532,7 @@ class OutputFile:
         nothing is finished (a crash then leaves an output a run can resume),
         then the file, then the sidecar that says what the merge wrote."""
         self.remember_job(job)
-        self.roles = _roles_of(job.sweep)
-        self.samples = job.sweep.samples if job.sweep else 1
+        self._take_sweep(job)
         self._write_meta()
         os.replace(merged, self.path)
         _fsync_dir(self.path.parent)
@@ -539,6 +541,12 @@ class OutputFile:
         self._lines_job = job.digest
         self.merged = {"bytes": self._size}
         self._write_meta(ordered_for=job.digest if complete else None, errors=errors)
+
+    def _take_sweep(self, job: JobFile) -> None:
+        """The sweep's roles (word for word) and their metadata, as the sidecar keeps them."""
+        self.roles = _roles_of(job.sweep)
+        self.role_metadata = dict(job.sweep.metadata) if job.sweep else {}
+        self.samples = job.sweep.samples if job.sweep else 1
 
     def _set_aside(self) -> None:
         """Append every line the rewrite in input order will leave out (an

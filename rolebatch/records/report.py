@@ -16,6 +16,7 @@ import json
 import math
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,20 @@ def group_of(line: dict[str, Any], by: str) -> str:
         return role if isinstance(role, str) else "(no role)"
     if by == "model":
         return str(line.get("model"))
-    key = by.removeprefix("metadata.")
-    metadata = line.get("metadata")
+    where, _, key = by.partition(".")
+    # metadata.KEY: the record's; role.KEY: what the roles file says of its role.
+    metadata = line.get("metadata" if where == "metadata" else "role_metadata")
     value = metadata.get(key) if isinstance(metadata, dict) else None
     return "(none)" if value is None else str(value)
 
 
-def read(path: Path, by: str) -> dict[str, Group]:
-    if by not in ("role", "model") and not by.startswith("metadata."):
-        raise UsageError(f"--by {by!r}: expected role, model or metadata.KEY")
+def read(
+    path: Path, by: str, observe: Callable[[dict[str, Any], str], None] | None = None
+) -> dict[str, Group]:
+    """Every line of ``path`` in its group; ``observe`` sees each line too,
+    with its group (the scores of ``evaluate``), in the same one pass."""
+    if by not in ("role", "model") and not by.startswith(("metadata.", "role.")):
+        raise UsageError(f"--by {by!r}: expected role, model, metadata.KEY or role.KEY")
     groups: dict[str, Group] = {}
     try:
         handle = path.open("rb")
@@ -146,6 +152,8 @@ def read(path: Path, by: str) -> dict[str, Group]:
                 raise UsageError(f"{path}:{number}: not a rolebatch output line")
             key = group_of(line, by)
             groups.setdefault(key, Group()).add(line)
+            if observe is not None:
+                observe(line, key)
     return groups
 
 
@@ -207,20 +215,24 @@ def _cell(metric: str, value: Any) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A float as its shortest faithful text would show it: 5.8989, not
     5.898899999999999 (the noise of summing binary fractions)."""
     return float(f"{value:.12g}") if isinstance(value, float) else value
 
 
+def as_data(groups: dict[str, Group]) -> dict[str, dict[str, Any]]:
+    """Per group, each metric's value: what ``--format json`` prints."""
+    table = [(metric, [plain(v) for v in values]) for metric, values in rows(groups)]
+    return {name: {metric: values[i] for metric, values in table} for i, name in enumerate(groups)}
+
+
 def render(groups: dict[str, Group], fmt: str, by: str) -> str:
     names = list(groups)
-    table = [(metric, [_plain(v) for v in values]) for metric, values in rows(groups)]
+    table = [(metric, [plain(v) for v in values]) for metric, values in rows(groups)]
     if fmt == "json":
-        data = {
-            name: {metric: values[i] for metric, values in table} for i, name in enumerate(names)
-        }
-        return json.dumps({"by": by, "groups": data}, indent=2, ensure_ascii=False) + "\n"
+        data = {"by": by, "groups": as_data(groups)}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
@@ -228,11 +240,21 @@ def render(groups: dict[str, Group], fmt: str, by: str) -> str:
         for metric, values in table:
             writer.writerow([metric, *("" if v is None else v for v in values)])
         return out.getvalue()
-    header = [by, *names]
-    body = [[metric, *(_cell(metric, v) for v in values)] for metric, values in table]
+    return text_table(*cells(groups, by), fmt)
+
+
+def cells(groups: dict[str, Group], by: str) -> tuple[list[Any], list[list[Any]]]:
+    """The table as shown: a header (``by`` and the groups) and a row a metric."""
+    body = [[metric, *(_cell(metric, v) for v in values)] for metric, values in rows(groups)]
+    return [by, *groups], body
+
+
+def text_table(header: list[Any], body: list[list[Any]], fmt: str) -> str:
+    """Rows under a header: aligned for a terminal (``table``: the first
+    column left, the rest right), or as markdown (``md``)."""
     if fmt == "md":
         lines = ["| " + " | ".join(_md(c) for c in header) + " |"]
-        lines.append("|---" + "|---:" * len(names) + "|")
+        lines.append("|---" + "|---:" * (len(header) - 1) + "|")
         lines += ["| " + " | ".join(_md(c) for c in cells) + " |" for cells in body]
         return "\n".join(lines) + "\n"
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]

@@ -1,7 +1,8 @@
 """Sweeps: every query record under every role of a roles file, each pair
 asked ``samples`` times.
 
-    --roles ROLES    JSONL of {"id": "poet", "role": "You are ..."}, or a
+    --roles ROLES    JSONL of {"id": "poet", "role": "You are ...", "metadata":
+                     {...}} ("role": "" is the control: the query alone), or a
                      text file with one role a line (ids: the line numbers)
     --samples K      each (record, role) pair K times
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ FORBIDDEN = ("@", "#")  # they separate the parts of a sweep's ids
 class Sweep:
     roles: tuple[tuple[str, str | None], ...]  # (id, text); text None: the record's own role
     samples: int = 1
+    # Role id -> the metadata the roles file gives it (category, domain, ...).
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def width(self) -> int:
@@ -44,7 +47,8 @@ class Sweep:
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
     def expand(self, line: int, record_id: Any) -> Iterator[tuple[int, str, str | None, str]]:
-        """(place, id, role text, role id) of every pair of the record on ``line``."""
+        """(place, id, role text, role id) of every pair of the record on ``line``
+        (text "": the control, the query alone; None: the record's own role)."""
         place = (line - 1) * self.width
         for role_id, text in self.roles:
             for sample in range(self.samples):
@@ -61,12 +65,21 @@ def samples_only(samples: int) -> Sweep:
     return Sweep((("", None),), samples)
 
 
-def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
-    """The roles of ``path``, checked as strictly as a job file."""
+def load_sweep(path: Path, samples: int) -> Sweep:
+    """The sweep over the roles of ``path`` (checked as strictly as a job
+    file), each pair ``samples`` times."""
+    roles, metadata = load_roles(path)
+    return Sweep(roles, samples, metadata)
+
+
+def load_roles(path: Path) -> tuple[tuple[tuple[str, str | None], ...], dict[str, Any]]:
+    """The roles of ``path``, checked as strictly as a job file, and the
+    metadata of those that have some."""
     if not path.is_file():
         raise InputError([f"{path}: no such roles file"])
     problems: list[str] = []
     roles: list[tuple[str, str | None]] = []
+    metadata: dict[str, Any] = {}
     first: dict[str, int] = {}
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson")
     try:
@@ -88,9 +101,11 @@ def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
             if not isinstance(item, dict):
                 problems.append(f"{where}: expected a JSON object with id and role")
                 continue
-            unknown = [key for key in item if key not in ("id", "role")]
+            unknown = [key for key in item if key not in ("id", "role", "metadata")]
             if unknown:
-                problems.append(f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role)")
+                problems.append(
+                    f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role, metadata)"
+                )
                 continue
             role_id, role = item.get("id"), item.get("role")
             missing = [key for key in ("id", "role") if key not in item]
@@ -101,9 +116,18 @@ def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
                 problems.append(f"{where}: field 'id': expected a string or integer")
                 continue
             role_id = str(role_id)
-            if not isinstance(role, str) or not role.strip():
-                problems.append(f"{where}: field 'role': expected a non-empty string")
+            if not isinstance(role, str) or (role and not role.strip()):
+                problems.append(
+                    f"{where}: field 'role': expected a string (\"\" for the control:"
+                    " the query alone)"
+                )
                 continue
+            extra = item.get("metadata")
+            if extra is not None and not isinstance(extra, dict):
+                problems.append(f"{where}: field 'metadata': expected an object")
+                continue
+            if extra:
+                metadata[role_id] = extra
         else:
             role_id, role = str(number), raw.strip()
         if not role_id.strip() or any(mark in role_id for mark in FORBIDDEN):
@@ -121,4 +145,4 @@ def load_roles(path: Path) -> tuple[tuple[str, str | None], ...]:
         raise InputError(problems[:20], max(0, len(problems) - 20))
     if not roles:
         raise InputError([f"{path}: no roles in it"])
-    return tuple(roles)
+    return tuple(roles), metadata

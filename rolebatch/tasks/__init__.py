@@ -3,6 +3,8 @@
     task     the contract every task keeps (``Task``)
     layout   where a record's role goes in the prompt: the layouts tasks share
     role     the seed's task: the role prompt, answered as ``Response`` or --schema
+    choice   a multiple-choice question: ``{"option": N}``
+    answer   a short free answer: ``{"answer": "..."}``
     schema   response models from --schema: a pydantic class or a JSON Schema
 
 ``open_task`` gives the task a run carries.  Adding a task is a module here
@@ -13,19 +15,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
     from .task import Task
 
+# --task's choices; the first is the default.
+TASKS = ("role", "choice", "answer")
 
-def open_task(schema: str | None) -> Task:
+
+def open_task(name: str = "role", schema: str | None = None) -> Task:
     """The task of a run, checked: UsageError before anything is sent.
-    (Imported here, not at the top: the command line reads ``layout`` at
-    start-up and must not wait for instructor.)"""
-    from ..quirks.instructor import check_response_model
-    from .role import RolePrompt
-    from .schema import load_schema
+    (Imported here, not at the top: the command line reads ``TASKS`` and the
+    layouts at start-up and must not wait for instructor.)"""
+    if name == "role":
+        from ..quirks.instructor import check_response_model
+        from .role import RolePrompt
+        from .schema import load_schema
 
-    model = load_schema(schema)
-    name = schema or "Response"
-    check_response_model(model, name)
-    return RolePrompt(model, name)
+        model = load_schema(schema)
+        label = schema or "Response"
+        check_response_model(model, label)
+        return RolePrompt(model, label)
+    if schema:
+        raise UsageError(f"--schema is for --task role; --task {name} has its own answer")
+    if name == "choice":
+        from .choice import MultipleChoice
+
+        return MultipleChoice()
+    if name == "answer":
+        from .answer import ShortAnswer
+
+        return ShortAnswer()
+    raise UsageError(f"--task {name!r}: expected one of {', '.join(TASKS)}")

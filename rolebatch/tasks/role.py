@@ -1,5 +1,7 @@
 """The seed's task: the record's role in the prompt with its query, and the
 answer validated against ``Response`` (one field, ``poem``) or ``--schema``.
+A record may carry ``expected`` (any JSON), repeated on its output line for
+a scorer (``rolebatch report --score``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ class RolePrompt:
     model: type[BaseModel]
     schema_name: str = "Response"  # as --schema gave it
     name: str = "role"
-    keys: dict[str, bool] = field(default_factory=dict)
+    keys: dict[str, bool] = field(default_factory=lambda: {"expected": False})
 
     def check(self, key: str, value: Any) -> str | None:
-        return None  # no keys of its own
+        return None  # "expected" may be anything a scorer reads
+
+    def check_record(self, data: dict[str, Any]) -> tuple[str, str] | None:
+        return None
 
     def messages(self, record: Record, layout: Layout) -> list[dict[str, str]]:
         return place(record.role, record.query, layout)
@@ -36,7 +41,8 @@ class RolePrompt:
         return self.model
 
     def line_fields(self, record: Record) -> dict[str, Any]:
-        return {}
+        data = record.data or {}
+        return {"expected": data["expected"]} if "expected" in data else {}
 
     def fingerprint(self) -> dict[str, Any]:
         schema = json.dumps(self.model.model_json_schema(), sort_keys=True)

@@ -8,6 +8,7 @@ A task says:
     keys            the job file's keys beyond id, query, role and metadata:
                     name -> required or not; the job file stays strict
     check           the problem with one of those keys' values, if any
+    check_record    the problem with them together (the key to name, and what)
     messages        the chat messages a record becomes, for a layout
     response_model  the pydantic model its answer must validate against
     line_fields     what of the record its output line repeats
@@ -31,6 +32,8 @@ class Task(Protocol):
     keys: Mapping[str, bool]
 
     def check(self, key: str, value: Any) -> str | None: ...
+
+    def check_record(self, data: dict[str, Any]) -> tuple[str, str] | None: ...
 
     def messages(self, record: Record, layout: Layout) -> list[dict[str, str]]: ...
 

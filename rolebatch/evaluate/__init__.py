@@ -1,0 +1,14 @@
+"""Does the role help?  Scoring an output's answers, and the statistics that
+tell a real difference from noise: the wing above the pipeline.
+
+    scorers  what one output line scores: choice, exact, includes, regex, number,
+             a response field, or your own function
+    scores   the scores of every line, per group and question, in one pass in
+             flat memory; the study's figures from them
+    stats    means with (clustered) standard errors and intervals, paired
+             differences, McNemar and paired t tests, Holm's adjustment
+    tables   the figures as a terminal table, markdown and CSV
+    page     the figures as one self-contained HTML page
+
+It reads output lines (``records``); nothing below imports it.
+"""

@@ -1,0 +1,273 @@
+"""An output's scores, gathered in one pass in flat memory: per group (a role,
+a model, a value of a metadata key), per question, the sum and count of its
+scores; and from them the study's figures (``stats``).
+
+    per group       scored n, errors, mean, standard error (clustered when a
+                    question was asked several times), 95 % interval
+    paired          each group against the baseline (the control role when
+                    the sweep has one, or --baseline) on the questions both
+                    answered: difference, interval, p, Holm's p, verdict, and
+                    the smallest difference these pairs could detect
+    oracle          the mean score if the best group were picked per question
+    random role     the mean score of a group picked at random
+    picked on half  the best group on a seeded random half of the questions,
+                    scored on the other half against the baseline: does
+                    choosing a group generalize at all?
+
+A question is the record a line answers: its id without the sweep's
+``@role`` and the samples' ``#k`` (or the line's ``query_id``), kept as a
+64-bit hash in a flat table (``records.ids``).  Memory is a few arrays of 12
+bytes per question and group, and per question an index: a million scored
+lines stay well inside 120 MB (``make bench``, ``resume``).
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+from ..records.ids import HashIndex, id_hash
+from . import stats
+from .scorers import Scorer, natural, scorer
+
+
+def query_key(line: dict[str, Any]) -> str:
+    """The record a line answers: its ``query_id``, or its id without a
+    sample's ``#k`` and a sweep's ``@role``."""
+    if isinstance(line.get("query_id"), str | int):
+        return str(line["query_id"])
+    key = str(line.get("id"))
+    head, sep, sample = key.rpartition("#")
+    if sep and sample.isdigit():
+        key = head
+    role = line.get("role_id")
+    if role and key.endswith(f"@{role}"):
+        key = key[: -len(role) - 1]
+    return key
+
+
+@dataclass
+class _Group:
+    key: str
+    index: int
+    n: int = 0
+    errors: int = 0  # error lines (scored 0, or left out with --errors skip)
+    unscored: int = 0  # ok lines the scorer could not score
+    control: bool = False  # a sweep's control: a role id with no role text
+    sums: array = field(default_factory=lambda: array("d"))
+    counts: array = field(default_factory=lambda: array("i"))
+
+    def add(self, question: int, score: float) -> None:
+        if question >= len(self.counts):
+            grow = question + 1 - len(self.counts)
+            self.sums.extend(array("d", bytes(8 * grow)))
+            self.counts.extend(array("i", bytes(4 * grow)))
+        self.sums[question] += score
+        self.counts[question] += 1
+        self.n += 1
+
+    def counts_on(self, question: int) -> int:
+        return self.counts[question] if question < len(self.counts) else 0
+
+    def mean_on(self, question: int) -> float | None:
+        if question >= len(self.counts) or not self.counts[question]:
+            return None
+        return self.sums[question] / self.counts[question]
+
+
+NO_SCORER = (
+    "no scorer for these lines: give --score (choice, exact, includes, regex:PATTERN,"
+    " number[:TOL], field:NAME, python:MODULE:FUNCTION)"
+)
+# Error lines kept while the first ok line, which tells the task's scorer, is awaited.
+MOST_PENDING = 10_000
+
+
+class Scores:
+    """``spec``: the --score given (None: the task's own, from its first ok
+    line; with none, nothing is scored unless ``required``)."""
+
+    def __init__(self, spec: str | None = None, errors: str = "zero", required: bool = False):
+        if errors not in ("zero", "skip"):
+            raise UsageError(f"--errors {errors!r}: expected zero or skip")
+        self.spec = spec
+        self.required = required or spec is not None
+        self.active = True  # False: these lines have no scorer, and none was asked for
+        self._scorer: Scorer | None = scorer(spec) if spec else None
+        self.errors = errors
+        self._groups: dict[str, _Group] = {}
+        self._questions = HashIndex(values=True)
+        self.questions = 0
+        self._pending: list[tuple[dict[str, Any], str]] = []
+
+    def add(self, line: dict[str, Any], group: str) -> None:
+        if not self.active:
+            return
+        if self._scorer is None:
+            # The task's natural scorer, known from its first ok line; error
+            # lines before it wait for it (a few, at the head of the file).
+            if line.get("status") != "ok":
+                if len(self._pending) >= MOST_PENDING:
+                    raise UsageError(NO_SCORER)
+                self._pending.append((line, group))
+                return
+            spec = natural(line)
+            if spec is None:
+                if self.required:
+                    raise UsageError(NO_SCORER)
+                self.active = False
+                self._pending.clear()
+                return
+            self.spec, self._scorer = spec, scorer(spec)
+            for waiting, where in self._pending:
+                self.add(waiting, where)
+            self._pending.clear()
+        g = self._group(group, line)
+        if line.get("status") == "error":
+            g.errors += 1
+            if self.errors == "skip":
+                return
+            score: float | None = 0.0  # a role that makes the model fail did worse
+        else:
+            score = self._scorer(line)
+            if score is None:
+                g.unscored += 1
+                return
+        key = id_hash(query_key(line))
+        question = self._questions.add(key, self.questions)
+        if question is None:
+            question = self.questions
+            self.questions += 1
+        g.add(question, score)
+
+    def _group(self, key: str, line: dict[str, Any]) -> _Group:
+        g = self._groups.get(key)
+        if g is None:
+            g = self._groups[key] = _Group(key, len(self._groups))
+            g.control = bool(line.get("role_id")) and not line.get("role")
+        return g
+
+    # -- the figures -------------------------------------------------------
+
+    def report(self, baseline: str | None = None, seed: int = 0) -> dict[str, Any] | None:
+        """The figures; None when nothing was scored (no scorer asked for or implied)."""
+        if self._scorer is None:
+            if self.required or baseline is not None:
+                raise UsageError(NO_SCORER)
+            return None
+        groups = list(self._groups.values())
+        chosen = self._baseline(groups, baseline)
+        rows = []
+        for g in groups:
+            est = stats.estimate(g.sums, g.counts)
+            rows.append(
+                {
+                    "key": g.key,
+                    "n": g.n,
+                    "errors": g.errors,
+                    "unscored": g.unscored,
+                    **{k: v for k, v in asdict(est).items() if k != "n"},
+                    "baseline": g is chosen,
+                }
+            )
+        comparisons = self._compare(groups, chosen)
+        common = array(
+            "i", (q for q in range(self.questions) if all(g.counts_on(q) for g in groups))
+        )
+        return {
+            "scorer": self.spec,
+            "errors_as": "0" if self.errors == "zero" else "left out",
+            "questions": self.questions,
+            "groups": rows,
+            "baseline": chosen.key if chosen else None,
+            "comparisons": comparisons,
+            "common_questions": len(common),
+            "oracle": self._oracle(groups, common),
+            "random_role": self._random(groups, common),
+            "picked_on_half": self._picked_on_half(groups, chosen, common, seed),
+        }
+
+    def _baseline(self, groups: list[_Group], name: str | None) -> _Group | None:
+        if name is not None:
+            for g in groups:
+                if g.key == name:
+                    return g
+            known = ", ".join(g.key for g in groups)
+            raise UsageError(f"--baseline {name!r}: no such group (the groups: {known})")
+        controls = [g for g in groups if g.control]
+        return controls[0] if len(controls) == 1 else None
+
+    def _pairs(self, g: _Group, base: _Group, questions: Iterable[int]) -> stats.Paired:
+        xs, ys = array("d"), array("d")
+        for q in questions:
+            x, y = g.mean_on(q), base.mean_on(q)
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
+        return stats.paired(xs, ys)
+
+    def _compare(self, groups: list[_Group], base: _Group | None) -> list[dict[str, Any]]:
+        if base is None:
+            return []
+        everything = range(self.questions)
+        found = [(g, self._pairs(g, base, everything)) for g in groups if g is not base]
+        adjusted = stats.holm([p.p for _, p in found])
+        return [
+            {
+                "key": g.key,
+                "baseline": base.key,
+                **{k: v for k, v in asdict(p).items() if k != "se"},
+                "se": p.se,
+                "p_holm": p_holm,
+                "verdict": stats.verdict(p.diff, p_holm),
+            }
+            for (g, p), p_holm in zip(found, adjusted, strict=True)
+        ]
+
+    def _oracle(self, groups: list[_Group], common: array) -> float | None:
+        if not common or len(groups) < 2:
+            return None
+        return sum(max(g.mean_on(q) or 0.0 for g in groups) for q in common) / len(common)
+
+    def _random(self, groups: list[_Group], common: array) -> float | None:
+        if not common or not groups:
+            return None
+        total = sum(g.mean_on(q) or 0.0 for g in groups for q in common)
+        return total / (len(common) * len(groups))
+
+    def _picked_on_half(
+        self, groups: list[_Group], base: _Group | None, common: array, seed: int
+    ) -> dict[str, Any] | None:
+        if len(common) < 4 or len(groups) < 2:
+            return None
+        shuffled = array("i", common)
+        random.Random(seed).shuffle(shuffled)
+        half = len(shuffled) // 2
+        pick, hold_out = shuffled[:half], shuffled[half:]
+        candidates = [g for g in groups if g is not base] or groups
+        best = max(candidates, key=lambda g: sum(g.mean_on(q) or 0.0 for q in pick))
+        score = sum(best.mean_on(q) or 0.0 for q in hold_out) / len(hold_out)
+        found: dict[str, Any] = {
+            "seed": seed,
+            "picked": best.key,
+            "picked_on": len(pick),
+            "scored_on": len(hold_out),
+            "score": score,
+        }
+        if base is not None:
+            p = self._pairs(best, base, hold_out)
+            found.update(
+                baseline=base.key,
+                baseline_score=sum(base.mean_on(q) or 0.0 for q in hold_out) / len(hold_out),
+                diff=p.diff,
+                ci_low=p.ci_low,
+                ci_high=p.ci_high,
+                p=p.p,
+                test=p.test,
+                verdict=stats.verdict(p.diff, p.p),
+            )
+        return found

@@ -1,0 +1,125 @@
+"""The study's figures as text: a table for a terminal, markdown for a CI
+step summary, CSV for a notebook (one row per group, its comparison with
+the baseline beside it)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from ..records.report import plain, text_table
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.3f} to {high:.3f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def text(scores: dict[str, Any], fmt: str) -> str:
+    """``table`` or ``md``: the groups, the paired comparisons, the study's lines."""
+    errors = "count as 0" if scores["errors_as"] == "0" else "are left out"
+    out = [
+        f"\nscores: {scores['scorer']} (error lines {errors}); {scores['questions']:,} questions\n"
+    ]
+    rows = [
+        [
+            g["key"] + (" (baseline)" if g["baseline"] else ""),
+            f"{g['n']:,}",
+            f"{g['errors']:,}",
+            _number(g["mean"]),
+            _number(g["se"]),
+            _interval(g["ci_low"], g["ci_high"]),
+        ]
+        for g in scores["groups"]
+    ]
+    out.append(text_table(["group", "n", "errors", "mean", "se", "95% interval"], rows, fmt))
+    if scores["comparisons"]:
+        out.append(
+            f"\npaired against {scores['baseline']} on the questions both answered"
+            f" (p adjusted by Holm across {len(scores['comparisons'])} comparisons)\n"
+        )
+        rows = [
+            [
+                c["key"],
+                f"{c['n_pairs']:,}",
+                _number(c["diff"]),
+                _interval(c["ci_low"], c["ci_high"]),
+                _p(c["p"]),
+                _p(c["p_holm"]),
+                c["test"] or "-",
+                c["verdict"],
+                _number(c["mde"]),
+            ]
+            for c in scores["comparisons"]
+        ]
+        header = ["group", "pairs", "diff", "95% interval", "p", "p Holm", "test", "verdict"]
+        out.append(text_table([*header, "detectable"], rows, fmt))
+    out.append("\n" + "\n".join(_study(scores)) + "\n")
+    return "".join(out)
+
+
+def _study(scores: dict[str, Any]) -> list[str]:
+    lines = [
+        f"oracle (the best group per question): {_number(scores['oracle'])}",
+        f"random group (a group picked at random): {_number(scores['random_role'])}",
+    ]
+    half = scores["picked_on_half"]
+    if half:
+        line = (
+            f"picked on half (seed {half['seed']}): {half['picked']}, the best on"
+            f" {half['picked_on']} questions, scores {_number(half['score'])} on the other"
+            f" {half['scored_on']}"
+        )
+        if "baseline" in half:
+            line += (
+                f"; {half['baseline']} there {_number(half['baseline_score'])}: diff"
+                f" {_number(half['diff'])} ({_interval(half['ci_low'], half['ci_high'])}),"
+                f" p {_p(half['p'])}, {half['verdict']}"
+            )
+        lines.append(line)
+    lines.append(
+        f"questions every group answered: {scores['common_questions']:,}"
+        " (the oracle, the random group and the halves use these)"
+    )
+    return lines
+
+
+CSV_COLUMNS = [
+    "key", "n", "errors", "unscored", "mean", "se", "ci_low", "ci_high",
+    "baseline", "n_pairs", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "test",
+    "verdict", "mde",
+]  # fmt: skip
+
+
+def as_csv(scores: dict[str, Any]) -> str:
+    comparisons = {c["key"]: c for c in scores["comparisons"]}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for g in scores["groups"]:
+        c = comparisons.get(g["key"], {})
+        row = {
+            **g,
+            "baseline": scores["baseline"] if c else ("" if not g["baseline"] else "itself"),
+            "n_pairs": c.get("n_pairs"),
+            "diff": c.get("diff"),
+            "diff_ci_low": c.get("ci_low"),
+            "diff_ci_high": c.get("ci_high"),
+            "p": c.get("p"),
+            "p_holm": c.get("p_holm"),
+            "test": c.get("test"),
+            "verdict": c.get("verdict"),
+            "mde": c.get("mde"),
+        }
+        writer.writerow(["" if row[k] is None else plain(row[k]) for k in CSV_COLUMNS])
+    return out.getvalue()

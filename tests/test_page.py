@@ -1,0 +1,155 @@
+"""rolebatch report --format html, rendered by a real headless browser
+(Debian's chromium: `apt-get install -y chromium`; .ci/run installs it) and
+checked as a person would look at it: not blank, every role named, one
+interval per role, the baseline marked, nothing fetched from elsewhere."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from rolebatch.cli import main
+from tests.helpers import write_job
+
+ROLES = [
+    {"id": "none", "role": "", "metadata": {"kind": "control"}},
+    {"id": "geographer", "role": "You are a geographer.", "metadata": {"kind": "expert"}},
+    {"id": "chef", "role": "You are a chef.", "metadata": {"kind": "other expert"}},
+    {"id": "friend", "role": "You are my close friend.", "metadata": {"kind": "interpersonal"}},
+]
+
+
+def _browser() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "no chromium to render the page: apt-get install -y chromium (.ci/run does)"
+        if os.environ.get("ROLEBATCH_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def _chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    quiet = [
+        "--headless",
+        "--no-sandbox",  # as root
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [browser, *quiet, *args], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
+def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and the unfiltered rows of an 8-bit RGB(A) PNG."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    at, data, width = 8, b"", 0
+    while at < len(png):
+        length, kind = struct.unpack(">I4s", png[at : at + 8])
+        chunk = png[at + 8 : at + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8 and colour in (2, 6)
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            data += chunk
+        at += 12 + length
+    raw, stride, rows, previous = (
+        zlib.decompress(data),
+        width * channels,
+        [],
+        bytes(width * channels),
+    )
+    for y in range(height):
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                guess = left + up - corner
+                pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
+                best = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                line[i] = (line[i] + best) & 255
+        rows.append(bytes(line[c] for c in range(0, stride, channels)))  # the red channel
+        previous = bytes(line)
+    return width, height, rows
+
+
+@pytest.fixture
+def page(rolebatch, fake, tmp_path, capsys) -> Path:
+    questions = [
+        {
+            "id": f"q{n}",
+            "query": f"Question {n}?",
+            "options": ["a", "b", "c"],
+            "expected": 1 + n % 3,
+        }
+        for n in range(12)
+    ]
+    job = write_job(tmp_path / "quiz.jsonl", questions)
+    roles = write_job(tmp_path / "roles.jsonl", ROLES)
+    result = rolebatch(str(job), "-o", "quiz.out.jsonl", "--task", "choice", "--roles", str(roles))
+    assert result.code == 0, result.err
+    capsys.readouterr()
+    assert main(["report", "quiz.out.jsonl", "--format", "html"]) == 0
+    path = tmp_path / "report.html"
+    path.write_text(capsys.readouterr().out)
+    return path
+
+
+def test_the_page_is_self_contained(page):
+    text = page.read_text()
+    assert text.startswith("<!doctype html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "<script" not in text and "@import" not in text
+
+
+def test_a_browser_shows_every_role_with_one_interval_and_the_baseline(page, tmp_path):
+    browser = _browser()
+    dom = _chromium(browser, tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    first_plot = dom.split("<svg", 2)[1]
+    groups = re.findall(r'<g class="row ([^"]*)" data-group="([^"]+)"', first_plot)
+    assert sorted(name for _, name in groups) == sorted(r["id"] for r in ROLES)
+    assert first_plot.count('class="interval"') == len(ROLES)
+    assert [name for marks, name in groups if "baseline" in marks] == ["none"]
+    for role in ROLES:
+        assert f">{role['id']}" in dom  # named on the page
+
+
+def test_a_browser_draws_the_page_not_a_blank(page, tmp_path):
+    browser = _browser()
+    shot = tmp_path / "shot.png"
+    _chromium(
+        browser,
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        "--window-size=1000,800",
+        page.as_uri(),
+    )
+    width, height, rows = _pixels(shot.read_bytes())
+    assert (width, height) == (1000, 800)
+    inked = [sum(1 for value in row if value < 200) for row in rows]
+    assert sum(inked) > 0.01 * width * height  # text, axes, points and bars
+    assert sum(1 for count in inked if count) > height // 4  # all down the page, not a line
