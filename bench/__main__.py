@@ -485,6 +485,47 @@ def _resume_paths(tmp: Path, n: int, todo: int = 1000) -> None:
         )
 
 
+def bench_scores(tmp: Path) -> None:
+    """rolebatch report with a scorer over a million lines of a study (100,000
+    questions under 10 roles, the control one of them): the whole process,
+    its peak RSS and time."""
+    import random
+
+    out = tmp / "study.jsonl"
+    rng = random.Random(1)
+    roles = ["none", *(f"role{k}" for k in range(9))]
+    with out.open("w") as handle:
+        for q in range(100_000):
+            expected = 1 + q % 4
+            for role in roles:
+                chosen = expected if rng.random() < 0.3 else 1 + rng.randrange(4)
+                line = {
+                    "id": f"q{q}@{role}",
+                    "line": q * 10 + roles.index(role) + 1,
+                    "status": "ok",
+                    "response": {"option": chosen},
+                    "error": None,
+                    "role": None if role == "none" else f"You are {role}.",
+                    "role_id": role,
+                    "query": f"Question {q}?",
+                    "model": "openai/gpt-4o",
+                    "attempts": 1,
+                    "usage": {"prompt_tokens": 60, "completion_tokens": 6, "total_tokens": 66},
+                    "latency_s": 0.4,
+                    "metadata": None,
+                    "options": ["a", "b", "c", "d"],
+                    "expected": expected,
+                    "cost_usd": 0.0002,
+                }
+                handle.write(json.dumps(line) + "\n")
+    for fmt in ("table", "html"):
+        code, wall, peak = run_cli(["report", str(out), "--format", fmt])
+        print(
+            f"report with scores ({fmt}): 1,000,000 lines, 100,000 questions x 10 roles:"
+            f" exit {code}, {wall:.1f} s, peak RSS {peak:,.0f} MB (target <= 120 MB)"
+        )
+
+
 def bench_resume(tmp: Path) -> None:
     """Peak RSS and time of whole runs over big jobs, on every path a run or a
     resume takes: flat memory from 10,000 to 1,000,000 records."""
@@ -553,6 +594,7 @@ BENCHES = {
     "latency": bench_latency,
     "memory": bench_memory,
     "resume": bench_resume,
+    "scores": bench_scores,
     "local": bench_local,
     "shards": bench_shards,
 }

@@ -9,7 +9,10 @@ differences, which keeps their covariance (a paired interval is much
 narrower than two separate ones).  The test is the exact McNemar test when
 every paired score is 0 or 1 (a two-sided binomial test, p = 0.5, on the
 discordant pairs), and a paired t-test otherwise.  Many conditions against
-one baseline: Holm's step-down adjustment.  Distributions come from scipy.
+one baseline: Holm's step-down adjustment.  Distributions come from
+scipy's special functions (the normal quantile, the binomial and Student t
+distribution functions): ``scipy.stats`` would cost the report twice the
+memory (88 MB to import, against 41).
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ POWER = 0.8
 
 
 def _z(level: float) -> float:
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return float(norm.ppf(level))
+    return float(ndtri(level))
 
 
 @dataclass
@@ -104,31 +107,33 @@ def paired(condition: Sequence[float], baseline: Sequence[float]) -> Paired:
 def mcnemar_exact(condition: Sequence[float], baseline: Sequence[float]) -> float:
     """Two-sided exact McNemar p: a binomial test (p = 0.5) on the pairs where
     exactly one of the two was right."""
-    from scipy.stats import binomtest
-
     wins = sum(1 for c, b in zip(condition, baseline, strict=True) if c > b)
     losses = sum(1 for c, b in zip(condition, baseline, strict=True) if c < b)
-    if wins + losses == 0:
-        return 1.0
-    return float(binomtest(wins, wins + losses, 0.5).pvalue)
+    return sign_test(wins, losses)
 
 
 def paired_t(diffs: Sequence[float]) -> float:
     """Two-sided p of a paired t-test on the differences."""
-    from scipy.stats import ttest_1samp
+    from scipy.special import stdtr
 
-    if all(d == diffs[0] for d in diffs):  # no spread: the test is undefined
-        return 1.0 if diffs[0] == 0 else 0.0
-    return float(ttest_1samp(diffs, 0.0).pvalue)
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:  # no spread: the test is undefined
+        return 1.0 if mean == 0 else 0.0
+    t = mean / (sd / math.sqrt(n))
+    return float(min(1.0, 2 * stdtr(n - 1, -abs(t))))
 
 
 def sign_test(wins: int, losses: int) -> float:
-    """Two-sided p of the sign test: wins against losses, ties left out."""
-    from scipy.stats import binomtest
+    """Two-sided p of the sign test (an exact binomial test at p = 0.5, whose
+    two tails are alike): wins against losses, ties left out."""
+    from scipy.special import bdtr
 
-    if wins + losses == 0:
+    n = wins + losses
+    if n == 0:
         return 1.0
-    return float(binomtest(wins, wins + losses, 0.5).pvalue)
+    return float(min(1.0, 2 * bdtr(min(wins, losses), n, 0.5)))
 
 
 def share_interval(successes: float, n: int) -> tuple[float | None, float | None]:
