@@ -137,3 +137,15 @@ def test_a_run_of_another_task_is_refused_on_an_output(rolebatch, fake, tmp_path
     assert rolebatch(str(job), "-o", "o.jsonl", "--task", "choice").code == 0
     result = rolebatch(str(job), "-o", "o.jsonl", "--task", "answer")
     assert result.code == 2 and "task was 'choice', now 'answer'" in result.err
+
+
+def test_the_shards_of_a_choice_job_merge(rolebatch, fake, tmp_path, capsys):
+    from rolebatch.cli import main
+
+    questions = [{**QUESTION, "id": f"q{n}"} for n in range(6)]
+    job = write_job(tmp_path / "quiz.jsonl", questions)
+    for k in (0, 1):
+        assert rolebatch(str(job), "--task", "choice", "--shard", f"{k}/2").code == 0
+    capsys.readouterr()
+    assert main(["merge", str(job), "-o", "m.jsonl"]) == 0
+    assert [line["id"] for line in read_lines(Path("m.jsonl"))] == [f"q{n}" for n in range(6)]

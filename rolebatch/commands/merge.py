@@ -29,13 +29,16 @@ def merge(job: Path, shards: tuple[Path, ...], output: Path | None, replace: boo
     the job is missing from the shards or in two of them, naming the first
     few."""
     from ..records.merge import merge as merge_files
+    from ..records.merge import shard_task
     from ..records.shards import default_shard_outputs
+    from ..tasks import open_task
 
     files = list(shards) or default_shard_outputs(job)
     if not files:
         raise click.UsageError(f"no shard outputs of {job} in out/: name them")
     target = output or Path("out") / f"{job.stem}.jsonl"
-    result = merge_files(job, files, target, replace=replace)
+    rules = open_task(shard_task(files))  # which keys the job's records take
+    result = merge_files(job, files, target, replace=replace, rules=rules)
     click.echo(
         f"rolebatch merge: {result.records:,} records of {job} from {len(files)} shard"
         f" output(s) into {target}: {result.ok:,} ok, {result.errors:,} failed,"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, UsageError
-from .job import JobFile, open_job
+from .job import PLAIN, JobFile, RecordRules, open_job
 from .lines import line_cost
 from .output import OutputFile, describe_change, parse_head, read_sidecar
 from .roles import Sweep
@@ -57,10 +57,17 @@ class Merged:
         return not (self.missing or self.doubled)
 
 
-def merge(job_path: Path, shards: list[Path], target: Path, replace: bool = False) -> Merged:
+def merge(
+    job_path: Path,
+    shards: list[Path],
+    target: Path,
+    replace: bool = False,
+    rules: RecordRules = PLAIN,
+) -> Merged:
     """Write ``target`` from ``shards`` in the job's order; say what is
     missing or doubled.  Refuses shards of different runs, and a target that
-    holds lines no merge wrote (unless ``replace``)."""
+    holds lines no merge wrote (unless ``replace``).  ``rules``: the keys the
+    shards' task takes in a record (``shard_task`` says which task)."""
     if not shards:
         raise UsageError("no shard outputs to merge")
     if len(shards) >= 1 << (63 - OFFSET_BITS):
@@ -71,7 +78,7 @@ def merge(job_path: Path, shards: list[Path], target: Path, replace: bool = Fals
         if path.resolve() == target.resolve():
             raise UsageError(f"{path}: the merged output cannot be one of the shards")
     config, sweep = _one_run(job_path, shards)
-    job = open_job(job_path, sweep=sweep)
+    job = open_job(job_path, sweep=sweep, rules=rules)
     output = OutputFile(target, config)
     output.lock()
     try:
@@ -81,6 +88,12 @@ def merge(job_path: Path, shards: list[Path], target: Path, replace: bool = Fals
     finally:
         output.close()
     return result
+
+
+def shard_task(shards: list[Path]) -> str:
+    """The task the first shard was run with ("role" for outputs from before tasks)."""
+    meta = read_sidecar(shards[0]) if shards and shards[0].is_file() else None
+    return str(((meta or {}).get("config") or {}).get("task", "role"))
 
 
 def _one_run(job_path: Path, shards: list[Path]) -> tuple[dict[str, Any], Sweep | None]:
