@@ -15,6 +15,7 @@ import click
 
 from .commands.batches import cancel, status
 from .commands.estimate import estimate
+from .commands.judge import judge
 from .commands.merge import merge
 from .commands.report import report
 from .commands.run import run
@@ -34,6 +35,7 @@ cli.add_command(status)
 cli.add_command(cancel)
 cli.add_command(merge)
 cli.add_command(report)
+cli.add_command(judge)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,13 @@ class RunConfig:
     base_url: str | None = None
     mode: str | None = None
     schema: str | None = None
-    # What is asked and what comes back (tasks.TASKS): role, choice, answer.
+    # What is asked and what comes back (tasks.TASKS): role, choice, answer;
+    # or a judge (rolebatch judge): its rubric, the role a pairwise judge
+    # sets every answer against, and whether it is shown the roles.
     task: str = "role"
+    rubric: Path | None = None
+    against: str | None = None
+    show_role: bool = False
     layout: Layout = "system"
     concurrency: int = 8
     max_tokens: int | None = None
@@ -80,6 +85,8 @@ class RunConfig:
         object.__setattr__(self, "job", Path(self.job))
         if self.output is not None:
             object.__setattr__(self, "output", Path(self.output))
+        if self.rubric is not None:
+            object.__setattr__(self, "rubric", Path(self.rubric))
         if self.shard is not None and not isinstance(self.shard, Shard):
             object.__setattr__(self, "shard", Shard(*self.shard))
 

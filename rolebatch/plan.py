@@ -40,7 +40,13 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     Raises UsageError/InputError."""
     if config.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    task = open_task(config.task, config.schema)
+    task = open_task(
+        config.task,
+        config.schema,
+        rubric=config.rubric,
+        against=config.against,
+        show_role=config.show_role,
+    )
     endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
     prices = lookup(endpoint, config.price)
     if config.via == "batch":

@@ -37,6 +37,7 @@ class Tally:
     # by why ("expired": never run; "transient": a 5xx, 429 or timeout; "reask").
     batch_rounds: int = 0
     again: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)  # what the user should know of this run
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -101,9 +102,10 @@ class Summary:
                 if t.failed_before
                 else ""
             )
+            notes = "".join(f"\n  note: {note}" for note in t.notes)
             return (
                 f"rolebatch: all {t.total:,} records are already done{kept}; nothing to run."
-                f"\n  output: {self.output}"
+                f"{notes}\n  output: {self.output}"
             )
         lines = [
             f"rolebatch: {t.done:,} of {t.total:,} records in {_duration(self.wall_s)}:"
@@ -127,6 +129,7 @@ class Summary:
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
         )
         lines.extend(self._cost_lines())
+        lines.extend(f"  note: {note}" for note in t.notes)
         lines.append(f"  output: {self.output}")
         return "\n".join(lines)
 
@@ -165,6 +168,7 @@ class Summary:
             "max_cost_usd": usd(t.budget),
             "price_unknown_for": t.unpriced,
             "wall_s": round(self.wall_s, 3),
+            "notes": list(t.notes),
         }
 
     def markdown(self, exit_code: int, stopped: str | None = None) -> str:
@@ -185,6 +189,7 @@ class Summary:
             *([("batches", _rounds(t))] if t.batch_rounds else []),
             ("cost", cost),
             ("time", _duration(self.wall_s)),
+            *(("note", note) for note in t.notes),
             ("output", f"`{self.output}`"),
         ]
         body = "\n".join(f"| {name} | {value} |" for name, value in rows)

@@ -316,4 +316,4 @@ def test_the_readme_settings_example_works_on_the_job_it_is_written_for(tmp_path
     Path("jobs/topics.toml").write_text(settings)
     assert main(["estimate", "jobs/topics.jsonl"]) == 0
     shown = capsys.readouterr().out
-    assert "with openai/gpt-4o" in shown and "records: 12, 12 to do" in shown
+    assert "with openai/gpt-4o" in shown and "records: 15, 15 to do" in shown

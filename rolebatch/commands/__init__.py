@@ -6,6 +6,7 @@ gathers them and maps errors to exit codes.
     batches   rolebatch status and cancel: an output's batches at the provider
     merge     rolebatch merge: shard outputs joined in input order
     report    rolebatch report: an output's lines compared per group
+    judge     rolebatch judge: an earlier run's answers graded by a judge model
     options   the options run and estimate share
     settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """

@@ -265,11 +265,28 @@ _OPTIONS += [
 ]
 
 
-def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """JOB and the options that say how its answers are bought."""
-    for option in reversed(_OPTIONS):
-        command = option(command)
-    return command
+def _name(decorator: Callable[[Any], Any]) -> str:
+    """The parameter a click decorator adds."""
+
+    def probe() -> None: ...
+
+    decorator(probe)
+    return probe.__click_params__[0].name  # type: ignore[attr-defined]
+
+
+def job_options(
+    command: Callable[..., Any] | None = None, *, leave_out: tuple[str, ...] = ()
+) -> Any:
+    """JOB and the options that say how its answers are bought (less
+    ``leave_out``, for a command that makes its own records: a judge)."""
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(_OPTIONS):
+            if _name(option) not in leave_out:
+                command = option(command)
+        return command
+
+    return apply(command) if command is not None else apply
 
 
 def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunConfig:

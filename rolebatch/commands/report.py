@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,30 +74,41 @@ def report(
     verdict), the oracle, a group picked at random, and a group picked on
     half the questions scored on the other half.  Reads the file once, in
     flat memory."""
+    from ..evaluate.pairwise import Pairwise
     from ..evaluate.scores import Scores
     from ..records.report import as_data, cells, read, render
 
     scores = Scores(score, errors, required=score is not None)
-    groups = read(output, by, observe=scores.add)
+    heads = Pairwise()
+
+    def observe(line: dict[str, Any], group: str) -> None:
+        scores.add(line, group)
+        heads.add(line, group)
+
+    groups = read(output, by, observe=observe)
     if not groups:
         click.echo(f"{output}: no lines yet; nothing to report", err=True)
         return 0  # as an empty job is nothing to do
     figures = scores.report(baseline, seed)
+    pairwise = heads.report()
     if fmt == "json":
-        data = {"by": by, "groups": as_data(groups), "scores": figures}
+        data = {"by": by, "groups": as_data(groups), "scores": figures, "pairwise": pairwise}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    elif fmt == "csv" and figures is not None:
-        from ..evaluate.tables import as_csv
+    elif fmt == "csv" and (figures is not None or pairwise is not None):
+        from ..evaluate.tables import as_csv, pairwise_csv
 
-        click.echo(as_csv(figures), nl=False)
+        click.echo(as_csv(figures) if figures else pairwise_csv(pairwise or {}), nl=False)
     elif fmt == "html":
         from ..evaluate.page import page
 
-        click.echo(page(f"rolebatch report: {output.name}", by, figures, cells(groups, by)))
+        title = f"rolebatch report: {output.name}"
+        click.echo(page(title, by, figures, cells(groups, by), pairwise))
     else:
         click.echo(render(groups, fmt, by), nl=False)
-        if figures is not None:
-            from ..evaluate.tables import text
+        from ..evaluate.tables import pairwise_text, text
 
+        if figures is not None:
             click.echo(text(figures, fmt), nl=False)
+        if pairwise is not None:
+            click.echo(pairwise_text(pairwise, fmt), nl=False)
     return 0

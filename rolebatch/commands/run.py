@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import click
 
+from ..config import RunConfig
 from ..errors import AbortError, Pending, RolebatchError, UsageError
 from ..progress import BarReporter, LineReporter, Reporter, Summary, default_reporter
 from . import heavy_imports
@@ -19,39 +20,50 @@ from .options import job_options, run_config
 from .settings import WithSettings, config_option
 
 
+def run_options(command: Any) -> Any:
+    """How a run shows itself and where its summary goes (run, judge, panel)."""
+    for option in reversed(
+        [
+            click.option(
+                "--progress",
+                "progress_style",
+                type=click.Choice(["auto", "bar", "lines", "none"]),
+                default="auto",
+                show_default=True,
+                help="auto: a live bar on a terminal, plain lines otherwise (cron, CI).",
+            ),
+            click.option(
+                "--progress-interval",
+                type=click.FloatRange(min=0.1),
+                default=10.0,
+                show_default=True,
+                help="Seconds between plain progress lines.",
+            ),
+            click.option(
+                "--backend",
+                type=click.Choice(["asyncio", "trio"]),
+                default="asyncio",
+                envvar="ROLEBATCH_BACKEND",
+                show_default=True,
+                help="anyio event loop backend.",
+            ),
+            click.option(
+                "--summary-json",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Also write the end summary here as JSON, for scripts: counts by status"
+                " and error kind, tokens, cost, wall time, exit code.  (With"
+                " $GITHUB_STEP_SUMMARY set, a markdown table is appended there too.)",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @click.command(cls=WithSettings)
 @job_options
 @config_option
-@click.option(
-    "--progress",
-    "progress_style",
-    type=click.Choice(["auto", "bar", "lines", "none"]),
-    default="auto",
-    show_default=True,
-    help="auto: a live bar on a terminal, plain lines otherwise (cron, CI).",
-)
-@click.option(
-    "--progress-interval",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds between plain progress lines.",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default="asyncio",
-    envvar="ROLEBATCH_BACKEND",
-    show_default=True,
-    help="anyio event loop backend.",
-)
-@click.option(
-    "--summary-json",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Also write the end summary here as JSON, for scripts: counts by status and"
-    " error kind, tokens, cost, wall time, exit code.  (With $GITHUB_STEP_SUMMARY"
-    " set, a markdown table is appended there too.)",
-)
+@run_options
 def run(
     job: Path,
     output: Path | None,
@@ -62,10 +74,23 @@ def run(
     **options: object,
 ) -> int:
     """Run every record of JOB (a JSONL file) and write one result line per record."""
+    config = run_config(job, output, options)
+    return execute(config, progress_style, progress_interval, backend, summary_json)
+
+
+def execute(
+    config: RunConfig,
+    progress_style: str,
+    progress_interval: float,
+    backend: str,
+    summary_json: Path | None,
+    notes: list[str] | None = None,
+) -> int:
+    """Run ``config`` to the end, show its summary (with ``notes``), and say
+    how it ended as an exit code."""
     with heavy_imports():
         from ..pipeline import run_job  # openai and instructor: most of a second
 
-    config = run_config(job, output, options)
     if config.quota and backend != "asyncio" and (config.via == "live" or config.reask == "live"):
         raise UsageError(
             "--quota works under asyncio only (the redis package's client): run with"
@@ -78,6 +103,7 @@ def run(
         )
     except Pending as exc:
         summary = exc.summary
+        summary.tally.notes.extend(notes or [])
         click.echo(summary.text(), err=True)
         click.echo(f"rolebatch: pending: {exc}", err=True)
         _reports(summary, exc.exit_code, str(exc), summary_json)
@@ -85,6 +111,7 @@ def run(
     except AbortError as exc:
         summary = exc.summary
         if summary is not None:
+            summary.tally.notes.extend(notes or [])
             click.echo(summary.text(), err=True)
         click.echo(f"rolebatch: stopped: {exc}", err=True)
         if summary is not None:
@@ -97,6 +124,7 @@ def run(
     except RolebatchError as exc:  # nothing was sent; the message comes from main()
         _report_refusal(exc, summary_json)
         raise
+    summary.tally.notes.extend(notes or [])
     click.echo(summary.text(), err=True)
     click.echo(str(summary.output))
     _reports(summary, summary.exit_code, None, summary_json)

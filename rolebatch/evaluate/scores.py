@@ -50,6 +50,14 @@ def query_key(line: dict[str, Any]) -> str:
     return key
 
 
+def _answer_role(line: dict[str, Any]) -> Any:
+    """The role text of the answer a line is about: its own, or for a judged
+    line the role of the answer judged (a judge's lines have none of their own)."""
+    if "judged_id" in line:
+        return line.get("judged_role")
+    return line.get("role")
+
+
 @dataclass
 class _Group:
     key: str
@@ -148,7 +156,7 @@ class Scores:
         g = self._groups.get(key)
         if g is None:
             g = self._groups[key] = _Group(key, len(self._groups))
-            g.control = bool(line.get("role_id")) and not line.get("role")
+            g.control = bool(line.get("role_id")) and not _answer_role(line)
         return g
 
     # -- the figures -------------------------------------------------------

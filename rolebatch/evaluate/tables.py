@@ -1,6 +1,6 @@
 """The study's figures as text: a table for a terminal, markdown for a CI
 step summary, CSV for a notebook (one row per group, its comparison with
-the baseline beside it)."""
+the baseline beside it); and head-to-head judgements the same ways."""
 
 from __future__ import annotations
 
@@ -122,4 +122,54 @@ def as_csv(scores: dict[str, Any]) -> str:
             "mde": c.get("mde"),
         }
         writer.writerow(["" if row[k] is None else plain(row[k]) for k in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def pairwise_text(pairwise: dict[str, Any], fmt: str) -> str:
+    """``table`` or ``md``: head to head against the baseline, per role."""
+    out = [
+        f"\nhead to head against {pairwise['baseline']} (a win or loss only when both orders"
+        f" agree; p of a sign test of wins against losses, adjusted by Holm across"
+        f" {len(pairwise['rows'])} roles)\n"
+    ]
+    rows = [
+        [
+            r["key"],
+            f"{r['pairs']:,}",
+            f"{r['wins']:,}",
+            f"{r['ties']:,}",
+            f"{r['losses']:,}",
+            _number(r["win_rate"]),
+            _interval(r["ci_low"], r["ci_high"]),
+            _p(r["p_holm"]),
+            r["verdict"],
+        ]
+        for r in pairwise["rows"]
+    ]
+    header = ["group", "pairs", "wins", "ties", "losses", "win rate", "95% interval", "p Holm"]
+    out.append(text_table([*header, "verdict"], rows, fmt))
+    consistency = pairwise["consistency"]
+    line = f"\nposition consistency: {_number(consistency)}"
+    if pairwise["unreliable"]:
+        line += " (an unreliable judge: its verdict follows the order it is shown the answers in)"
+    if pairwise["incomplete"]:
+        line += f"; {pairwise['incomplete']:,} pairs wait for their other order"
+    if pairwise["no_verdict"]:
+        line += f"; {pairwise['no_verdict']:,} pairs with an order that failed"
+    out.append(line + "\n")
+    return "".join(out)
+
+
+PAIRWISE_COLUMNS = [
+    "key", "pairs", "wins", "ties", "losses", "win_rate", "ci_low", "ci_high", "p", "p_holm",
+    "verdict", "consistency",
+]  # fmt: skip
+
+
+def pairwise_csv(pairwise: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(PAIRWISE_COLUMNS)
+    for row in pairwise["rows"]:
+        writer.writerow(["" if row[k] is None else plain(row[k]) for k in PAIRWISE_COLUMNS])
     return out.getvalue()

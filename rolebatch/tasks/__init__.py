@@ -5,6 +5,7 @@
     role     the seed's task: the role prompt, answered as ``Response`` or --schema
     choice   a multiple-choice question: ``{"option": N}``
     answer   a short free answer: ``{"answer": "..."}``
+    judge    a judge grading an earlier run's answers: by a rubric, or head to head
     schema   response models from --schema: a pydantic class or a JSON Schema
 
 ``open_task`` gives the task a run carries.  Adding a task is a module here
@@ -13,6 +14,7 @@ and a line in ``open_task``; nothing else in the package asks which task it is.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -20,11 +22,19 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from .task import Task
 
-# --task's choices; the first is the default.
+# --task's choices; the first is the default.  (A judge is run by `rolebatch
+# judge`, which makes its records.)
 TASKS = ("role", "choice", "answer")
 
 
-def open_task(name: str = "role", schema: str | None = None) -> Task:
+def open_task(
+    name: str = "role",
+    schema: str | None = None,
+    *,
+    rubric: Path | None = None,
+    against: str | None = None,
+    show_role: bool = False,
+) -> Task:
     """The task of a run, checked: UsageError before anything is sent.
     (Imported here, not at the top: the command line reads ``TASKS`` and the
     layouts at start-up and must not wait for instructor.)"""
@@ -47,4 +57,10 @@ def open_task(name: str = "role", schema: str | None = None) -> Task:
         from .answer import ShortAnswer
 
         return ShortAnswer()
+    if name == "judge":
+        from .judge import RubricJudge, load_rubric
+
+        if rubric is None:
+            raise UsageError("a judge needs --rubric FILE")
+        return RubricJudge(load_rubric(Path(rubric)), against, show_role)
     raise UsageError(f"--task {name!r}: expected one of {', '.join(TASKS)}")

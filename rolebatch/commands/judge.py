@@ -1,0 +1,111 @@
+"""``rolebatch judge``: grade an earlier run's answers with a judge model, by
+a rubric or head to head; an ordinary run of the judge task (``tasks.judge``)
+over records made from the judged output (``evaluate.judging``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..records.output import read_sidecar
+from ..records.shards import shard_output
+from . import heavy_imports
+from .options import job_options, run_config
+from .run import execute, run_options
+from .settings import WithSettings, config_option
+
+# What a judge has no use for: its records, task and prompt are its own.
+NOT_FOR_A_JUDGE = ("job", "task", "schema", "layout", "roles", "samples")
+
+
+@click.command(cls=WithSettings)
+@click.argument("judged", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--rubric",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The rubric: a text or markdown file; a line 'Scale: 1-5' sets the scale"
+    " (1 to 10 otherwise).",
+)
+@click.option(
+    "--against",
+    metavar="ROLE_ID",
+    help="Head to head: each answer against the answer of this role (e.g. the control)"
+    " to the same question, asked in both orders.  [default: grade each answer alone]",
+)
+@click.option(
+    "--show-role",
+    is_flag=True,
+    help="Show the judge the role that wrote each answer (it is blind by default).",
+)
+@click.option(
+    "--estimate", is_flag=True, help="Say what judging would cost and take; send nothing."
+)
+@job_options(leave_out=NOT_FOR_A_JUDGE)
+@config_option
+@run_options
+def judge(
+    judged: Path,
+    rubric: Path,
+    against: str | None,
+    show_role: bool,
+    estimate: bool,
+    output: Path | None,
+    progress_style: str,
+    progress_interval: float,
+    backend: str,
+    summary_json: Path | None,
+    **options: object,
+) -> int:
+    """Grade the ok answers of JUDGED (an output of rolebatch run) with a judge
+    model: one judged line per answer, {"reasoning", "score"} by the rubric;
+    or, with --against, per answer and order {"reasoning", "winner"} against
+    the baseline role's answer.  The judged output is an ordinary output:
+    resumable, priced, --via batch, shards, limits, --max-cost, settings.
+    `rolebatch report` reads it (--score field:score; pairwise by itself)."""
+    from ..evaluate.judging import make_records
+
+    meta = read_sidecar(judged) if judged.is_file() else None
+    if meta is None:
+        raise UsageError(f"{judged}: not an output of rolebatch run (no sidecar beside it)")
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
+        # The judge's model is the run's unless said otherwise.
+        options["model"] = meta["config"].get("model", options["model"])
+        if ctx.get_parameter_source("base_url") == click.core.ParameterSource.DEFAULT:
+            options["base_url"] = meta["config"].get("base_url")
+    stem = f"{judged.stem}.{'judged' if against is None else f'against-{against}'}"
+    records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
+    made = make_records(judged, records, against)
+    config = run_config(records, output, options)
+    if output is None:
+        default = Path("out") / f"{stem}.jsonl"
+        output = shard_output(default, config.shard) if config.shard else default
+    config = replace(
+        config, output=output, task="judge", rubric=rubric, against=against, show_role=show_role
+    )
+    notes = [
+        f"judged {made.answers:,} answers of {judged}"
+        + (
+            f"; {made.without_baseline:,} had no {against} answer to compare with"
+            if against
+            else ""
+        )
+    ]
+    if made.models and config.model in made.models:
+        notes.append(
+            f"the judge is the model that wrote the answers ({config.model}): judges prefer"
+            " their own model's answers; a judge of another family (--model) is the fairer one"
+        )
+    if estimate:
+        with heavy_imports():
+            from ..forecast import forecast
+
+        click.echo(forecast(config).text())
+        for note in notes:
+            click.echo(f"  note: {note}")
+        return 0
+    return execute(config, progress_style, progress_interval, backend, summary_json, notes)

@@ -1,0 +1,159 @@
+"""A judge's records, made from the ok lines of the output it judges
+(``rolebatch judge``): the judge is an ordinary run of the judge task over
+these records, so resume, cost, limits, batch APIs and shards are a run's.
+
+    pointwise   one record an answer: {"id": <the answer's id>, "query": ...,
+                "answers": [<its response>], "judged": {what it answers}}
+    pairwise    two records an answer that has a baseline answer to the same
+                question (the role --against, and the same sample): ``~ab``
+                with the answer first, ``~ba`` with the baseline first
+
+The records are written one line at a time; pairing finds each baseline
+answer through a flat table of key hashes and its byte offset, so a judged
+output of a million lines is read twice and never held.  The file is
+replaced only when its bytes change, so a judged output resumes against the
+same records.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError, UsageError
+from ..records.ids import HashIndex, id_hash
+from .scores import query_key
+
+
+@dataclass
+class Made:
+    answers: int = 0  # ok lines read
+    records: int = 0  # judge records written
+    without_baseline: int = 0  # pairwise: answers whose question the baseline did not answer
+    models: set[str] | None = None  # the models that wrote the answers
+
+
+def pair_key(line: dict[str, Any]) -> str:
+    """What pairs an answer with the baseline's: its question and sample."""
+    key = str(line.get("id"))
+    role = line.get("role_id")
+    _, sep, sample = key.rpartition("#")
+    sample_part = f"#{sample}" if sep and sample.isdigit() else ""
+    return query_key(line) + sample_part if role else key
+
+
+def _judged(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": line.get("id"),
+        "query_id": query_key(line),
+        "role_id": line.get("role_id"),
+        "role": line.get("role"),
+        "role_metadata": line.get("role_metadata"),
+        "model": line.get("model"),
+    }
+
+
+def _ok_lines(path: Path):
+    """(byte offset, line) of every whole ok line of ``path``."""
+    offset = 0
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            start, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
+                break  # a torn last line: a run is still writing it
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                raise UsageError(f"{path}:{number}: not a rolebatch output line") from None
+            if isinstance(line, dict) and line.get("status") == "ok" and "response" in line:
+                yield start, line
+
+
+def make_records(output: Path, target: Path, against: str | None = None) -> Made:
+    """Write the judge's records for ``output`` to ``target``."""
+    made = Made(models=set())
+    # Shards of one judging make the same records at once: a file of each's own.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as out:
+            if against is None:
+                for _, line in _ok_lines(output):
+                    made.answers += 1
+                    made.models.add(str(line.get("model")))
+                    record = {
+                        "id": line.get("id"),
+                        "query": line.get("query"),
+                        "answers": [line["response"]],
+                        "judged": _judged(line),
+                    }
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    made.records += 1
+            else:
+                _pairwise(output, out, against, made)
+        if target.exists() and filecmp.cmp(target, tmp, shallow=False):
+            tmp.unlink()  # the same records: the judged output resumes against them
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return made
+
+
+def _pairwise(output: Path, out: Any, against: str, made: Made) -> None:
+    offsets = array("q")
+    baselines = HashIndex(values=True)
+    for offset, line in _ok_lines(output):
+        if line.get("role_id") == against:
+            baselines.put(id_hash(pair_key(line)), len(offsets))
+            offsets.append(offset)
+    if not len(offsets):
+        raise UsageError(
+            f"--against {against!r}: {output} has no ok answers of that role (a sweep's"
+            " role id, e.g. the control)"
+        )
+    with output.open("rb") as source:
+        for _, line in _ok_lines(output):
+            if line.get("role_id") == against:
+                continue
+            made.answers += 1
+            made.models.add(str(line.get("model")))
+            key = pair_key(line)
+            found = baselines.get(id_hash(key))
+            base = None
+            if found is not None:
+                source.seek(offsets[found])
+                base = json.loads(source.readline())
+                if pair_key(base) != key:
+                    base = None  # another key with the same hash: confirmed, not taken
+            if base is None:
+                made.without_baseline += 1
+                continue
+            judged = _judged(line)
+            for order, answers, roles in (
+                ("ab", [line["response"], base["response"]], [line.get("role"), base.get("role")]),
+                ("ba", [base["response"], line["response"]], [base.get("role"), line.get("role")]),
+            ):
+                record = {
+                    "id": f"{line.get('id')}~{order}",
+                    "query": line.get("query"),
+                    "answers": answers,
+                    "judged": {
+                        **judged,
+                        "pair": line.get("id"),
+                        "order": order,
+                        "against": against,
+                        "roles": roles,
+                    },
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                made.records += 1
