@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,6 +172,11 @@ def test_pairwise_figures_against_a_computation_of_their_own(tmp_path, capsys):
     agreed = 9 + 2 + 1 + 6  # both orders named the same answer: 9 and 2, 1 and 6
     assert heads["consistency"] == pytest.approx(agreed / 26)
     assert heads["incomplete"] == 1
+    assert main(["report", str(path), "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    plot = page.split("Head to head against none")[1].split("<svg", 1)[1].split("</svg>")[0]
+    assert sorted(re.findall(r'data-group="([^"]+)"', plot)) == ["pirate", "poet"]
+    assert plot.count('class="interval"') == 2
 
 
 def test_one_order_s_verdict_is_read_from_the_answer_s_side():
