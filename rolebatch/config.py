@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .records.shards import Shard, shard_output
+from .records.shards import Shard, output_stem, shard_output
 from .tasks.layout import Layout
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class RunConfig:
             return self.output
         if self.shard is not None:
             return shard_output(self.job, self.shard)
-        return Path("out") / f"{self.job.stem}.jsonl"
+        return Path("out") / f"{output_stem(self.job)}.jsonl"
 
 
 def fingerprint(config: RunConfig, endpoint: Endpoint, task: Task) -> dict[str, Any]:

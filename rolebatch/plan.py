@@ -71,7 +71,11 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
         normalize_url(config.quota)
         if sending:
             check_reachable(config.quota)
-    output = OutputFile(config.output_path(), fingerprint(config, endpoint, task))
+    path = config.output_path()
+    for named, other in (("job", config.job), ("roles file", config.roles)):
+        if other is not None and path.resolve() == Path(other).resolve():
+            raise UsageError(f"{path}: the output cannot be the {named}")
+    output = OutputFile(path, fingerprint(config, endpoint, task))
     sweep = None
     if config.roles is not None:
         sweep = load_sweep(Path(config.roles), config.samples)

@@ -317,3 +317,14 @@ def test_the_readme_settings_example_works_on_the_job_it_is_written_for(tmp_path
     assert main(["estimate", "jobs/topics.jsonl"]) == 0
     shown = capsys.readouterr().out
     assert "with openai/gpt-4o" in shown and "records: 15, 15 to do" in shown
+
+
+def test_a_run_never_writes_onto_its_job_or_roles_even_fresh(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    roles = write_job(tmp_path / "roles.jsonl", [{"id": "poet", "role": "You are a poet."}])
+    before = job.read_bytes(), roles.read_bytes()
+    result = rolebatch(str(job), "-o", str(job), "--fresh")
+    assert result.code == 2 and "the output cannot be the job" in result.err
+    result = rolebatch(str(job), "-o", str(roles), "--roles", str(roles), "--fresh")
+    assert result.code == 2 and "the output cannot be the roles file" in result.err
+    assert (job.read_bytes(), roles.read_bytes()) == before and fake.requests == []

@@ -128,3 +128,13 @@ def test_bad_shard_options_exit_2(rolebatch, tmp_path, args, message):
     assert result.code == 2
     assert message in result.err
     assert not Path("out").exists()
+
+
+def test_merge_never_writes_onto_its_job(rolebatch, fake, tmp_path, capsys):
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    before = job.read_bytes()
+    for k in range(2):
+        assert rolebatch(str(job), "--shard", f"{k}/2").code == 0
+    assert main(["merge", str(job), "-o", str(job)]) == 2
+    assert "the merged output cannot be the job file" in capsys.readouterr().err
+    assert job.read_bytes() == before

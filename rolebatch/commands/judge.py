@@ -11,7 +11,6 @@ import click
 
 from ..errors import UsageError
 from ..records.output import read_sidecar
-from ..records.shards import shard_output
 from . import heavy_imports
 from .options import job_options, run_config
 from .run import execute, run_options
@@ -81,12 +80,8 @@ def judge(
     records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
     made = make_records(judged, records, against)
     config = run_config(records, output, options)
-    if output is None:
-        default = Path("out") / f"{stem}.jsonl"
-        output = shard_output(default, config.shard) if config.shard else default
-    config = replace(
-        config, output=output, task="judge", rubric=rubric, against=against, show_role=show_role
-    )
+    # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
+    config = replace(config, task="judge", rubric=rubric, against=against, show_role=show_role)
     notes = [
         f"judged {made.answers:,} answers of {judged}"
         + (

@@ -14,7 +14,8 @@ import click
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The merged output.  [default: out/<job stem>.jsonl]",
+    help="The merged output.  [default: out/<job stem>.jsonl; a judge's or a panel's"
+    " records out/<stem>.records.jsonl merge into out/<stem>.jsonl]",
 )
 @click.option(
     "--replace",
@@ -30,13 +31,13 @@ def merge(job: Path, shards: tuple[Path, ...], output: Path | None, replace: boo
     few."""
     from ..records.merge import merge as merge_files
     from ..records.merge import shard_task
-    from ..records.shards import default_shard_outputs
+    from ..records.shards import default_shard_outputs, output_stem
     from ..tasks import open_task
 
     files = list(shards) or default_shard_outputs(job)
     if not files:
         raise click.UsageError(f"no shard outputs of {job} in out/: name them")
-    target = output or Path("out") / f"{job.stem}.jsonl"
+    target = output or Path("out") / f"{output_stem(job)}.jsonl"
     rules = open_task(shard_task(files))  # which keys the job's records take
     result = merge_files(job, files, target, replace=replace, rules=rules)
     click.echo(

@@ -77,6 +77,8 @@ def merge(
             raise UsageError(f"{path}: no such shard output")
         if path.resolve() == target.resolve():
             raise UsageError(f"{path}: the merged output cannot be one of the shards")
+    if target.resolve() == job_path.resolve():
+        raise UsageError(f"{target}: the merged output cannot be the job file")
     config, sweep = _one_run(job_path, shards)
     job = open_job(job_path, sweep=sweep, rules=rules)
     output = OutputFile(target, config)

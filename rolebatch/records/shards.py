@@ -75,13 +75,21 @@ def parse_shard(spec: str | None, count: int | None, env: Mapping[str, str]) -> 
     return Shard(index, count)
 
 
+def output_stem(job: Path) -> str:
+    """The name a job's outputs take: its stem, less the ``.records`` of the
+    records a judge or a panel makes (``out/x.panel.records.jsonl`` is the
+    job of ``out/x.panel.jsonl``), so an output never lands on its job."""
+    stem = job.stem
+    return stem.removesuffix(".records") if stem.endswith(".records") else stem
+
+
 def shard_output(job: Path, shard: Shard) -> Path:
-    return Path("out") / f"{job.stem}.shard-{shard.index}-of-{shard.count}.jsonl"
+    return Path("out") / f"{output_stem(job)}.shard-{shard.index}-of-{shard.count}.jsonl"
 
 
 def default_shard_outputs(job: Path) -> list[Path]:
     """The shard outputs of ``job`` under their default names, by index."""
-    pattern = re.compile(re.escape(job.stem) + r"\.shard-(\d+)-of-(\d+)\.jsonl$")
+    pattern = re.compile(re.escape(output_stem(job)) + r"\.shard-(\d+)-of-(\d+)\.jsonl$")
     found = []
     directory = Path("out")
     if directory.is_dir():
