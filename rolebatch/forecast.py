@@ -27,6 +27,9 @@ from .secrets import Redactor
 from .via.request import instructor_kwargs
 from .via.verdict import replay
 
+# A personas answer (--layout personas) against a plain one, before any is measured.
+PERSONAS_FACTOR = 4
+
 
 @dataclass
 class Forecast:
@@ -165,6 +168,7 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         prompt_chars += size + added
     result.prompt_tokens = round(prompt_chars / CHARS_PER_TOKEN)
     provider = checked.endpoint.provider
+    personas = config.layout == "personas"
     if survey is not None and survey.answers:
         mean = survey.completion_tokens / survey.answers
         result.completion_tokens = round(mean * result.to_do)
@@ -181,10 +185,17 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
             " requests carry when --max-tokens is not given"
         )
     else:
-        result.completion_tokens = DEFAULT_COMPLETION_ESTIMATE * result.to_do
+        guess = DEFAULT_COMPLETION_ESTIMATE * (PERSONAS_FACTOR if personas else 1)
+        result.completion_tokens = guess * result.to_do
         result.completion_basis = (
-            f"a guess of {DEFAULT_COMPLETION_ESTIMATE} a record: give --max-tokens for an"
-            " upper bound"
+            f"a guess of {guess} a record: give --max-tokens for an upper bound"
+        )
+    if personas:
+        result.notes.append(
+            "--layout personas: every answer carries the personas' discussion before it, so"
+            " a call costs several times a plain one (the prompt counted above holds the"
+            f" instructions and examples; an unmeasured answer is guessed at {PERSONAS_FACTOR}x)."
+            " Run a few records first: the estimate then measures their answers."
         )
 
 

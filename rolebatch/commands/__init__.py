@@ -7,6 +7,7 @@ gathers them and maps errors to exit codes.
     merge     rolebatch merge: shard outputs joined in input order
     report    rolebatch report: an output's lines compared per group
     judge     rolebatch judge: an earlier run's answers graded by a judge model
+    panel     rolebatch panel: a synthesizer answering from every role's answer
     options   the options run and estimate share
     settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """

@@ -11,7 +11,7 @@ import click
 
 
 @click.command()
-@click.argument("output", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--by",
     default="role",
@@ -57,7 +57,7 @@ import click
     " html: one self-contained page with the intervals drawn.",
 )
 def report(
-    output: Path,
+    outputs: tuple[Path, ...],
     by: str,
     score: str | None,
     baseline: str | None,
@@ -65,8 +65,10 @@ def report(
     seed: int,
     fmt: str,
 ) -> int:
-    """Per group of OUTPUT's lines: records, ok share, error kinds, latency p50/p95,
-    mean prompt and completion tokens, cost; and per response field: string
+    """Per group of the lines of OUTPUTS (one output, or several read as
+    one: a sweep and its panel, a run and its personas run): records, ok
+    share, error kinds, latency p50/p95, mean prompt and completion tokens,
+    cost; and per response field: string
     length mean and p50, numbers' mean and spread, booleans' and few-valued
     strings' distribution.  With a scorer (--score, or the task's own): per
     group the mean score with its 95 % interval, each group against the
@@ -85,9 +87,9 @@ def report(
         scores.add(line, group)
         heads.add(line, group)
 
-    groups = read(output, by, observe=observe)
+    groups = read(list(outputs), by, observe=observe)
     if not groups:
-        click.echo(f"{output}: no lines yet; nothing to report", err=True)
+        click.echo(f"{', '.join(map(str, outputs))}: no lines yet; nothing to report", err=True)
         return 0  # as an empty job is nothing to do
     figures = scores.report(baseline, seed)
     pairwise = heads.report()
@@ -101,7 +103,7 @@ def report(
     elif fmt == "html":
         from ..evaluate.page import page
 
-        title = f"rolebatch report: {output.name}"
+        title = f"rolebatch report: {', '.join(o.name for o in outputs)}"
         click.echo(page(title, by, figures, cells(groups, by), pairwise))
     else:
         click.echo(render(groups, fmt, by), nl=False)

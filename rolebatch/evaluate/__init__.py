@@ -7,8 +7,9 @@ tell a real difference from noise: the wing above the pipeline.
              flat memory; the study's figures from them
     stats    means with (clustered) standard errors and intervals, paired
              differences, McNemar and paired t tests, Holm's adjustment
-    judging  a judge's records, made from the output it judges
+    judging   a judge's records, made from the output it judges
     pairwise  head-to-head judgements per role: wins, ties, losses, consistency
+    panels    a panel's records: each question with every role's answer, shuffled
     tables   the figures as a terminal table, markdown and CSV
     page     the figures as one self-contained HTML page
 

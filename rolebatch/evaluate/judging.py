@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import OutputError, UsageError
 from ..records.ids import HashIndex, id_hash
+from ..tasks.layout import PERSONAS_FIELDS
 from .scores import query_key
 
 
@@ -47,8 +48,17 @@ def pair_key(line: dict[str, Any]) -> str:
     return query_key(line) + sample_part if role else key
 
 
+def _answer(line: dict[str, Any]) -> Any:
+    """What the judge reads of an answer: the task's fields (a personas
+    answer's discussion is how it got there, not the answer)."""
+    response = line["response"]
+    if isinstance(response, dict):
+        return {k: v for k, v in response.items() if k not in PERSONAS_FIELDS}
+    return response
+
+
 def _judged(line: dict[str, Any]) -> dict[str, Any]:
-    return {
+    judged = {
         "id": line.get("id"),
         "query_id": query_key(line),
         "role_id": line.get("role_id"),
@@ -56,9 +66,15 @@ def _judged(line: dict[str, Any]) -> dict[str, Any]:
         "role_metadata": line.get("role_metadata"),
         "model": line.get("model"),
     }
+    # How the answer was asked for, when not by one role: the judge's line
+    # says it too, so the report groups it as the answers' own report does.
+    for key in ("condition", "panel_roles"):
+        if line.get(key):
+            judged[key] = line[key]
+    return judged
 
 
-def _ok_lines(path: Path):
+def ok_lines(path: Path):
     """(byte offset, line) of every whole ok line of ``path``."""
     offset = 0
     try:
@@ -87,13 +103,13 @@ def make_records(output: Path, target: Path, against: str | None = None) -> Made
         target.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w", encoding="utf-8") as out:
             if against is None:
-                for _, line in _ok_lines(output):
+                for _, line in ok_lines(output):
                     made.answers += 1
                     made.models.add(str(line.get("model")))
                     record = {
                         "id": line.get("id"),
                         "query": line.get("query"),
-                        "answers": [line["response"]],
+                        "answers": [_answer(line)],
                         "judged": _judged(line),
                     }
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -112,7 +128,7 @@ def make_records(output: Path, target: Path, against: str | None = None) -> Made
 def _pairwise(output: Path, out: Any, against: str, made: Made) -> None:
     offsets = array("q")
     baselines = HashIndex(values=True)
-    for offset, line in _ok_lines(output):
+    for offset, line in ok_lines(output):
         if line.get("role_id") == against:
             baselines.put(id_hash(pair_key(line)), len(offsets))
             offsets.append(offset)
@@ -122,7 +138,7 @@ def _pairwise(output: Path, out: Any, against: str, made: Made) -> None:
             " role id, e.g. the control)"
         )
     with output.open("rb") as source:
-        for _, line in _ok_lines(output):
+        for _, line in ok_lines(output):
             if line.get("role_id") == against:
                 continue
             made.answers += 1
@@ -140,8 +156,8 @@ def _pairwise(output: Path, out: Any, against: str, made: Made) -> None:
                 continue
             judged = _judged(line)
             for order, answers, roles in (
-                ("ab", [line["response"], base["response"]], [line.get("role"), base.get("role")]),
-                ("ba", [base["response"], line["response"]], [base.get("role"), line.get("role")]),
+                ("ab", [_answer(line), _answer(base)], [line.get("role"), base.get("role")]),
+                ("ba", [_answer(base), _answer(line)], [base.get("role"), line.get("role")]),
             ):
                 record = {
                     "id": f"{line.get('id')}~{order}",

@@ -156,7 +156,12 @@ class Scores:
         g = self._groups.get(key)
         if g is None:
             g = self._groups[key] = _Group(key, len(self._groups))
-            g.control = bool(line.get("role_id")) and not _answer_role(line)
+            g.control = (
+                bool(line.get("role_id"))
+                and not _answer_role(line)
+                and not line.get("condition")  # the query alone, but asked another way
+                and not line.get("panel_roles")  # a panel whose synthesizer has no role
+            )
         return g
 
     # -- the figures -------------------------------------------------------

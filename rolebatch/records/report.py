@@ -114,9 +114,12 @@ def _spread(values: array) -> float | None:
 def group_of(line: dict[str, Any], by: str) -> str:
     if by == "role":
         if line.get("role_id"):
-            return str(line["role_id"])
-        role = line.get("role")
-        return role if isinstance(role, str) else "(no role)"
+            key = str(line["role_id"])
+        else:
+            role = line.get("role")
+            key = role if isinstance(role, str) else "(no role)"
+        # A role asked another way (--layout personas) is a group of its own.
+        return f"{key}+{line['condition']}" if line.get("condition") else key
     if by == "model":
         return str(line.get("model"))
     where, _, key = by.partition(".")
@@ -127,13 +130,24 @@ def group_of(line: dict[str, Any], by: str) -> str:
 
 
 def read(
-    path: Path, by: str, observe: Callable[[dict[str, Any], str], None] | None = None
+    paths: Path | list[Path], by: str, observe: Callable[[dict[str, Any], str], None] | None = None
 ) -> dict[str, Group]:
-    """Every line of ``path`` in its group; ``observe`` sees each line too,
+    """Every line of ``paths`` in its group; ``observe`` sees each line too,
     with its group (the scores of ``evaluate``), in the same one pass."""
     if by not in ("role", "model") and not by.startswith(("metadata.", "role.")):
         raise UsageError(f"--by {by!r}: expected role, model, metadata.KEY or role.KEY")
     groups: dict[str, Group] = {}
+    for path in [paths] if isinstance(paths, Path) else paths:
+        _read(path, by, groups, observe)
+    return groups
+
+
+def _read(
+    path: Path,
+    by: str,
+    groups: dict[str, Group],
+    observe: Callable[[dict[str, Any], str], None] | None,
+) -> None:
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -154,7 +168,6 @@ def read(
             groups.setdefault(key, Group()).add(line)
             if observe is not None:
                 observe(line, key)
-    return groups
 
 
 def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:

@@ -6,6 +6,7 @@
     choice   a multiple-choice question: ``{"option": N}``
     answer   a short free answer: ``{"answer": "..."}``
     judge    a judge grading an earlier run's answers: by a rubric, or head to head
+    panel    a synthesizer answering from a panel of roles' answers (``panel:<task>``)
     schema   response models from --schema: a pydantic class or a JSON Schema
 
 ``open_task`` gives the task a run carries.  Adding a task is a module here
@@ -57,6 +58,10 @@ def open_task(
         from .answer import ShortAnswer
 
         return ShortAnswer()
+    if name.startswith("panel:"):
+        from .panel import Panel
+
+        return Panel(open_task(name.removeprefix("panel:"), schema))
     if name == "judge":
         from .judge import RubricJudge, load_rubric
 

@@ -67,7 +67,7 @@ from .journal import (
     new_tag,
     parse_custom_id,
 )
-from .request import instructor_kwargs
+from .request import instructor_kwargs, line_fields
 from .verdict import Verdict, kind_of_status, replay, transient
 
 FIRST_POLL = 2.0
@@ -517,7 +517,7 @@ class _BatchRun:
         if live is None:
             outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
         label = self.checked.endpoint.label
-        extra = self.checked.task.line_fields(record)
+        extra = line_fields(self.config, self.checked.task, record)
         return record.line, output_line(record, outcome, label, extra, batch_id), outcome
 
     def _started(self, batch_id: str | None) -> float | None:

@@ -36,6 +36,7 @@ from ..records.job import JobFile, Record
 from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
 from .client import Client
+from .request import line_fields
 
 READ_BATCH = 256
 # A finished record on its way to the writer: (job line, output line, outcome).
@@ -226,7 +227,7 @@ async def _work(
                 return
             # The answer is in hand (and paid for): it reaches the writer even
             # when a second signal has just cancelled the workers.
-            extra = run.client.task.line_fields(record)
+            extra = line_fields(run.client.config, run.client.task, record)
             text = output_line(record, outcome, run.label, extra)
             with anyio.CancelScope(shield=True):
                 try:

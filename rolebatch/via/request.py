@@ -13,6 +13,7 @@ from ..config import RunConfig
 from ..providers.registry import Endpoint
 from ..quirks.instructor import wrapped
 from ..records.job import Record
+from ..tasks.layout import with_personas
 from ..tasks.task import Task
 
 
@@ -26,6 +27,8 @@ def instructor_kwargs(
     if provider.system_as_user and not any(m["role"] == "user" for m in messages):
         messages = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
     model = task.response_model(record)
+    if config.layout == "personas":
+        model = with_personas(model)
     kwargs: dict[str, Any] = {
         "model": endpoint.model,
         "messages": messages,
@@ -42,3 +45,12 @@ def instructor_kwargs(
     if config.temperature is not None:
         kwargs["temperature"] = config.temperature
     return kwargs
+
+
+def line_fields(config: RunConfig, task: Task, record: Record) -> dict[str, Any]:
+    """What a record's output line says beyond the contract's keys: what its
+    task repeats, and the condition it was asked under when not the usual."""
+    fields = task.line_fields(record)
+    if config.layout == "personas":
+        fields["condition"] = "personas"
+    return fields

@@ -1,0 +1,95 @@
+"""``rolebatch panel``: one more call per question of a sweep, a synthesizer
+reading every role's answer and giving the task's own; an ordinary run of the
+panel task (``tasks.panel``) over records made from the sweep's output
+(``evaluate.panels``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..records.output import read_sidecar
+from . import heavy_imports
+from .judge import NOT_FOR_A_JUDGE
+from .options import job_options, run_config
+from .run import execute, run_options
+from .settings import WithSettings, config_option
+
+
+@click.command(cls=WithSettings)
+@click.argument("sweep", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--synthesizer",
+    metavar="ROLE",
+    required=True,
+    help='The synthesizer\'s role, e.g. "You are an editor who weighs every answer"'
+    ' ("" for none); it goes where --layout puts a role.',
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="The order the answers are shown in, shuffled per question with this seed.",
+)
+@click.option(
+    "--estimate", is_flag=True, help="Say what the panel would cost and take; send nothing."
+)
+@job_options(leave_out=tuple(k for k in NOT_FOR_A_JUDGE if k != "layout"))
+@config_option
+@run_options
+def panel(
+    sweep: Path,
+    synthesizer: str,
+    seed: int,
+    estimate: bool,
+    output: Path | None,
+    progress_style: str,
+    progress_interval: float,
+    backend: str,
+    summary_json: Path | None,
+    **options: object,
+) -> int:
+    """For every question of SWEEP (an output of rolebatch run --roles), one
+    call: the synthesizer gets the question and every role's answer, labelled
+    neutrally in a seeded shuffled order, and gives the task's own answer.
+    The panel's lines say role_id "panel" and which roles it combined:
+    `rolebatch report SWEEP FINAL` compares it with every role and the control."""
+    from ..evaluate.panels import make_records
+    from ..tasks import open_task
+
+    meta = read_sidecar(sweep) if sweep.is_file() else None
+    if meta is None:
+        raise UsageError(f"{sweep}: not an output of rolebatch run (no sidecar beside it)")
+    config_before = meta["config"]
+    task = str(config_before.get("task", "role"))
+    if task not in ("role", "choice", "answer"):
+        raise UsageError(f"{sweep}: a panel answers the questions of a sweep, not a {task}'s")
+    schema = config_before.get("schema") if task == "role" else None
+    if schema == "Response":
+        schema = None
+    inner = open_task(task, schema)
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
+        options["model"] = config_before.get("model", options["model"])
+        if ctx.get_parameter_source("base_url") == click.core.ParameterSource.DEFAULT:
+            options["base_url"] = config_before.get("base_url")
+    stem = f"{sweep.stem}.panel"
+    records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
+    made = make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
+    config = run_config(records, output, options)
+    # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
+    config = replace(config, task=f"panel:{task}", schema=schema)
+    notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
+    if estimate:
+        with heavy_imports():
+            from ..forecast import forecast
+
+        click.echo(forecast(config).text())
+        for note in notes:
+            click.echo(f"  note: {note}")
+        return 0
+    return execute(config, progress_style, progress_interval, backend, summary_json, notes)

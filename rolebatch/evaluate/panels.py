@@ -1,0 +1,108 @@
+"""A panel's records, made from a sweep's output (``rolebatch panel``): one
+a question, with the question's own keys, the ok answers of every role (the
+control's too: it is one answer among the panel's), shuffled per question
+with a seed, and which roles they came from.
+
+Two passes in flat memory: the first chains each line's byte offset onto its
+question's list (two arrays of 8 bytes a line, a table of question hashes);
+the second walks the questions in the order they first appear and reads
+their lines back by offset.  The file is replaced only when its bytes change.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import random
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError, UsageError
+from ..records.ids import HashIndex, id_hash
+from ..tasks.layout import PERSONAS_FIELDS
+from .judging import ok_lines
+from .scores import query_key
+
+# The record's keys a panel's record keeps (its task's own are added).
+COMMON = ("query", "metadata")
+
+
+@dataclass
+class Made:
+    questions: int = 0
+    answers: int = 0
+
+
+def make_records(
+    output: Path, target: Path, task_keys: tuple[str, ...], synthesizer: str | None, seed: int
+) -> Made:
+    questions = HashIndex(values=True)  # question -> its number, in the order first seen
+    offsets, chained = array("q"), array("q")  # a line's offset; the next line of its question
+    order, last = array("q"), array("q")  # per question: its first line, its last so far
+    for offset, line in ok_lines(output):
+        if line.get("condition"):
+            continue  # asked another way (--layout personas): not a panel member
+        place = len(offsets)
+        offsets.append(offset)
+        chained.append(-1)
+        number = questions.add(id_hash(query_key(line)), len(order))
+        if number is None:
+            order.append(place)
+            last.append(place)
+        else:
+            chained[last[number]] = place
+            last[number] = place
+    if not len(order):
+        raise UsageError(f"{output}: no ok answers to put before a panel")
+    made = Made()
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("rb") as source, tmp.open("w", encoding="utf-8") as out:
+            for first in order:
+                lines, place = [], first
+                while place >= 0:
+                    source.seek(offsets[place])
+                    lines.append(json.loads(source.readline()))
+                    place = chained[place]
+                lines = [x for x in lines if query_key(x) == query_key(lines[0])]
+                record = _record(lines, task_keys, synthesizer, seed)
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                made.questions += 1
+                made.answers += len(lines)
+        if target.exists() and filecmp.cmp(target, tmp, shallow=False):
+            tmp.unlink()
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return made
+
+
+def _record(
+    lines: list[dict[str, Any]], task_keys: tuple[str, ...], synthesizer: str | None, seed: int
+) -> dict[str, Any]:
+    question = query_key(lines[0])
+    shuffled = list(lines)
+    random.Random(f"{seed}\x00{question}").shuffle(shuffled)
+    record: dict[str, Any] = {"id": question}
+    for key in (*COMMON, *task_keys):
+        if lines[0].get(key) is not None:
+            record[key] = lines[0][key]
+    if synthesizer:
+        record["role"] = synthesizer
+    record["answers"] = [
+        {k: v for k, v in line["response"].items() if k not in PERSONAS_FIELDS}
+        if isinstance(line["response"], dict)
+        else line["response"]
+        for line in shuffled
+    ]
+    record["panel"] = {
+        "query_id": question,
+        "roles": [line.get("role_id") or line.get("role") for line in shuffled],
+        "seed": seed,
+    }
+    return record
