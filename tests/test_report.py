@@ -23,6 +23,7 @@ def _line(n: int, role: str, status: str = "ok", **extra) -> dict:
             "score": n,
             "good": n % 2 == 0,
             "mood": "sad" if n < 3 else "glad",
+            "tags": ["t"] * (n % 3),
         }
         if status == "ok"
         else None,
@@ -65,6 +66,8 @@ def test_report_per_role_in_json(tmp_path, capsys):
     assert poet["score: mean"] == 2.5 and poet["score: spread"] == pytest.approx(1.118, abs=1e-3)
     assert poet["good = true"] == 0.5
     assert poet["mood = sad"] == 0.5 and poet["mood = glad"] == 0.5
+    assert poet["tags: items mean"] == 1.0  # lists of 1, 2, 0 and 1 items
+    assert "tags: mean" not in poet
 
 
 def test_report_by_metadata_key_in_csv_and_markdown(tmp_path, capsys):

@@ -34,6 +34,7 @@ class FieldStats:
     many: bool = False  # more distinct strings than CATEGORIES
     numbers: array = field(default_factory=lambda: array("d"))
     booleans: Counter = field(default_factory=Counter)
+    items: array = field(default_factory=lambda: array("I"))  # a list's length
 
     def add(self, value: Any) -> None:
         if isinstance(value, bool):
@@ -48,7 +49,7 @@ class FieldStats:
                     self.many = True
                     self.values.clear()
         elif isinstance(value, list):
-            self.numbers.append(float(len(value)))  # a list: its length
+            self.items.append(len(value))
 
 
 @dataclass
@@ -205,6 +206,8 @@ def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:
         if any(len(s.numbers) for s in stats):
             row(f"{name}: mean", [_mean(s.numbers) for s in stats])
             row(f"{name}: spread", [_spread(s.numbers) for s in stats])
+        if any(len(s.items) for s in stats):
+            row(f"{name}: items mean", [_mean(s.items) for s in stats])
         if any(s.booleans for s in stats):
             for value in ("true", "false"):
                 row(f"{name} = {value}", [_share(s.booleans, value) for s in stats])
