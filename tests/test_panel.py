@@ -241,3 +241,10 @@ def test_a_panel_s_shards_merge_and_a_poem_sweep_has_its_panel(rolebatch, fake, 
     # The merged output is the panel's own: the same command finds it done.
     assert panel("poems.jsonl", "--synthesizer", EDITOR, base_url=fake.base_url) == 0
     assert len(fake.requests) == 4 and "already done" in capsys.readouterr().err
+
+
+def test_a_panel_takes_its_options_from_a_settings_file(swept, fake):
+    Path("panel.toml").write_text(f'synthesizer = "{EDITOR}"\nseed = 3\nconcurrency = 1\n')
+    assert panel(str(swept), "--config", "panel.toml", "-o", "f.jsonl", base_url=fake.base_url) == 0
+    assert all(r.body["messages"][0]["content"].startswith(EDITOR) for r in fake.requests)
+    assert {r["panel"]["seed"] for r in read_lines(Path("f.records.jsonl"))} == {3}
