@@ -17,6 +17,7 @@ from .commands.batches import cancel, status
 from .commands.estimate import estimate
 from .commands.judge import judge
 from .commands.merge import merge
+from .commands.models import models
 from .commands.panel import panel
 from .commands.report import report
 from .commands.run import run
@@ -38,6 +39,7 @@ cli.add_command(merge)
 cli.add_command(report)
 cli.add_command(judge)
 cli.add_command(panel)
+cli.add_command(models)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

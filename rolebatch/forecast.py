@@ -1,5 +1,6 @@
 """What a job would cost and take: ``rolebatch estimate``, sending nothing and
-writing nothing.
+writing nothing (but for one look-up of the model's shutdown date, where the
+provider says it: ``providers.models``).
 
 Prompt tokens come from the requests as they would be sent: the record's
 messages, and what instructor adds for the mode (the tool definition, the
@@ -20,9 +21,11 @@ from typing import Any
 
 from .config import RunConfig
 from .cost.prices import Price
+from .errors import UsageError
 from .pacing.estimate import CHARS_PER_TOKEN, DEFAULT_COMPLETION_ESTIMATE, TokenEstimate
 from .plan import Plan, plan
 from .progress import dollars
+from .providers.models import shutdown_notice
 from .secrets import Redactor
 from .via.request import instructor_kwargs
 from .via.verdict import replay
@@ -53,6 +56,7 @@ class Forecast:
     time_basis: str = ""
     spent: Decimal = Decimal(0)  # what the existing output cost
     notes: list[str] = field(default_factory=list)
+    shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
 
     def as_dict(self) -> dict[str, Any]:
         def usd(amount: Decimal | None) -> float | None:
@@ -77,10 +81,13 @@ class Forecast:
             "output_cost_so_far_usd": usd(self.spent),
             "seconds": None if self.seconds is None else round(self.seconds, 1),
             "time_basis": self.time_basis,
+            "model_shutdown": self.shutdown.as_dict() if self.shutdown is not None else None,
         }
 
     def text(self) -> str:
         lines = [f"rolebatch estimate: {self.job} with {self.model} (mode {self.mode})"]
+        if self.shutdown is not None:
+            lines.append(f"  warning: {self.shutdown.warning()}")
         done = f"; {self.done:,} already done in {self.output}" if self.done else ""
         shard = f" (shard {self.shard})" if self.shard else ""
         lines.append(f"  records: {self.records:,}{shard}, {self.to_do:,} to do{done}")
@@ -120,6 +127,9 @@ def _duration(seconds: float) -> str:
 def forecast(config: RunConfig) -> Forecast:
     checked = plan(config, sending=False)  # no key needed to estimate
     job, output = checked.job, checked.output
+    shutdown = shutdown_notice(checked.endpoint)  # a look-up, not a purchase
+    if shutdown is not None and shutdown.past:
+        raise UsageError(shutdown.refusal())
     result = Forecast(
         job=config.job,
         model=checked.endpoint.label,
@@ -130,6 +140,7 @@ def forecast(config: RunConfig) -> Forecast:
         shard=str(config.shard) if config.shard else None,
         live=checked.prices.live,
         batch=checked.prices.batch,
+        shutdown=shutdown,
     )
     survey = None
     if not config.fresh:

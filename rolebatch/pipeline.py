@@ -4,6 +4,9 @@
              (the records of one shard, or a sweep's record x role pairs:
              ``records.shards``, ``records.roles``); nothing is sent or
              written (``plan``)
+    look up  when the model shuts down, where the provider says
+             (``providers.models``): a warning within 90 days, a refusal
+             (exit 2, nothing bought) once the date is past
     open     lock the output and read back what it already holds (resume)
     buy      live: reader → N workers → writer, at the provider's pace, or
              at a pace shared with other processes through Redis
@@ -30,6 +33,7 @@ from .cost.cap import SpendCap
 from .errors import AbortError, Pending, UsageError
 from .plan import plan
 from .progress import Reporter, Summary, Tally
+from .providers.models import shutdown_notice
 from .via import batches, live
 from .via.journal import Journal, busy_message
 
@@ -67,10 +71,19 @@ async def run_job(
     SIGINT/SIGTERM stop the run gracefully (the CLI sets it)."""
     checked = await anyio.to_thread.run_sync(plan, config)
     output, job = checked.output, checked.job
+    reporter = reporter or Reporter()
     started = time.monotonic()
+    shutdown = await anyio.to_thread.run_sync(shutdown_notice, checked.endpoint)
+    if shutdown is not None and not shutdown.past:
+        reporter.warn(shutdown.warning())
     try:
         output.lock()
         _refuse_live_while_batches_are_out(config, output.path)
+        shut_down = None if shutdown is None or not shutdown.past else shutdown.refusal()
+        if shut_down and not (config.via == "batch" and Journal.load(output.path).at_provider()):
+            # Nothing is sent to a model that is gone; batches already bought
+            # are still collected (below), nothing new is submitted.
+            raise UsageError(shut_down)
         resumed = await anyio.to_thread.run_sync(
             output.open, config.fresh, config.retry_failed, job
         )
@@ -80,6 +93,7 @@ async def run_job(
             failed_before=resumed.failed_kept,
             retried=resumed.retried,
             repaired=resumed.repaired,
+            shutdown=shutdown,
         )
         price = checked.prices.batch if config.via == "batch" else checked.prices.live
         if price is None:
@@ -95,11 +109,11 @@ async def run_job(
                 tally.aborted = live.budget_reached(cap, tally)
             elif config.via == "batch":
                 try:
-                    await batches.buy(checked, tally, reporter or Reporter(), handle_signals)
+                    await batches.buy(checked, tally, reporter, handle_signals, shut_down)
                 except (AbortError, Pending) as exc:
                     tally.aborted = exc
             else:
-                await live.buy(checked, tally, reporter or Reporter(), handle_signals, cap)
+                await live.buy(checked, tally, reporter, handle_signals, cap)
         summary = Summary(tally, output.path, time.monotonic() - started)
         aborted = tally.aborted
         if aborted is None:

@@ -38,6 +38,7 @@ class Tally:
     batch_rounds: int = 0
     again: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)  # what the user should know of this run
+    shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -102,7 +103,7 @@ class Summary:
                 if t.failed_before
                 else ""
             )
-            notes = "".join(f"\n  note: {note}" for note in t.notes)
+            notes = "".join(f"\n  {kind}: {text}" for kind, text in self._notes())
             return (
                 f"rolebatch: all {t.total:,} records are already done{kept}; nothing to run."
                 f"{notes}\n  output: {self.output}"
@@ -129,7 +130,7 @@ class Summary:
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
         )
         lines.extend(self._cost_lines())
-        lines.extend(f"  note: {note}" for note in t.notes)
+        lines.extend(f"  {kind}: {text}" for kind, text in self._notes())
         lines.append(f"  output: {self.output}")
         return "\n".join(lines)
 
@@ -169,6 +170,7 @@ class Summary:
             "price_unknown_for": t.unpriced,
             "wall_s": round(self.wall_s, 3),
             "notes": list(t.notes),
+            "model_shutdown": t.shutdown.as_dict() if t.shutdown is not None else None,
         }
 
     def markdown(self, exit_code: int, stopped: str | None = None) -> str:
@@ -189,11 +191,17 @@ class Summary:
             *([("batches", _rounds(t))] if t.batch_rounds else []),
             ("cost", cost),
             ("time", _duration(self.wall_s)),
-            *(("note", note) for note in t.notes),
+            *self._notes(),
             ("output", f"`{self.output}`"),
         ]
         body = "\n".join(f"| {name} | {value} |" for name, value in rows)
         return f"### rolebatch: {status}\n\n| | |\n|---|---|\n{body}\n"
+
+    def _notes(self) -> list[tuple[str, str]]:
+        """The warning of the model's shutdown, if one is near, and the notes."""
+        shutdown = self.tally.shutdown
+        warning = [("warning", shutdown.warning())] if shutdown is not None else []
+        return [*warning, *(("note", note) for note in self.tally.notes)]
 
     def _cost_lines(self) -> list[str]:
         t = self.tally
@@ -272,6 +280,10 @@ class Reporter:
 
     def finish(self, tally: Tally) -> None:
         pass
+
+    def warn(self, text: str) -> None:
+        """What the user must hear before the run, whatever the progress style."""
+        print(f"rolebatch: warning: {text}", file=sys.stderr, flush=True)
 
 
 def batch_line(batch_id: str, info: Any) -> str:

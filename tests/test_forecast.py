@@ -82,14 +82,15 @@ def test_the_estimate_without_a_max_tokens_says_it_guesses(tmp_path, capsys):
 
 
 def test_help_and_estimate_import_only_what_they_use():
-    # openai and instructor build the request an estimate measures; the HTTP
-    # transport, the embedded model and the run's pipeline are not needed.
+    # openai and instructor build the request an estimate measures (and look
+    # the model's shutdown date up); the embedded model, the run's pipeline
+    # and its async client are not needed.
     code = (
         "import sys\n"
         "from rolebatch.cli import main\n"
         "before = {'openai', 'instructor', 'genai_prices'} & set(sys.modules)\n"
         "main(['estimate', 'jobs/poems.jsonl', '--model', 'openai/gpt-4o', '-o', '/dev/null/x'])\n"
-        "after = {'httpcore2', 'llama_cpp', 'rolebatch.pipeline', 'rolebatch.client'}\n"
+        "after = {'llama_cpp', 'rolebatch.pipeline', 'rolebatch.via.client'}\n"
         "after &= set(sys.modules)\n"
         "print(sorted(before), sorted(after))\n"
     )

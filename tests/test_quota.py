@@ -241,7 +241,16 @@ def test_redis_lost_mid_run_the_shards_finish_on_a_local_share(fake, tmp_path):
     own.start()
     try:
         procs = [_shard(fake, own.connection_url, job, k, 2) for k in range(2)]
-        time.sleep(2.0)
+        # Both shards at work (each has written an answer) and past their
+        # cold start (2 s in), however slow the machine.
+        outputs = [Path(f"out/j.shard-{k}-of-2.jsonl") for k in range(2)]
+        started = time.monotonic()
+        deadline = started + 60
+        while time.monotonic() < started + 2.0 or not all(
+            p.exists() and p.stat().st_size for p in outputs
+        ):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.05)
     finally:
         own.terminate()  # kill -9 the Redis server mid-run
     results = [proc.communicate(timeout=120) for proc in procs]

@@ -8,6 +8,7 @@ gathers them and maps errors to exit codes.
     report    rolebatch report: an output's lines compared per group
     judge     rolebatch judge: an earlier run's answers graded by a judge model
     panel     rolebatch panel: a synthesizer answering from every role's answer
+    models    rolebatch models: a provider's models and their shutdown dates
     options   the options run and estimate share
     settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """

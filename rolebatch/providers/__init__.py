@@ -5,7 +5,8 @@
     openai_http        any OpenAI-compatible endpoint over HTTP
     anthropic          Anthropic's Messages API
     local              the embedded offline model (llama.cpp)
-guide              the answer's schema enforced token by token on it (llguidance)
+    guide              the answer's schema enforced token by token on it (llguidance)
+    models             when its models shut down (GET /models), for runs and `models`
     batch_api          the contract of a batch API, and its retrying call
     openai_batches     OpenAI's Files and Batch APIs
     anthropic_batches  Anthropic's Message Batches API

@@ -54,6 +54,9 @@ class Provider:
     # {"type": "json_object", "schema": ...} (llama.cpp's servers constrain
     # the answer to it; without it they constrain to any JSON).
     schema_in_json_object: bool = False
+    # It may say when its models shut down (GET /models/{model}: shutdown_date,
+    # as OpenAI's does): asked once at the start of a run (``providers.models``).
+    shutdowns: bool = True
     # The modes it takes (None: all of MODES).
     modes: tuple[str, ...] | None = None
     # Where its settings come from, for the README.
@@ -72,7 +75,7 @@ def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str) -> Pr
 # Local servers: bounded answers (a small model rambling to the end of its
 # context would hold a slot for minutes; "truncated" says when an answer needs
 # more), and in flight only what the server works on.
-LOCAL_SERVER: dict[str, Any] = {"default_max_tokens": 512, "queues": True}
+LOCAL_SERVER: dict[str, Any] = {"default_max_tokens": 512, "queues": True, "shutdowns": False}
 
 PROVIDERS = {
     p.name: p
@@ -100,6 +103,8 @@ PROVIDERS = {
             system_as_user=True,
             instructor_provider="anthropic",
             modes=("tools", "json"),
+            # Its model list has no shutdown dates (its deprecations page has).
+            shutdowns=False,
         ),
         _host(
             "openrouter",
@@ -184,6 +189,7 @@ PROVIDERS = {
             False,
             free=True,
             transport="local",
+            shutdowns=False,
             # A base model rambles to the end of its context without a bound.
             default_max_tokens=128,
         ),

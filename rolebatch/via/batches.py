@@ -49,7 +49,7 @@ from typing import Any
 import anyio
 
 from ..cost.prices import Price
-from ..errors import AbortError, EndpointError, Interrupted, Pending
+from ..errors import AbortError, EndpointError, Interrupted, Pending, UsageError
 from ..plan import Plan
 from ..progress import Reporter, Tally
 from ..providers.batch_api import BatchAPI, BatchInfo, QueueFull, Result, Unknown, open_batches
@@ -74,10 +74,20 @@ FIRST_POLL = 2.0
 POLL_GROWTH = 1.5
 
 
-async def buy(checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool) -> None:
-    """Buy the answers of every record still to do through the batch API."""
+async def buy(
+    checked: Plan,
+    tally: Tally,
+    reporter: Reporter,
+    handle_signals: bool,
+    shut_down: str | None = None,
+) -> None:
+    """Buy the answers of every record still to do through the batch API.
+    ``shut_down``: the model is gone (why, in words): the batches already at
+    the provider are collected, nothing is submitted, and the run then stops
+    with a UsageError if records are left."""
     api = open_batches(checked.endpoint, checked.config.timeout)
     run = _BatchRun(checked, tally, reporter, api)
+    run.shut_down = shut_down
     try:
         await run.go(handle_signals)
     finally:
@@ -99,6 +109,7 @@ class _BatchRun:
         self.rounds = self.journal.rounds()
         self.queue_full = False  # the provider refused to queue more until a batch ends
         self.stopping: str | None = None
+        self.shut_down: str | None = None  # the model is gone: submit nothing
         # This run's own count of the rounds each record came back unexecuted
         # (or missing from the results); past the retries it is given up on.
         self.unexecuted: Counter[int] = Counter()
@@ -137,9 +148,16 @@ class _BatchRun:
             changed = await self._check()
             if self.cancelled:
                 raise self._stopped_by_cancel()
-            if not self.stopping:
+            if not self.stopping and self.shut_down is None:
                 await self._submit()
             pending = [e for e in self.journal.entries.values() if e.at_provider]
+            if not pending and self.shut_down is not None:
+                left = sum(1 for _ in self._to_do())
+                if left:
+                    raise UsageError(
+                        f"{self.shut_down} The batches already bought were collected;"
+                        f" {left:,} records are still to do."
+                    )
             if not pending and next(iter(self._to_do()), None) is None:
                 if self.given_up:
                     raise self._gave_up()

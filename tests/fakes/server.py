@@ -27,6 +27,14 @@ from tests.fakes.openai_batches import BatchAPI
 from tests.fakes.quota import Quota
 
 _BATCH_ROUTE = re.compile(r"/v1/(files|batches)(/|\?|$)")
+_MODELS_ROUTE = re.compile(r"/v1/models(?:/(?P<id>[^?]+))?/?(?:\?|$)")
+# The models GET /v1/models lists, and what each says beyond its id (OpenAI's
+# carry "shutdown_date": "YYYY-MM-DD", or null when none is announced).
+MODELS: dict[str, dict[str, Any]] = {
+    "gpt-4o": {"shutdown_date": None},
+    "gpt-4o-mini": {"shutdown_date": None},
+    "gpt-3.5-turbo": {},  # an older entry, without the field
+}
 
 
 class Slots:
@@ -64,6 +72,9 @@ class FakeState(Ledger):
     quota: Quota = field(default_factory=Quota)
     batches: BatchAPI = field(default_factory=BatchAPI)
     message_batches: MessageBatches = field(default_factory=MessageBatches)
+    models: dict[str, dict[str, Any]] | None = field(default_factory=lambda: dict(MODELS))
+    # GET /v1/models and /v1/models/{id} asked (None above: a server without them).
+    model_lookups: list[str] = field(default_factory=list)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -123,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
                 batches = self.server.state.batches
             self._send(*batches.get(self.path, self.server.state))
             return
+        models = _MODELS_ROUTE.search(self.path)
+        if models:
+            self._send(*self._models(models.group("id")))
+            return
         if self.path.rstrip("/").endswith("/props"):
             slots = self.server.state.slots
             if slots is None or not slots.report:
@@ -131,6 +146,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"total_slots": slots.count, "default_generation_settings": {}})
             return
         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    def _models(self, model: str | None) -> tuple[int, dict[str, Any]]:
+        state = self.server.state
+        with state.lock:
+            state.model_lookups.append(self.path)
+            known = None if state.models is None else dict(state.models)
+        if known is None:
+            return 404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
+
+        def entry(name: str) -> dict[str, Any]:
+            return {"id": name, "object": "model", "owned_by": "fake", **known[name]}
+
+        if model is None:
+            return 200, {"object": "list", "data": [entry(name) for name in known]}
+        if model not in known:
+            message = f"The model '{model}' does not exist"
+            return 404, {"error": {"message": message, "type": "invalid_request_error"}}
+        return 200, entry(model)
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -264,6 +297,8 @@ class FakeServer:
             self.state.quota = Quota()
             self.state.batches = BatchAPI()
             self.state.message_batches = MessageBatches()
+            self.state.models = dict(MODELS)
+            self.state.model_lookups = []
 
     def start(self) -> FakeServer:
         self._thread.start()
