@@ -47,6 +47,19 @@ def queries(n: int) -> list[dict[str, Any]]:
     return [{"id": f"q{i}", "query": f"Write a poem about thing {i}."} for i in range(n)]
 
 
+def capital_questions(n: int) -> list[dict[str, Any]]:
+    """Multiple-choice records (``--task choice``) whose right option is 2."""
+    return [
+        {
+            "id": f"c{i}",
+            "query": f"What is the capital of country {i}?",
+            "options": ["Rome", "Paris", "Oslo"],
+            "expected": "Paris",
+        }
+        for i in range(n)
+    ]
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 

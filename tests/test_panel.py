@@ -17,18 +17,10 @@ from pathlib import Path
 import pytest
 
 from rolebatch.cli import main
-from tests.helpers import SECRET_KEY, queries, read_lines, write_job
+from tests.helpers import SECRET_KEY, capital_questions, queries, read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = [
-    {
-        "id": f"c{n}",
-        "query": f"What is the capital of country {n}?",
-        "options": ["Rome", "Paris", "Oslo"],
-        "expected": "Paris",
-    }
-    for n in range(6)
-]
+QUESTIONS = capital_questions(6)
 ROLES = [
     {"id": "none", "role": ""},
     {"id": "geo", "role": "You are a geographer."},

@@ -11,17 +11,9 @@ import pytest
 
 from rolebatch.cli import main
 from rolebatch.tasks.layout import PERSONAS
-from tests.helpers import SECRET_KEY, read_lines, write_job
+from tests.helpers import SECRET_KEY, capital_questions, read_lines, write_job
 
-QUESTIONS = [
-    {
-        "id": f"c{n}",
-        "query": f"What is the capital of country {n}?",
-        "options": ["Rome", "Paris", "Oslo"],
-        "expected": "Paris",
-    }
-    for n in range(5)
-]
+QUESTIONS = capital_questions(5)
 ROLES = [
     {"id": "none", "role": ""},
     {"id": "geo", "role": "You are a geographer."},

@@ -10,6 +10,7 @@ gathers them and maps errors to exit codes.
     panel     rolebatch panel: a synthesizer answering from every role's answer
     models    rolebatch models: a provider's models and their shutdown dates
     options   the options run and estimate share
+    derived   what judge and panel share: the earlier run's config and model
     settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """
 

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
-from ..records.output import read_sidecar
-from . import heavy_imports
+from .derived import earlier_config, estimate_or_run, inherit_model
 from .options import job_options, run_config
-from .run import execute, run_options
+from .run import run_options
 from .settings import WithSettings, config_option
 
 # What a judge has no use for: its records, task and prompt are its own.
@@ -67,15 +65,7 @@ def judge(
     `rolebatch report` reads it (--score field:score; pairwise by itself)."""
     from ..evaluate.judging import make_records
 
-    meta = read_sidecar(judged) if judged.is_file() else None
-    if meta is None:
-        raise UsageError(f"{judged}: not an output of rolebatch run (no sidecar beside it)")
-    ctx = click.get_current_context()
-    if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
-        # The judge's model is the run's unless said otherwise.
-        options["model"] = meta["config"].get("model", options["model"])
-        if ctx.get_parameter_source("base_url") == click.core.ParameterSource.DEFAULT:
-            options["base_url"] = meta["config"].get("base_url")
+    inherit_model(earlier_config(judged), options)  # the judge's model: the run's by default
     stem = f"{judged.stem}.{'judged' if against is None else f'against-{against}'}"
     records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
     made = make_records(judged, records, against)
@@ -95,12 +85,6 @@ def judge(
             f"the judge is the model that wrote the answers ({config.model}): judges prefer"
             " their own model's answers; a judge of another family (--model) is the fairer one"
         )
-    if estimate:
-        with heavy_imports():
-            from ..forecast import forecast
-
-        click.echo(forecast(config).text())
-        for note in notes:
-            click.echo(f"  note: {note}")
-        return 0
-    return execute(config, progress_style, progress_interval, backend, summary_json, notes)
+    return estimate_or_run(
+        config, estimate, notes, progress_style, progress_interval, backend, summary_json
+    )

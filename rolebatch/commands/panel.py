@@ -11,11 +11,10 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from ..records.output import read_sidecar
-from . import heavy_imports
+from .derived import earlier_config, estimate_or_run, inherit_model
 from .judge import NOT_FOR_A_JUDGE
 from .options import job_options, run_config
-from .run import execute, run_options
+from .run import run_options
 from .settings import WithSettings, config_option
 
 
@@ -61,10 +60,7 @@ def panel(
     from ..evaluate.panels import make_records
     from ..tasks import open_task
 
-    meta = read_sidecar(sweep) if sweep.is_file() else None
-    if meta is None:
-        raise UsageError(f"{sweep}: not an output of rolebatch run (no sidecar beside it)")
-    config_before = meta["config"]
+    config_before = earlier_config(sweep)
     task = str(config_before.get("task", "role"))
     if task not in ("role", "choice", "answer"):
         raise UsageError(f"{sweep}: a panel answers the questions of a sweep, not a {task}'s")
@@ -72,11 +68,7 @@ def panel(
     if schema == "Response":
         schema = None
     inner = open_task(task, schema)
-    ctx = click.get_current_context()
-    if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
-        options["model"] = config_before.get("model", options["model"])
-        if ctx.get_parameter_source("base_url") == click.core.ParameterSource.DEFAULT:
-            options["base_url"] = config_before.get("base_url")
+    inherit_model(config_before, options)
     stem = f"{sweep.stem}.panel"
     records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
     made = make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
@@ -84,12 +76,6 @@ def panel(
     # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
     config = replace(config, task=f"panel:{task}", schema=schema)
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
-    if estimate:
-        with heavy_imports():
-            from ..forecast import forecast
-
-        click.echo(forecast(config).text())
-        for note in notes:
-            click.echo(f"  note: {note}")
-        return 0
-    return execute(config, progress_style, progress_interval, backend, summary_json, notes)
+    return estimate_or_run(
+        config, estimate, notes, progress_style, progress_interval, backend, summary_json
+    )

@@ -1,0 +1,55 @@
+"""What the commands that run over an earlier run's output share (``judge``,
+``panel``): the earlier run's configuration, its model as the default, and
+the end: an estimate or the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import RunConfig
+from ..errors import UsageError
+from ..records.output import read_sidecar
+from . import heavy_imports
+from .run import execute
+
+
+def earlier_config(output: Path) -> dict[str, Any]:
+    """The configuration ``output`` was run with; UsageError when it is not
+    an output of rolebatch run."""
+    meta = read_sidecar(output) if output.is_file() else None
+    if meta is None:
+        raise UsageError(f"{output}: not an output of rolebatch run (no sidecar beside it)")
+    return meta["config"]
+
+
+def inherit_model(before: dict[str, Any], options: dict[str, Any]) -> None:
+    """The earlier run's model (and its base URL) unless the command line,
+    the environment or the settings give one."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
+        options["model"] = before.get("model", options["model"])
+        if ctx.get_parameter_source("base_url") == click.core.ParameterSource.DEFAULT:
+            options["base_url"] = before.get("base_url")
+
+
+def estimate_or_run(
+    config: RunConfig,
+    estimate: bool,
+    notes: list[str],
+    progress_style: str,
+    progress_interval: float,
+    backend: str,
+    summary_json: Path | None,
+) -> int:
+    if estimate:
+        with heavy_imports():
+            from ..forecast import forecast
+
+        click.echo(forecast(config).text())
+        for note in notes:
+            click.echo(f"  note: {note}")
+        return 0
+    return execute(config, progress_style, progress_interval, backend, summary_json, notes)
