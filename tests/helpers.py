@@ -1,9 +1,12 @@
-"""What tests write and read: job files, result lines, and the keys they use.
+"""What tests write and read: job files, result lines, and the keys they use;
+and Student's t computed without scipy, for the statistics' tests.
 (Fixtures are in ``conftest.py``; the fake server is ``tests.fakes``.)"""
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,3 +71,31 @@ def job_lines(custom_ids: Iterable[str]) -> Counter:
     """How many times each job line was put in a batch: the ``L<line>`` of
     every custom_id rolebatch gave a request."""
     return Counter(int(value.split("-")[0][1:]) for value in custom_ids)
+
+
+def student_t_two_sided(t: float, df: int, steps: int = 20000) -> float:
+    """2 P(T > |t|) on ``df`` degrees of freedom, from the density integrated
+    by Simpson's rule on [0, |t|]: an independent check on scipy's."""
+    const = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+
+    def density(x: float) -> float:
+        return const * (1 + x * x / df) ** (-(df + 1) / 2)
+
+    h = abs(t) / steps
+    area = density(0) + density(abs(t))
+    area += sum((4 if i % 2 else 2) * density(i * h) for i in range(1, steps))
+    return 2 * (0.5 - area * h / 3)
+
+
+@functools.cache
+def student_t_quantile(level: float, df: int) -> float:
+    """The t with P(T <= t) = ``level`` (above one half), found by bisection
+    on the integrated density."""
+    low, high = 0.0, 100.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if 1 - student_t_two_sided(mid, df, steps=4000) / 2 < level:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2

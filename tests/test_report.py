@@ -19,7 +19,7 @@ def _line(n: int, role: str, status: str = "ok", **extra) -> dict:
         "line": n,
         "status": status,
         "response": {
-            "poem": "x" * n,
+            "poem": "x" * (40 * n),  # text, longer than a label
             "score": n,
             "good": n % 2 == 0,
             "mood": "sad" if n < 3 else "glad",
@@ -62,10 +62,11 @@ def test_report_per_role_in_json(tmp_path, capsys):
     assert poet["latency p50 s"] == 2.5 and poet["latency p95 s"] == pytest.approx(3.85)
     assert poet["prompt tokens mean"] == 25 and poet["completion tokens mean"] == 2.5
     assert poet["cost usd"] == pytest.approx(0.010)
-    assert poet["poem: length mean"] == 2.5 and poet["poem: length p50"] == 2.5
+    assert poet["poem: length mean"] == 100 and poet["poem: length p50"] == 100
     assert poet["score: mean"] == 2.5 and poet["score: spread"] == pytest.approx(1.118, abs=1e-3)
     assert poet["good = true"] == 0.5
     assert poet["mood = sad"] == 0.5 and poet["mood = glad"] == 0.5
+    assert "mood: length mean" not in poet and "poem = " + "x" * 40 not in poet
     assert poet["tags: items mean"] == 1.0  # lists of 1, 2, 0 and 1 items
     assert "tags: mean" not in poet
 

@@ -8,15 +8,14 @@ import math
 import random
 import statistics
 from pathlib import Path
-from statistics import NormalDist
 
 import pytest
 
 from rolebatch.cli import main
 from rolebatch.evaluate import scorers
-from tests.helpers import write_job
+from tests.helpers import student_t_quantile, write_job
 
-Z = NormalDist().inv_cdf(0.975)
+T = student_t_quantile(0.975, 39)  # 40 questions
 ROLES = ["none", "expert", "friend", "robot"]
 
 
@@ -82,7 +81,7 @@ def test_every_group_s_mean_and_interval(study, capsys):
         g = found[role]
         assert g["n"] == 40 and g["errors"] == (3 if role == "robot" else 0)
         assert g["mean"] == pytest.approx(mean) and g["se"] == pytest.approx(se)
-        assert (g["ci_low"], g["ci_high"]) == pytest.approx((mean - Z * se, mean + Z * se))
+        assert (g["ci_low"], g["ci_high"]) == pytest.approx((mean - T * se, mean + T * se))
     assert found["none"]["baseline"] is True  # the control: a role id with no role text
 
 
@@ -103,10 +102,10 @@ def test_paired_comparisons_with_holm_and_verdicts(study, capsys):
         assert c["diff"] == pytest.approx(statistics.fmean(diffs))
         se = statistics.stdev(diffs) / math.sqrt(40)
         assert (c["ci_low"], c["ci_high"]) == pytest.approx(
-            (c["diff"] - Z * se, c["diff"] + Z * se)
+            (c["diff"] - T * se, c["diff"] + T * se)
         )
         assert c["p"] == pytest.approx(ps[role])
-        assert c["mde"] == pytest.approx((Z + NormalDist().inv_cdf(0.8)) * se)
+        assert c["mde"] == pytest.approx((T + student_t_quantile(0.8, 39)) * se)
     order = sorted(ps, key=ps.get)
     running = 0.0
     for k, role in enumerate(order):

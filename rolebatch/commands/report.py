@@ -68,9 +68,9 @@ def report(
     """Per group of the lines of OUTPUTS (one output, or several read as
     one: a sweep and its panel, a run and its personas run): records, ok
     share, error kinds, latency p50/p95, mean prompt and completion tokens,
-    cost; and per response field: string
-    length mean and p50, numbers' mean and spread, booleans' and few-valued
-    strings' distribution.  With a scorer (--score, or the task's own): per
+    cost; and per response field: text's length mean and p50, numbers' mean
+    and spread, the distribution of booleans and of labels (few-valued short
+    strings).  With a scorer (--score, or the task's own): per
     group the mean score with its 95 % interval, each group against the
     baseline question by question (difference, interval, p, Holm's p,
     verdict), the oracle, a group picked at random, and a group picked on

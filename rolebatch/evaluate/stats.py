@@ -2,15 +2,21 @@
 
 Intervals follow Miller, "Adding Error Bars to Evals" (arXiv 2411.00640):
 the questions are a sample, so each score is a mean with a standard error
-and a 95 % interval (mean +- z x SE, z the normal quantile); several answers
-to one question are a cluster, whose errors are summed before squaring.
+and a 95 % interval, mean +- q x SE with q Student's t quantile on one
+degree of freedom fewer than the questions (1.96, the normal quantile, at
+many questions; wider at a few, where 1.96 would claim more than the data
+hold); several answers to one question are a cluster, whose errors are
+summed before squaring.
 Two conditions on the same questions are compared on the per-question
 differences, which keeps their covariance (a paired interval is much
 narrower than two separate ones).  The test is the exact McNemar test when
 every paired score is 0 or 1 (a two-sided binomial test, p = 0.5, on the
-discordant pairs), and a paired t-test otherwise.  Many conditions against
-one baseline: Holm's step-down adjustment.  Distributions come from
-scipy's special functions (the normal quantile, the binomial and Student t
+discordant pairs), and a paired t-test otherwise; differences without any
+spread (every question moved by the same amount) leave the t-test
+undefined, and the sign test on them is used instead, so that two questions
+never make a verdict.  Many conditions against one baseline: Holm's
+step-down adjustment.  Distributions come from scipy's special functions
+(the normal and Student t quantiles, the binomial and Student t
 distribution functions): ``scipy.stats`` would cost the report twice the
 memory (88 MB to import, against 41).
 """
@@ -30,6 +36,13 @@ def _z(level: float) -> float:
     from scipy.special import ndtri
 
     return float(ndtri(level))
+
+
+def _t(level: float, df: int) -> float:
+    """Student's t quantile on ``df`` degrees of freedom."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, level))
 
 
 @dataclass
@@ -56,13 +69,11 @@ def estimate(sums: Sequence[float], counts: Sequence[int]) -> Estimate:
     mean = sum(sums) / n
     clustered = any(count > 1 for count in counts)
     spread = sum((S - c * mean) ** 2 for S, c in zip(sums, counts, strict=True) if c)
-    if clustered:
-        se = math.sqrt(spread) / n
-    elif n > 1:
-        se = math.sqrt(spread / (n * (n - 1)))
-    else:
-        return Estimate(n, mean, None, None, None)
-    half = _z(1 - ALPHA / 2) * se
+    questions = sum(1 for c in counts if c)
+    if questions < 2:
+        return Estimate(n, mean, None, None, None, clustered)
+    se = math.sqrt(spread) / n if clustered else math.sqrt(spread / (n * (n - 1)))
+    half = _t(1 - ALPHA / 2, questions - 1) * se
     return Estimate(n, mean, se, mean - half, mean + half, clustered)
 
 
@@ -94,11 +105,14 @@ def paired(condition: Sequence[float], baseline: Sequence[float]) -> Paired:
         return Paired(n, diff, None, None, None, None, None, None)
     sd = math.sqrt(sum((d - diff) ** 2 for d in diffs) / (n - 1))
     se = sd / math.sqrt(n)
-    half = _z(1 - ALPHA / 2) * se
-    mde = (_z(1 - ALPHA / 2) + _z(POWER)) * se
+    half = _t(1 - ALPHA / 2, n - 1) * se
+    # No spread, no power calculation: the detectable difference is unknown.
+    mde = (_t(1 - ALPHA / 2, n - 1) + _t(POWER, n - 1)) * se if se > 0 else None
     binary = all(v in (0, 1) for v in condition) and all(v in (0, 1) for v in baseline)
     if binary:
         test, p = "mcnemar-exact", mcnemar_exact(condition, baseline)
+    elif sd == 0:
+        test, p = "sign", sign_test(sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
     else:
         test, p = "paired-t", paired_t(diffs)
     return Paired(n, diff, se, diff - half, diff + half, p, test, mde)
@@ -119,8 +133,8 @@ def paired_t(diffs: Sequence[float]) -> float:
     n = len(diffs)
     mean = sum(diffs) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    if sd == 0:  # no spread: the test is undefined
-        return 1.0 if mean == 0 else 0.0
+    if sd == 0:
+        raise ValueError("a t-test of differences without spread is undefined")
     t = mean / (sd / math.sqrt(n))
     return float(min(1.0, 2 * stdtr(n - 1, -abs(t))))
 

@@ -5,7 +5,7 @@ and the values percentiles need in flat arrays (8 bytes a latency, 4 a
 string length): a million lines stay in tens of megabytes, not gigabytes of
 parsed objects.  A string field whose values are few (at most ``CATEGORIES``
 distinct in a group, none longer than ``LABEL_LENGTH``) is reported as a
-distribution, like booleans: that is how enums show.
+distribution, like booleans, and not by its length: that is how enums show.
 """
 
 from __future__ import annotations
@@ -197,9 +197,10 @@ def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:
     for name in fields:
         stats = [x.fields.get(name, FieldStats()) for x in g]
         if any(len(s.strings) for s in stats):
-            row(f"{name}: length mean", [_mean(s.strings) for s in stats])
-            row(f"{name}: length p50", [percentile(s.strings, 0.5) for s in stats])
-            if not any(s.many for s in stats):
+            if any(s.many for s in stats):  # text: how long it runs
+                row(f"{name}: length mean", [_mean(s.strings) for s in stats])
+                row(f"{name}: length p50", [percentile(s.strings, 0.5) for s in stats])
+            else:  # labels (an enum, a judge's "A" or "B"): how often each
                 values = sorted({v for s in stats for v in s.values})
                 for value in values:
                     row(f"{name} = {value}", [_share(s.values, value) for s in stats])
