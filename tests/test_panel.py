@@ -205,7 +205,15 @@ def test_what_a_panel_cannot_be_made_of_is_refused(swept, fake, capsys):
     capsys.readouterr()
     assert panel("j.jsonl", "--synthesizer", "", base_url=fake.base_url) == 2
     assert "not a judge" in capsys.readouterr().err
+    # A plain run (one answer a question) is not a sweep: no panel is bought.
+    job = write_job(Path("plain-job.jsonl"), QUESTIONS)
+    assert main(["run", str(job), "--task", "choice", "-o", "one.jsonl",
+                 "--base-url", fake.base_url, "--progress", "none"]) == 0  # fmt: skip
+    capsys.readouterr()
     requests = len(fake.requests)
+    assert panel("one.jsonl", "--synthesizer", "", base_url=fake.base_url) == 2
+    assert "no question has more than one ok answer" in capsys.readouterr().err
+    assert len(fake.requests) == requests and not Path("out/one.panel.jsonl").exists()
     assert panel(str(swept), "--synthesizer", "", "--estimate", base_url=fake.base_url) == 0
     out = capsys.readouterr().out
     assert "records: 6, 6 to do" in out and len(fake.requests) == requests
@@ -240,3 +248,17 @@ def test_a_panel_takes_its_options_from_a_settings_file(swept, fake):
     assert panel(str(swept), "--config", "panel.toml", "-o", "f.jsonl", base_url=fake.base_url) == 0
     assert all(r.body["messages"][0]["content"].startswith(EDITOR) for r in fake.requests)
     assert {r["panel"]["seed"] for r in read_lines(Path("f.records.jsonl"))} == {3}
+
+
+def test_a_question_with_one_ok_answer_has_no_panel(rolebatch, fake, tmp_path, capsys):
+    job = write_job(tmp_path / "quiz.jsonl", QUESTIONS[:3])
+    roles = write_job(tmp_path / "roles.jsonl", ROLES[:2])
+    fake.fault(match="geographer. What is the capital of country 1?", refusal=True)
+    code = rolebatch(str(job), "--task", "choice", "--roles", str(roles), "-o", "sw.jsonl").code
+    assert code == 1  # the geographer's refusal is an error line
+    fake.reset()
+    capsys.readouterr()
+    assert panel("sw.jsonl", "--synthesizer", EDITOR, base_url=fake.base_url) == 0
+    assert "questions left out (one ok answer is no panel): 1" in capsys.readouterr().err
+    lines = read_lines(Path("out/sw.panel.jsonl"))
+    assert [line["query_id"] for line in lines] == ["c0", "c2"] and len(fake.requests) == 2

@@ -193,7 +193,11 @@ def test_without_a_scorer_the_report_is_descriptive_and_with_one_asked_it_says_s
     assert main(["report", str(path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["scores"] is None
     assert main(["report", str(path), "--score", "choice"]) == 0
-    assert "scores: choice" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "scores: choice" in out
+    assert "unscored: 1 ok line, left out of n: they have no 'expected' option" in out
+    assert main(["report", str(path), "--score", "exact"]) == 0
+    assert "no 'expected' answer to compare with" in capsys.readouterr().out
     assert main(["report", str(path), "--baseline", "none"]) == 2
     assert "give --score" in capsys.readouterr().err
 

@@ -76,6 +76,8 @@ def panel(
     # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
     config = replace(config, task=f"panel:{task}", schema=schema)
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
+    if made.single:
+        notes.append(f"questions left out (one ok answer is no panel): {made.single:,}")
     return estimate_or_run(
         config, estimate, notes, progress_style, progress_interval, backend, summary_json
     )

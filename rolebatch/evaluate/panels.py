@@ -1,7 +1,9 @@
 """A panel's records, made from a sweep's output (``rolebatch panel``): one
 a question, with the question's own keys, the ok answers of every role (the
 control's too: it is one answer among the panel's), shuffled per question
-with a seed, and which roles they came from.
+with a seed, and which roles they came from.  A question with one ok answer
+has no panel to put together: it is left out (not bought), and an output
+without any question answered twice is not a sweep, refused.
 
 Two passes in flat memory: the first chains each line's byte offset onto its
 question's list (two arrays of 8 bytes a line, a table of question hashes);
@@ -34,6 +36,7 @@ COMMON = ("query", "metadata")
 class Made:
     questions: int = 0
     answers: int = 0
+    single: int = 0  # questions left out: one ok answer is no panel
 
 
 def make_records(
@@ -69,10 +72,19 @@ def make_records(
                     lines.append(json.loads(source.readline()))
                     place = chained[place]
                 lines = [x for x in lines if query_key(x) == query_key(lines[0])]
+                if len(lines) < 2:
+                    made.single += 1
+                    continue
                 record = _record(lines, task_keys, synthesizer, seed)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 made.questions += 1
                 made.answers += len(lines)
+        if not made.questions:
+            tmp.unlink()
+            raise UsageError(
+                f"{output}: no question has more than one ok answer: a panel combines the"
+                " answers of a sweep's roles (rolebatch run --roles ROLES)"
+            )
         if target.exists() and filecmp.cmp(target, tmp, shallow=False):
             tmp.unlink()
         else:

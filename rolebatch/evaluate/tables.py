@@ -43,6 +43,12 @@ def text(scores: dict[str, Any], fmt: str) -> str:
         for g in scores["groups"]
     ]
     out.append(text_table(["group", "n", "errors", "mean", "se", "95% interval"], rows, fmt))
+    unscored = sum(g["unscored"] for g in scores["groups"])
+    if unscored:
+        out.append(
+            f"\nunscored: {unscored:,} ok line{'s' if unscored != 1 else ''}, left out of n:"
+            f" {_cannot(scores['scorer'])}\n"
+        )
     if scores["comparisons"]:
         out.append(
             f"\npaired against {scores['baseline']} on the questions both answered"
@@ -66,6 +72,23 @@ def text(scores: dict[str, Any], fmt: str) -> str:
         out.append(text_table([*header, "detectable"], rows, fmt))
     out.append("\n" + "\n".join(_study(scores)) + "\n")
     return "".join(out)
+
+
+def _cannot(scorer: str) -> str:
+    """Why ``scorer`` leaves an ok line unscored."""
+    name, _, arg = scorer.partition(":")
+    if name == "field":
+        return f"their response has no numeric field {arg!r}"
+    if name == "python":
+        return "your function gave None for them"
+    if name == "choice":
+        return "they have no 'expected' option or no chosen 'option' (not a --task choice output?)"
+    if name == "regex":
+        return "their response has no 'answer' field or single text field"
+    return (
+        "they have no 'expected' answer to compare with, or their response has no 'answer'"
+        " field or single text field"
+    )
 
 
 def _study(scores: dict[str, Any]) -> list[str]:
