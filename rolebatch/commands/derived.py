@@ -13,7 +13,7 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..records.output import read_sidecar
 from . import heavy_imports
-from .run import execute
+from .run import Invocation, execute
 
 
 def earlier_config(output: Path) -> dict[str, Any]:
@@ -36,13 +36,7 @@ def inherit_model(before: dict[str, Any], options: dict[str, Any]) -> None:
 
 
 def estimate_or_run(
-    config: RunConfig,
-    estimate: bool,
-    notes: list[str],
-    progress_style: str,
-    progress_interval: float,
-    backend: str,
-    summary_json: Path | None,
+    config: RunConfig, estimate: bool, notes: list[str], invocation: Invocation
 ) -> int:
     if estimate:
         with heavy_imports():
@@ -52,4 +46,4 @@ def estimate_or_run(
         for note in notes:
             click.echo(f"  note: {note}")
         return 0
-    return execute(config, progress_style, progress_interval, backend, summary_json, notes)
+    return execute(config, invocation, notes)

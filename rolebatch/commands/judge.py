@@ -11,7 +11,7 @@ import click
 
 from .derived import earlier_config, estimate_or_run, inherit_model
 from .options import job_options, run_config
-from .run import run_options
+from .run import Invocation, run_options
 from .settings import WithSettings, config_option
 
 # What a judge has no use for: its records, task and prompt are its own.
@@ -51,10 +51,7 @@ def judge(
     show_role: bool,
     estimate: bool,
     output: Path | None,
-    progress_style: str,
-    progress_interval: float,
-    backend: str,
-    summary_json: Path | None,
+    invocation: Invocation,
     **options: object,
 ) -> int:
     """Grade the ok answers of JUDGED (an output of rolebatch run) with a judge
@@ -85,6 +82,4 @@ def judge(
             f"the judge is the model that wrote the answers ({config.model}): judges prefer"
             " their own model's answers; a judge of another family (--model) is the fairer one"
         )
-    return estimate_or_run(
-        config, estimate, notes, progress_style, progress_interval, backend, summary_json
-    )
+    return estimate_or_run(config, estimate, notes, invocation)

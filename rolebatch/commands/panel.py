@@ -14,7 +14,7 @@ from ..errors import UsageError
 from .derived import earlier_config, estimate_or_run, inherit_model
 from .judge import NOT_FOR_A_JUDGE
 from .options import job_options, run_config
-from .run import run_options
+from .run import Invocation, run_options
 from .settings import WithSettings, config_option
 
 
@@ -46,10 +46,7 @@ def panel(
     seed: int,
     estimate: bool,
     output: Path | None,
-    progress_style: str,
-    progress_interval: float,
-    backend: str,
-    summary_json: Path | None,
+    invocation: Invocation,
     **options: object,
 ) -> int:
     """For every question of SWEEP (an output of rolebatch run --roles), one
@@ -78,6 +75,4 @@ def panel(
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
     if made.single:
         notes.append(f"questions left out (one ok answer is no panel): {made.single:,}")
-    return estimate_or_run(
-        config, estimate, notes, progress_style, progress_interval, backend, summary_json
-    )
+    return estimate_or_run(config, estimate, notes, invocation)

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,33 @@ from .options import job_options, run_config
 from .settings import WithSettings, config_option
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """How a command runs its run: the progress it shows, the event loop, and
+    where its summary goes besides the terminal."""
+
+    progress_style: str = "auto"
+    progress_interval: float = 10.0
+    backend: str = "asyncio"
+    summary_json: Path | None = None
+
+
 def run_options(command: Any) -> Any:
-    """How a run shows itself and where its summary goes (run, judge, panel)."""
+    """The options of how a run shows itself and where its summary goes (run,
+    judge, panel), handed to ``command`` as one ``invocation``."""
+
+    @functools.wraps(command)
+    def with_invocation(
+        *args: Any,
+        progress_style: str,
+        progress_interval: float,
+        backend: str,
+        summary_json: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        invocation = Invocation(progress_style, progress_interval, backend, summary_json)
+        return command(*args, invocation=invocation, **kwargs)
+
     for option in reversed(
         [
             click.option(
@@ -56,47 +82,32 @@ def run_options(command: Any) -> Any:
             ),
         ]
     ):
-        command = option(command)
-    return command
+        with_invocation = option(with_invocation)
+    return with_invocation
 
 
 @click.command(cls=WithSettings)
 @job_options
 @config_option
 @run_options
-def run(
-    job: Path,
-    output: Path | None,
-    progress_style: str,
-    progress_interval: float,
-    backend: str,
-    summary_json: Path | None,
-    **options: object,
-) -> int:
+def run(job: Path, output: Path | None, invocation: Invocation, **options: object) -> int:
     """Run every record of JOB (a JSONL file) and write one result line per record."""
-    config = run_config(job, output, options)
-    return execute(config, progress_style, progress_interval, backend, summary_json)
+    return execute(run_config(job, output, options), invocation)
 
 
-def execute(
-    config: RunConfig,
-    progress_style: str,
-    progress_interval: float,
-    backend: str,
-    summary_json: Path | None,
-    notes: list[str] | None = None,
-) -> int:
+def execute(config: RunConfig, invocation: Invocation, notes: list[str] | None = None) -> int:
     """Run ``config`` to the end, show its summary (with ``notes``), and say
     how it ended as an exit code."""
     with heavy_imports():
         from ..pipeline import run_job  # openai and instructor: most of a second
 
+    summary_json, backend = invocation.summary_json, invocation.backend
     if config.quota and backend != "asyncio" and (config.via == "live" or config.reask == "live"):
         raise UsageError(
             "--quota works under asyncio only (the redis package's client): run with"
             " --backend asyncio, or without --quota"
         )
-    reporter = _reporter(progress_style, progress_interval)
+    reporter = _reporter(invocation.progress_style, invocation.progress_interval)
     try:
         summary = anyio.run(
             functools.partial(run_job, config, reporter, handle_signals=True), backend=backend
