@@ -92,4 +92,13 @@ def test_report_table_is_aligned_and_bad_input_is_exit_2(tmp_path, capsys):
     bad.write_text('{"id": 1}\n')
     assert main(["report", str(bad)]) == 2
     assert "bad.jsonl:1: not a rolebatch output line" in capsys.readouterr().err
+    # A torn last line (a run still writing) is passed over; a broken whole line is named.
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(out.read_text() + '{"id": "r3@poet", "sta')
+    assert main(["report", str(torn), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"]["poet"]["records"] == 1
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(out.read_text().replace("\n", "\nnot json\n", 1))
+    assert main(["report", str(broken)]) == 2
+    assert "broken.jsonl:2: not a JSON line" in capsys.readouterr().err
     assert main(["report", str(out), "--by", "colour"]) == 2

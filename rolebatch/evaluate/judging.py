@@ -21,12 +21,14 @@ import filecmp
 import json
 import os
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, UsageError
 from ..records.ids import HashIndex, id_hash
+from ..records.lines import read_output
 from ..tasks.layout import PERSONAS_FIELDS
 from .scores import query_key
 
@@ -74,24 +76,11 @@ def _judged(line: dict[str, Any]) -> dict[str, Any]:
     return judged
 
 
-def ok_lines(path: Path):
+def ok_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, line) of every whole ok line of ``path``."""
-    offset = 0
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            start, offset = offset, offset + len(raw)
-            if not raw.endswith(b"\n"):
-                break  # a torn last line: a run is still writing it
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                raise UsageError(f"{path}:{number}: not a rolebatch output line") from None
-            if isinstance(line, dict) and line.get("status") == "ok" and "response" in line:
-                yield start, line
+    for offset, line in read_output(path):
+        if line.get("status") == "ok" and "response" in line:
+            yield offset, line
 
 
 def make_records(output: Path, target: Path, against: str | None = None) -> Made:

@@ -1,13 +1,16 @@
-"""What became of one record, and the output line that says so."""
+"""What became of one record, the output line that says so, and reading
+those lines back."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from .job import Record
 
 # The documented error kinds; README lists them.
@@ -160,3 +163,29 @@ def line_cost(raw: bytes) -> float | None:
         return float(value)
     except ValueError:
         return None  # null: the price was not known
+
+
+def read_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(byte offset, line) of every whole line of an output, in file order.
+    Blank lines and a torn last line (a run still writing, or one that
+    crashed) are passed over; anything else that is not an output line is a
+    UsageError naming the file and line."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    offset = 0
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                if raw.endswith(b"\n"):
+                    raise UsageError(f"{path}:{number}: not a JSON line") from None
+                break  # a torn last line (no prefix of an object is one)
+            if not isinstance(line, dict) or "status" not in line:
+                raise UsageError(f"{path}:{number}: not a rolebatch output line")
+            yield start, line

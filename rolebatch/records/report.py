@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .lines import read_output
 
 CATEGORIES = 8
 LABEL_LENGTH = 32  # longer strings are text, not labels
@@ -149,26 +150,11 @@ def _read(
     groups: dict[str, Group],
     observe: Callable[[dict[str, Any], str], None] | None,
 ) -> None:
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                if raw.endswith(b"\n"):
-                    raise UsageError(f"{path}:{number}: not a JSON line") from None
-                continue  # a torn last line: a run is still writing, or crashed
-            if not isinstance(line, dict) or "status" not in line:
-                raise UsageError(f"{path}:{number}: not a rolebatch output line")
-            key = group_of(line, by)
-            groups.setdefault(key, Group()).add(line)
-            if observe is not None:
-                observe(line, key)
+    for _, line in read_output(path):
+        key = group_of(line, by)
+        groups.setdefault(key, Group()).add(line)
+        if observe is not None:
+            observe(line, key)
 
 
 def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:
