@@ -177,6 +177,43 @@ def _window(remaining: int, reset: str = "1s") -> dict[str, str]:
     }
 
 
+def _openrouter(remaining: int, reset_in: float) -> dict[str, str]:
+    """OpenRouter's headers: what is left of a window whose reset is an
+    epoch time in milliseconds, ``reset_in`` seconds from now (the wall clock)."""
+    return {
+        "x-ratelimit-limit": "10",
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(round((time.time() + reset_in) * 1000)),
+    }
+
+
+async def test_late_answers_about_a_window_that_is_over_do_not_renew_the_next():
+    # Seen as a flaky whole-process test: answers of the old window's requests
+    # read just after we counted the window renewed set its reset to now, and
+    # a second window's worth went out at once: 429s.
+    clock = FakeClock()
+    limiter = Limiter(clock=clock, probe=False, max_in_flight=32)
+    first = await limiter.acquire(ONE)
+    limiter.release(first, ONE, ok=True, headers=_openrouter(9, 0.5))
+    old = [await limiter.acquire(ONE) for _ in range(9)]
+    renewed = clock.now() + 0.5
+    new = [await limiter.acquire(ONE) for _ in range(10)]  # a full window, after its reset
+    assert clock.now() == pytest.approx(renewed, abs=0.01)
+    # The old window's answers arrive now: its reset past (it reads as 0), or
+    # a hair ahead (our clock and the server's differ by that much).
+    for permit in old[:5]:
+        limiter.release(permit, ONE, ok=True, headers=_openrouter(0, -0.05))
+    for permit in old[5:]:
+        limiter.release(permit, ONE, ok=True, headers=_openrouter(0, 0.01))
+    # The window open now is spent: wait for its answers, not a second burst.
+    assert limiter.delay(ONE, clock.now()) == math.inf
+    # The first answer from it says when it resets.
+    limiter.release(new[0], ONE, ok=True, headers=_openrouter(0, 1.0))
+    assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0, abs=0.05)
+    clock.t += 1.0
+    assert limiter.delay(ONE, clock.now()) == 0  # renewed then, as it said
+
+
 async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():
     clock = FakeClock()
     limiter = Limiter(clock=clock, probe=False)

@@ -163,6 +163,7 @@ class Budget:
         # since; renewed to ``peak`` when its window resets.
         self.left: float | None = None
         self.reset_at = math.inf
+        self.renewed_at = -math.inf  # when we last counted the window renewed
         self.peak = 0.0
         # Running totals of what went out; a permit's mark is both after its take.
         self.sent = 0.0
@@ -179,7 +180,7 @@ class Budget:
         if self.left is None:
             return wait
         if now >= self.reset_at:  # the server's window has renewed
-            self.left, self.reset_at = self.peak, math.inf
+            self.left, self.renewed_at, self.reset_at = self.peak, self.reset_at, math.inf
         if self.left >= min(cost, self.peak) - EPSILON:
             return wait
         if self.reset_at < math.inf:
@@ -213,7 +214,13 @@ class Budget:
         answer's ``remaining`` may or may not count the requests sent around
         it.  The server's count wins only when it has used more than we ever
         sent in the window: another client spends from the same quota, or our
-        reservations were short."""
+        reservations were short.
+
+        An answer about a window that is over says nothing of the one open
+        now: one whose reset has passed (an answer slower than the window),
+        or, once we counted a renewal, one whose reset is the renewal's own (a
+        request of the old window answered just after it).  Taken as news,
+        it would renew the window again and send a second window's worth."""
         assert reading.remaining is not None
         sent, count = mark
         # All sent after this request, at reservation (each perhaps a little short).
@@ -222,6 +229,10 @@ class Budget:
         if self.left is None:  # the first word from the server
             self.left, self.reset_at = reading.remaining - after, reset_at
             return
+        if reading.reset is not None and reading.reset <= 0:
+            return  # its window is over
+        if self.reset_at == math.inf and reset_at < self.renewed_at + SAME_WINDOW:
+            return  # the window we counted renewed
         if self.reset_at < math.inf:
             if reset_at < self.reset_at - SAME_WINDOW:
                 return  # a late answer about a window that has passed
