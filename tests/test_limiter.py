@@ -210,8 +210,29 @@ async def test_late_answers_about_a_window_that_is_over_do_not_renew_the_next():
     # The first answer from it says when it resets.
     limiter.release(new[0], ONE, ok=True, headers=_openrouter(0, 1.0))
     assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0, abs=0.05)
-    clock.t += 1.0
+    clock.t += 1.01  # (the header is in whole milliseconds of the wall clock)
     assert limiter.delay(ONE, clock.now()) == 0  # renewed then, as it said
+
+
+async def test_answers_slower_than_the_window_renew_it_a_window_s_worth_at_a_time():
+    # Each answer comes after its window is over (its reset reads as 0): the
+    # first of a window's answers says the window is over, and a new window's
+    # worth goes; the rest of those answers are about the same window.
+    clock = FakeClock()
+    limiter = Limiter(clock=clock, probe=False, max_in_flight=32)
+    first = await limiter.acquire(ONE)
+    limiter.release(first, ONE, ok=True, headers=_openrouter(9, 0.5))
+    window = [await limiter.acquire(ONE) for _ in range(9)]
+    for _ in range(3):
+        clock.t += 1.5  # the answers take longer than the window
+        limiter.release(window[0], ONE, ok=True, headers=_openrouter(0, -1.0))
+        assert limiter.delay(ONE, clock.now()) == 0
+        sent = [await limiter.acquire(ONE) for _ in range(10)]
+        assert limiter.delay(ONE, clock.now()) == math.inf  # spent: one window's worth
+        for permit in window[1:]:
+            limiter.release(permit, ONE, ok=True, headers=_openrouter(0, -1.0))
+        assert limiter.delay(ONE, clock.now()) == math.inf  # no more from old news
+        window = sent
 
 
 async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():

@@ -116,3 +116,20 @@ def test_openrouter_headers_hold_the_pace_with_no_limit_given(
         assert fake.state.quota.rejected <= 1
     else:  # a loaded machine: the first answer outwaited the probe; one burst, then the pace
         assert fake.state.quota.rejected <= 16 - 10
+
+
+def test_openrouter_answers_slower_than_its_window_bring_no_429(
+    rolebatch, fake, tmp_path, monkeypatch
+):
+    # Every answer comes after the one-second window it was counted in is over:
+    # the first answer of a window renews it, the others are old news (before,
+    # each renewed it again: 2 to 6 429s in this run).
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    fake.state.quota = Quota(rpm=600, style="openrouter")
+    fake.state.latency = 1.2
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    result = rolebatch(
+        str(job), "-o", "o.jsonl", "--concurrency", "16", "--model", "openrouter/openai/gpt-4o"
+    )
+    assert result.code == 0, result.err
+    assert fake.state.quota.accepted == 30 and fake.state.quota.rejected == 0

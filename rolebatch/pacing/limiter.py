@@ -163,7 +163,10 @@ class Budget:
         # since; renewed to ``peak`` when its window resets.
         self.left: float | None = None
         self.reset_at = math.inf
-        self.renewed_at = -math.inf  # when we last counted the window renewed
+        # When we last counted the window renewed, and how many requests had
+        # gone out by then: an answer to one of those is about an older window.
+        self.renewed_at = -math.inf
+        self.renewed_count = 0
         self.peak = 0.0
         # Running totals of what went out; a permit's mark is both after its take.
         self.sent = 0.0
@@ -181,6 +184,7 @@ class Budget:
             return wait
         if now >= self.reset_at:  # the server's window has renewed
             self.left, self.renewed_at, self.reset_at = self.peak, self.reset_at, math.inf
+            self.renewed_count = self.count
         if self.left >= min(cost, self.peak) - EPSILON:
             return wait
         if self.reset_at < math.inf:
@@ -216,11 +220,12 @@ class Budget:
         sent in the window: another client spends from the same quota, or our
         reservations were short.
 
-        An answer about a window that is over says nothing of the one open
-        now: one whose reset has passed (an answer slower than the window),
-        or, once we counted a renewal, one whose reset is the renewal's own (a
-        request of the old window answered just after it).  Taken as news,
-        it would renew the window again and send a second window's worth."""
+        An answer to a request sent before we counted the window renewed, and
+        whose window is over (its reset has passed, or is the renewal's own),
+        says nothing of the window open now: taken as news, it would renew the
+        window again and send a second window's worth at once.  An answer to a
+        request sent since whose reset has passed (answers slower than the
+        window) says the window we count is over: it renews now."""
         assert reading.remaining is not None
         sent, count = mark
         # All sent after this request, at reservation (each perhaps a little short).
@@ -229,10 +234,13 @@ class Budget:
         if self.left is None:  # the first word from the server
             self.left, self.reset_at = reading.remaining - after, reset_at
             return
-        if reading.reset is not None and reading.reset <= 0:
-            return  # its window is over
-        if self.reset_at == math.inf and reset_at < self.renewed_at + SAME_WINDOW:
-            return  # the window we counted renewed
+        over = reading.reset is not None and reading.reset <= 0
+        if (
+            count <= self.renewed_count
+            and self.reset_at == math.inf
+            and (over or reset_at < self.renewed_at + SAME_WINDOW)
+        ):
+            return  # about a window before the one we count
         if self.reset_at < math.inf:
             if reset_at < self.reset_at - SAME_WINDOW:
                 return  # a late answer about a window that has passed
