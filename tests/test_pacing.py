@@ -97,18 +97,24 @@ def test_rpm_option_is_in_help(capsys):
     assert "--rpm" in text and "--tpm" in text and "--max-rate-limit-retries" in text
 
 
+def _openrouter_run(rolebatch, fake, tmp_path, monkeypatch, latency: float):
+    """30 records through OpenRouter's preset against a limit of 10 requests
+    in each one-second window, told only by OpenRouter's headers."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    fake.state.quota = Quota(rpm=600, style="openrouter")
+    fake.state.latency = latency
+    job = write_job(tmp_path / "j.jsonl", poem_records(30))
+    return rolebatch(
+        str(job), "-o", "o.jsonl", "--concurrency", "16", "--model", "openrouter/openai/gpt-4o"
+    )
+
+
 def test_openrouter_headers_hold_the_pace_with_no_limit_given(
     rolebatch, fake, tmp_path, monkeypatch
 ):
     # OpenRouter's headers: x-ratelimit-limit / -remaining for its window and
     # a reset in milliseconds since the epoch; no -requests/-tokens suffix.
-    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
-    fake.state.quota = Quota(rpm=600, style="openrouter")
-    fake.state.latency = 0.03
-    job = write_job(tmp_path / "j.jsonl", poem_records(30))
-    result = rolebatch(
-        str(job), "-o", "o.jsonl", "--concurrency", "16", "--model", "openrouter/openai/gpt-4o"
-    )
+    result = _openrouter_run(rolebatch, fake, tmp_path, monkeypatch, latency=0.03)
     assert result.code == 0, result.err
     assert fake.state.quota.accepted == 30
     first, second = sorted(r.at for r in fake.requests)[:2]
@@ -124,12 +130,6 @@ def test_openrouter_answers_slower_than_its_window_bring_no_429(
     # Every answer comes after the one-second window it was counted in is over:
     # the first answer of a window renews it, the others are old news (before,
     # each renewed it again: 2 to 6 429s in this run).
-    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
-    fake.state.quota = Quota(rpm=600, style="openrouter")
-    fake.state.latency = 1.2
-    job = write_job(tmp_path / "j.jsonl", poem_records(30))
-    result = rolebatch(
-        str(job), "-o", "o.jsonl", "--concurrency", "16", "--model", "openrouter/openai/gpt-4o"
-    )
+    result = _openrouter_run(rolebatch, fake, tmp_path, monkeypatch, latency=1.2)
     assert result.code == 0, result.err
     assert fake.state.quota.accepted == 30 and fake.state.quota.rejected == 0

@@ -174,15 +174,7 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
     if scores["comparisons"]:
         comparisons = scores["comparisons"]
         diff_rows = [
-            {
-                "key": c["key"],
-                "label": c["key"] + (" *" if c["verdict"] in ("better", "worse") else ""),
-                "value": c["diff"],
-                "low": c["ci_low"],
-                "high": c["ci_high"],
-                "verdict": c["verdict"],
-            }
-            for c in sorted(comparisons, key=lambda c: -(c["diff"] or 0))
+            _point(c, c["diff"]) for c in sorted(comparisons, key=lambda c: -(c["diff"] or 0))
         ]
 
         def marker(row: dict[str, Any]) -> str:
@@ -236,19 +228,21 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _point(row: dict[str, Any], value: float | None) -> dict[str, Any]:
+    """A point of a plot with its interval, starred when its verdict is one."""
+    return {
+        "key": row["key"],
+        "label": row["key"] + (" *" if row["verdict"] in ("better", "worse") else ""),
+        "value": value,
+        "low": row["ci_low"],
+        "high": row["ci_high"],
+        "verdict": row["verdict"],
+    }
+
+
 def _pairwise(pairwise: dict[str, Any]) -> str:
     """Head-to-head judgements (``rolebatch judge --against``)."""
-    rows = [
-        {
-            "key": r["key"],
-            "label": r["key"] + (" *" if r["verdict"] in ("better", "worse") else ""),
-            "value": r["win_rate"],
-            "low": r["ci_low"],
-            "high": r["ci_high"],
-            "verdict": r["verdict"],
-        }
-        for r in pairwise["rows"]
-    ]
+    rows = [_point(r, r["win_rate"]) for r in pairwise["rows"]]
     consistency = pairwise.get("consistency")
     return "".join(
         [
