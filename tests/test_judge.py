@@ -265,6 +265,7 @@ def test_what_is_not_an_output_or_has_no_such_role_is_refused(swept, fake, capsy
         judge(str(swept), "--rubric", "rubric.md", "--against", "chef", base_url=fake.base_url) == 2
     )
     assert "--against 'chef'" in capsys.readouterr().err
+    assert list(Path("out").glob("*.tmp")) == []  # the records half written are gone
     assert judge(str(swept), "--rubric", "nowhere.md", base_url=fake.base_url) == 2
     assert fake.requests == []
 

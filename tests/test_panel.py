@@ -214,6 +214,7 @@ def test_what_a_panel_cannot_be_made_of_is_refused(swept, fake, capsys):
     assert panel("one.jsonl", "--synthesizer", "", base_url=fake.base_url) == 2
     assert "no question has more than one ok answer" in capsys.readouterr().err
     assert len(fake.requests) == requests and not Path("out/one.panel.jsonl").exists()
+    assert list(Path("out").glob("*.tmp")) == []
     assert panel(str(swept), "--synthesizer", "", "--estimate", base_url=fake.base_url) == 0
     out = capsys.readouterr().out
     assert "records: 6, 6 to do" in out and len(fake.requests) == requests

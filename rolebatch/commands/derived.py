@@ -1,6 +1,6 @@
 """What the commands that run over an earlier run's output share (``judge``,
-``panel``): the earlier run's configuration, its model as the default, and
-the end: an estimate or the run."""
+``panel``): the earlier run's configuration, its model as the default, where
+their records go, and the end: an estimate or the run."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def earlier_config(output: Path) -> dict[str, Any]:
     if meta is None:
         raise UsageError(f"{output}: not an output of rolebatch run (no sidecar beside it)")
     return meta["config"]
+
+
+def records_path(output: Path | None, stem: str) -> Path:
+    """Where the records of a judge's or a panel's run go: beside its output
+    (``-o``, or ``out/<stem>.jsonl``), as ``<output stem>.records.jsonl``.  The
+    run's own output then takes its name from them (see ``output_stem``)."""
+    return (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
 
 
 def inherit_model(before: dict[str, Any], options: dict[str, Any]) -> None:

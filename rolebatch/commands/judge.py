@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .derived import earlier_config, estimate_or_run, inherit_model
+from .derived import earlier_config, estimate_or_run, inherit_model, records_path
 from .options import job_options, run_config
 from .run import Invocation, run_options
 from .settings import WithSettings, config_option
@@ -64,10 +64,9 @@ def judge(
 
     inherit_model(earlier_config(judged), options)  # the judge's model: the run's by default
     stem = f"{judged.stem}.{'judged' if against is None else f'against-{against}'}"
-    records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
+    records = records_path(output, stem)
     made = make_records(judged, records, against)
     config = run_config(records, output, options)
-    # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
     config = replace(config, task="judge", rubric=rubric, against=against, show_role=show_role)
     notes = [
         f"judged {made.answers:,} answers of {judged}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .derived import earlier_config, estimate_or_run, inherit_model
+from .derived import earlier_config, estimate_or_run, inherit_model, records_path
 from .judge import NOT_FOR_A_JUDGE
 from .options import job_options, run_config
 from .run import Invocation, run_options
@@ -67,10 +67,9 @@ def panel(
     inner = open_task(task, schema)
     inherit_model(config_before, options)
     stem = f"{sweep.stem}.panel"
-    records = (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
+    records = records_path(output, stem)
     made = make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
     config = run_config(records, output, options)
-    # Its output is the records' (out/<stem>.jsonl, or the shard's): see output_stem.
     config = replace(config, task=f"panel:{task}", schema=schema)
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
     if made.single:

@@ -7,6 +7,8 @@ tell a real difference from noise: the wing above the pipeline.
              flat memory; the study's figures from them
     stats    means with (clustered) standard errors and intervals, paired
              differences, McNemar and paired t tests, Holm's adjustment
+    earlier   an earlier output's ok lines, and the records file a judge or a
+             panel writes from them (replaced only when it changes)
     judging   a judge's records, made from the output it judges
     pairwise  head-to-head judgements per role: wins, ties, losses, consistency
     panels    a panel's records: each question with every role's answer, shuffled

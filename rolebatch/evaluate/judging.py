@@ -11,25 +11,22 @@ these records, so resume, cost, limits, batch APIs and shards are a run's.
 The records are written one line at a time; pairing finds each baseline
 answer through a flat table of key hashes and its byte offset, so a judged
 output of a million lines is read twice and never held.  The file is
-replaced only when its bytes change, so a judged output resumes against the
-same records.
+replaced only when its bytes change (``earlier.records_file``), so a judged
+output resumes against the same records.
 """
 
 from __future__ import annotations
 
-import filecmp
 import json
-import os
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
-from ..records.lines import read_output
 from ..tasks.layout import PERSONAS_FIELDS
+from .earlier import ok_lines, records_file
 from .scores import query_key
 
 
@@ -76,41 +73,24 @@ def _judged(line: dict[str, Any]) -> dict[str, Any]:
     return judged
 
 
-def ok_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(byte offset, line) of every whole ok line of ``path``."""
-    for offset, line in read_output(path):
-        if line.get("status") == "ok" and "response" in line:
-            yield offset, line
-
-
 def make_records(output: Path, target: Path, against: str | None = None) -> Made:
     """Write the judge's records for ``output`` to ``target``."""
     made = Made(models=set())
-    # Shards of one judging make the same records at once: a file of each's own.
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as out:
-            if against is None:
-                for _, line in ok_lines(output):
-                    made.answers += 1
-                    made.models.add(str(line.get("model")))
-                    record = {
-                        "id": line.get("id"),
-                        "query": line.get("query"),
-                        "answers": [_answer(line)],
-                        "judged": _judged(line),
-                    }
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    made.records += 1
-            else:
-                _pairwise(output, out, against, made)
-        if target.exists() and filecmp.cmp(target, tmp, shallow=False):
-            tmp.unlink()  # the same records: the judged output resumes against them
+    with records_file(target) as out:
+        if against is None:
+            for _, line in ok_lines(output):
+                made.answers += 1
+                made.models.add(str(line.get("model")))
+                record = {
+                    "id": line.get("id"),
+                    "query": line.get("query"),
+                    "answers": [_answer(line)],
+                    "judged": _judged(line),
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                made.records += 1
         else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            _pairwise(output, out, against, made)
     return made
 
 

@@ -8,24 +8,23 @@ without any question answered twice is not a sweep, refused.
 Two passes in flat memory: the first chains each line's byte offset onto its
 question's list (two arrays of 8 bytes a line, a table of question hashes);
 the second walks the questions in the order they first appear and reads
-their lines back by offset.  The file is replaced only when its bytes change.
+their lines back by offset.  The file is replaced only when its bytes change
+(``earlier.records_file``).
 """
 
 from __future__ import annotations
 
-import filecmp
 import json
-import os
 import random
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
 from ..tasks.layout import PERSONAS_FIELDS
-from .judging import ok_lines
+from .earlier import ok_lines, records_file
 from .scores import query_key
 
 # The record's keys a panel's record keeps (its task's own are added).
@@ -61,36 +60,26 @@ def make_records(
     if not len(order):
         raise UsageError(f"{output}: no ok answers to put before a panel")
     made = Made()
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("rb") as source, tmp.open("w", encoding="utf-8") as out:
-            for first in order:
-                lines, place = [], first
-                while place >= 0:
-                    source.seek(offsets[place])
-                    lines.append(json.loads(source.readline()))
-                    place = chained[place]
-                lines = [x for x in lines if query_key(x) == query_key(lines[0])]
-                if len(lines) < 2:
-                    made.single += 1
-                    continue
-                record = _record(lines, task_keys, synthesizer, seed)
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                made.questions += 1
-                made.answers += len(lines)
+    with records_file(target) as out, output.open("rb") as source:
+        for first in order:
+            lines, place = [], first
+            while place >= 0:
+                source.seek(offsets[place])
+                lines.append(json.loads(source.readline()))
+                place = chained[place]
+            lines = [x for x in lines if query_key(x) == query_key(lines[0])]
+            if len(lines) < 2:
+                made.single += 1
+                continue
+            record = _record(lines, task_keys, synthesizer, seed)
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            made.questions += 1
+            made.answers += len(lines)
         if not made.questions:
-            tmp.unlink()
             raise UsageError(
                 f"{output}: no question has more than one ok answer: a panel combines the"
                 " answers of a sweep's roles (rolebatch run --roles ROLES)"
             )
-        if target.exists() and filecmp.cmp(target, tmp, shallow=False):
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     return made
 
 
