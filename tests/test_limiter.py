@@ -187,15 +187,21 @@ def _openrouter(remaining: int, reset_in: float) -> dict[str, str]:
     }
 
 
-async def test_late_answers_about_a_window_that_is_over_do_not_renew_the_next():
-    # Seen as a flaky whole-process test: answers of the old window's requests
-    # read just after we counted the window renewed set its reset to now, and
-    # a second window's worth went out at once: 429s.
+async def _a_window_sent() -> tuple[FakeClock, Limiter, list]:
+    """A limiter told by its first answer that the window (10 requests) has 9
+    left for 0.5 s, and the 9 permits it then sent at once."""
     clock = FakeClock()
     limiter = Limiter(clock=clock, probe=False, max_in_flight=32)
     first = await limiter.acquire(ONE)
     limiter.release(first, ONE, ok=True, headers=_openrouter(9, 0.5))
-    old = [await limiter.acquire(ONE) for _ in range(9)]
+    return clock, limiter, [await limiter.acquire(ONE) for _ in range(9)]
+
+
+async def test_late_answers_about_a_window_that_is_over_do_not_renew_the_next():
+    # Seen as a flaky whole-process test: answers of the old window's requests
+    # read just after we counted the window renewed set its reset to now, and
+    # a second window's worth went out at once: 429s.
+    clock, limiter, old = await _a_window_sent()
     renewed = clock.now() + 0.5
     new = [await limiter.acquire(ONE) for _ in range(10)]  # a full window, after its reset
     assert clock.now() == pytest.approx(renewed, abs=0.01)
@@ -218,11 +224,7 @@ async def test_answers_slower_than_the_window_renew_it_a_window_s_worth_at_a_tim
     # Each answer comes after its window is over (its reset reads as 0): the
     # first of a window's answers says the window is over, and a new window's
     # worth goes; the rest of those answers are about the same window.
-    clock = FakeClock()
-    limiter = Limiter(clock=clock, probe=False, max_in_flight=32)
-    first = await limiter.acquire(ONE)
-    limiter.release(first, ONE, ok=True, headers=_openrouter(9, 0.5))
-    window = [await limiter.acquire(ONE) for _ in range(9)]
+    clock, limiter, window = await _a_window_sent()
     for _ in range(3):
         clock.t += 1.5  # the answers take longer than the window
         limiter.release(window[0], ONE, ok=True, headers=_openrouter(0, -1.0))
