@@ -237,6 +237,24 @@ async def test_answers_slower_than_the_window_renew_it_a_window_s_worth_at_a_tim
         window = sent
 
 
+async def test_at_a_share_of_the_limit_a_renewed_window_is_the_share():
+    # Two shards whose shared quota went away pace at half the limit each; a
+    # window that renews is half theirs too, or both send a whole window's
+    # worth at its start (one 429 a window in a loaded test run).
+    clock = FakeClock()
+    limiter = Limiter(clock=clock, probe=False, max_in_flight=64)
+    first = await limiter.acquire(ONE)
+    limiter.release(first, ONE, ok=True, headers=_window(19, "500ms"))  # 20 a window
+    limiter.set_share(2)
+    clock.t += 0.5
+    limiter.delay(ONE, clock.now())  # the window renews
+    assert limiter.budgets["requests"].left == 10
+    limiter.set_share(1)  # the quota is back: the whole window at the next renewal
+    limiter.budgets["requests"].reset_at = clock.now()
+    limiter.delay(ONE, clock.now())
+    assert limiter.budgets["requests"].left == 20
+
+
 async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():
     clock = FakeClock()
     limiter = Limiter(clock=clock, probe=False)

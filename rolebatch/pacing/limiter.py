@@ -183,7 +183,9 @@ class Budget:
         if self.left is None:
             return wait
         if now >= self.reset_at:  # the server's window has renewed
-            self.left, self.renewed_at, self.reset_at = self.peak, self.reset_at, math.inf
+            # Ours is all of it, or our share while a shared quota is away.
+            self.left, self.renewed_at = self.peak / self.share, self.reset_at
+            self.reset_at = math.inf
             self.renewed_count = self.count
         if self.left >= min(cost, self.peak) - EPSILON:
             return wait
