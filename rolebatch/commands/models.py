@@ -21,9 +21,8 @@ from ..providers.registry import PROVIDERS
 )
 @click.option(
     "--base-url",
-    envvar="OPENAI_BASE_URL",
-    show_envvar=True,
-    help="The provider's API root, if not its usual one.",
+    help="The provider's API root, if not its usual one (its key is sent there).  [default:"
+    " the provider's own; OPENAI_BASE_URL for openai and compat only]",
 )
 @click.option(
     "--format",

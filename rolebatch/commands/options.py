@@ -34,10 +34,10 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     ),
     click.option(
         "--base-url",
-        envvar="OPENAI_BASE_URL",
-        show_envvar=True,
-        help="Any OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."
-        " The key comes from OPENAI_API_KEY and is never printed.",
+        help="Where the model's provider is reached, e.g. http://localhost:8000/v1 for"
+        " compat/; the provider's key is sent there and never printed.  [default: the"
+        " provider's own URL; OPENAI_BASE_URL for openai/ and compat/ only,"
+        " ANTHROPIC_BASE_URL for anthropic/ only]",
     ),
     click.option(
         "--mode",
@@ -67,7 +67,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         default="system",
         show_default=True,
         help="system: one system message '{role} {query}'; split: role as system"
-        " message, query as user message.",
+        " message, query as user message; personas: several personas worked out in one"
+        " call, the role as the lead, then the task's own answer.",
     ),
     click.option(
         "--concurrency",
@@ -180,7 +181,9 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         type=click.IntRange(min=1),
         default=50_000,
         show_default=True,
-        help="--via batch: requests per batch (the provider's limit is 50,000 and 200 MB).",
+        help="--via batch: requests per batch, at most the provider's own limit (OpenAI:"
+        " 50,000 requests, files kept under 190 MB; Anthropic: 100,000 requests, under"
+        " 240 MB).",
     ),
     click.option(
         "--poll-interval",

@@ -18,8 +18,9 @@ import click
 
 from ..errors import UsageError
 
-# Not settings: where the job and its settings are, and the job's own output.
+# Not settings: where the job and its settings are.
 NOT_SETTINGS = frozenset({"job", "config", "help"})
+DEFAULT_MAP = click.core.ParameterSource.DEFAULT_MAP
 
 
 class WithSettings(click.Command):
@@ -29,7 +30,16 @@ class WithSettings(click.Command):
         path, explicit = self._settings_file(args)
         if path is not None:
             ctx.default_map = {**(ctx.default_map or {}), **self._read(ctx, path, explicit)}
-        return super().parse_args(ctx, args)
+        rest = super().parse_args(ctx, args)
+        if path is not None and ctx.get_parameter_source("base_url") == DEFAULT_MAP:
+            # A job folder may come from someone else: a host that will get the
+            # user's key is never taken from it silently.
+            click.echo(
+                f"rolebatch: {path} sets base-url = {ctx.params['base_url']}: the model's"
+                " API key is sent there",
+                err=True,
+            )
+        return rest
 
     def _settings_file(self, args: list[str]) -> tuple[Path | None, bool]:
         """--config FILE, or the .toml beside JOB (found without parsing the rest)."""

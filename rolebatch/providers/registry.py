@@ -61,6 +61,9 @@ class Provider:
     modes: tuple[str, ...] | None = None
     # Where its settings come from, for the README.
     documented: str = ""
+    # The variable its own SDK reads a base URL from (OPENAI_BASE_URL,
+    # ANTHROPIC_BASE_URL): the only variable that may move its key elsewhere.
+    url_env: str | None = None
 
     @property
     def batch_api(self) -> bool:
@@ -88,6 +91,7 @@ PROVIDERS = {
             True,
             prices_id="openai",
             batches="openai_batches",
+            url_env="OPENAI_BASE_URL",
         ),
         Provider(
             "anthropic",
@@ -105,6 +109,7 @@ PROVIDERS = {
             modes=("tools", "json"),
             # Its model list has no shutdown dates (its deprecations page has).
             shutdowns=False,
+            url_env="ANTHROPIC_BASE_URL",
         ),
         _host(
             "openrouter",
@@ -179,7 +184,7 @@ PROVIDERS = {
             **LOCAL_SERVER,
         ),
         # Any other OpenAI-compatible server: needs --base-url.
-        Provider("compat", None, "OPENAI_API_KEY", "json_schema", False),
+        Provider("compat", None, "OPENAI_API_KEY", "json_schema", False, url_env="OPENAI_BASE_URL"),
         # The embedded offline model (providers.local); no server, no key.
         Provider(
             "local",
@@ -236,7 +241,11 @@ def resolve(
         )
     if provider.name == "local":
         return _resolve_local(provider, name, mode)
-    url = base_url or provider.base_url
+    # A key goes to its provider's own host unless the user named another for
+    # this provider: --base-url (the command line or a settings file, which
+    # says so at the start) or the provider's own variable, never another's.
+    named = base_url or (os.environ.get(provider.url_env) if provider.url_env else None)
+    url = named or provider.base_url
     if url is None:
         raise UsageError(f"--model {model!r} needs --base-url (or OPENAI_BASE_URL)")
     chosen_mode = mode or provider.mode
@@ -245,7 +254,7 @@ def resolve(
         raise UsageError(f"--mode {chosen_mode!r}: {provider.name} takes {', '.join(allowed)}")
     key = api_key or (os.environ.get(provider.key_env) if provider.key_env else None)
     # A custom base URL usually means a local server that takes any key.
-    if not key and provider.key_required and not base_url and need_key:
+    if not key and provider.key_required and not named and need_key:
         raise UsageError(
             f"{provider.key_env} is not set: export {provider.key_env}=... to use"
             f" {provider.name}, or pick a local model with --model"
