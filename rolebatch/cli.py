@@ -1,13 +1,16 @@
 """The ``rolebatch`` command: a thin click layer over ``run_job``.
 
-Errors become messages and exit codes here and nowhere else:
-0 all ok, 1 finished with failed records, 2 usage or input error, 3 aborted,
-4 pending (batches at the provider; the same command collects).
+Exit codes: 0 all ok, 1 finished with failed records, 2 usage or input
+error, 3 aborted or interrupted, 4 pending (batches at the provider; the same
+command collects).  A command that runs a run
+(run, judge, panel) ends in ``commands.outcome`` however it ends, with its
+summary; every other command's errors become messages and codes here.
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +21,7 @@ from .commands.estimate import estimate
 from .commands.judge import judge
 from .commands.merge import merge
 from .commands.models import models
+from .commands.outcome import headline
 from .commands.panel import panel
 from .commands.report import report
 from .commands.run import run
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("rolebatch: interrupted", err=True)
         return 3
     except RolebatchError as exc:
-        click.echo(f"rolebatch: error: {exc}", err=True)
+        click.echo(headline(exc.exit_code, str(exc)), err=True)
         return exc.exit_code
     return result if isinstance(result, int) else 0
 
@@ -67,11 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """The console script and ``python -m rolebatch``: ``main``, then exit with its code."""
     fix_mmap_threshold()  # flat memory on big jobs (quirks.glibc)
+    # SIGTERM before a run takes the signals over (and after) ends the command
+    # as Ctrl-C does, through its summary, instead of killing it outright.
+    signal.signal(signal.SIGTERM, _interrupt)
     code = main()
     # The interpreter's collections at exit walk every object the run made
     # (about a third of a second); they have nothing left to free.
     gc.freeze()
     sys.exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def test_summary_json_says_why_nothing_ran(rolebatch, fake, tmp_path):
     result = rolebatch(str(job), "--summary-json", "s.json")
     assert result.code == 2
     summary = json.loads(Path("s.json").read_text())
-    assert summary["exit_code"] == 2 and "qurey" in summary["error"]
+    assert summary["exit_code"] == 2 and summary["status"] == "refused"
+    assert "qurey" in summary["message"] and summary["records"]["total"] == 0
 
 
 def test_progress_lines_show_dollars(rolebatch, fake, tmp_path):

@@ -1,5 +1,5 @@
 """The command line: one module per command, over the library; ``cli``
-gathers them and maps errors to exit codes.
+gathers them; ``outcome`` ends every command that runs a run.
 
     run       rolebatch run: buy the answers for a job (``pipeline``)
     estimate  rolebatch estimate: what that would cost and take (``forecast``)
@@ -10,6 +10,7 @@ gathers them and maps errors to exit codes.
     panel     rolebatch panel: a synthesizer answering from every role's answer
     models    rolebatch models: a provider's models and their shutdown dates
     options   the options run and estimate share
+    outcome   how a run ends: exit code, message, --summary-json, in one place
     derived   what judge and panel share: the earlier run's config and model
     settings  settings beside the job (``jobs/<stem>.toml``), read as defaults
 """

@@ -13,7 +13,8 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..records.output import read_sidecar
 from . import heavy_imports
-from .run import Invocation, execute
+from .outcome import Invocation
+from .run import execute
 
 
 def earlier_config(output: Path) -> dict[str, Any]:

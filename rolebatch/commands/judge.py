@@ -11,7 +11,7 @@ import click
 
 from .derived import earlier_config, estimate_or_run, inherit_model, records_path
 from .options import job_options, run_config
-from .run import Invocation, run_options
+from .outcome import Invocation, run_options
 from .settings import WithSettings, config_option
 
 # What a judge has no use for: its records, task and prompt are its own.
@@ -38,9 +38,7 @@ NOT_FOR_A_JUDGE = ("job", "task", "schema", "layout", "roles", "samples")
     is_flag=True,
     help="Show the judge the role that wrote each answer (it is blind by default).",
 )
-@click.option(
-    "--estimate", is_flag=True, help="Say what judging would cost and take; send nothing."
-)
+@click.option("--estimate", is_flag=True, help="Say what judging would cost and take; buy nothing.")
 @job_options(leave_out=NOT_FOR_A_JUDGE)
 @config_option
 @run_options

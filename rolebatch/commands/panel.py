@@ -14,7 +14,7 @@ from ..errors import UsageError
 from .derived import earlier_config, estimate_or_run, inherit_model, records_path
 from .judge import NOT_FOR_A_JUDGE
 from .options import job_options, run_config
-from .run import Invocation, run_options
+from .outcome import Invocation, run_options
 from .settings import WithSettings, config_option
 
 
@@ -35,7 +35,7 @@ from .settings import WithSettings, config_option
     help="The order the answers are shown in, shuffled per question with this seed.",
 )
 @click.option(
-    "--estimate", is_flag=True, help="Say what the panel would cost and take; send nothing."
+    "--estimate", is_flag=True, help="Say what the panel would cost and take; buy nothing."
 )
 @job_options(leave_out=tuple(k for k in NOT_FOR_A_JUDGE if k != "layout"))
 @config_option

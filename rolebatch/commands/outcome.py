@@ -1,0 +1,180 @@
+"""How a command that runs a run (run, judge, panel) ends, in one place:
+whatever stopped it (the end, failed records, a refusal, an abort, a signal,
+batches left pending), it becomes one exit code, one message on stderr, and
+one ``--summary-json`` with the same keys (and the CI step summary).
+
+    0  ok           every record ok
+    1  failed       finished, with failed records
+    2  refused      a usage or input error: nothing was sent
+    3  stopped      aborted part-way (an I/O error, auth, the endpoint, --max-cost);
+       interrupted  SIGINT or SIGTERM; the output is kept, the same command resumes
+    4  pending      batches are at the provider; the same command collects
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import AbortError, Interrupted, RolebatchError
+from ..progress import Summary, Tally
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How a command runs its run: the progress it shows, the event loop, and
+    where its summary goes besides the terminal."""
+
+    progress_style: str = "auto"
+    progress_interval: float = 10.0
+    backend: str = "asyncio"
+    summary_json: Path | None = None
+
+
+def status_of(code: int, error: BaseException | None = None) -> str:
+    """The word for how a run ended, as ``--summary-json`` says it."""
+    if isinstance(error, Interrupted | KeyboardInterrupt):
+        return "interrupted"
+    return {0: "ok", 1: "failed", 2: "refused", 3: "stopped", 4: "pending"}.get(code, "error")
+
+
+def headline(code: int, message: str) -> str:
+    """The message line on stderr: ``rolebatch: stopped: ...``."""
+    word = {3: "stopped", 4: "pending"}.get(code, "error")
+    return f"rolebatch: {word}: {message}"
+
+
+def conclude(
+    invocation: Invocation,
+    summary: Summary | None,
+    error: BaseException | None = None,
+    notes: list[str] | None = None,
+    output: Path | None = None,
+) -> int:
+    """Show how the run ended (its summary, then what stopped it), write the
+    summary for scripts, and return the exit code.  ``error``: what stopped
+    it (None: it ran to the end); ``output``: the output, where no summary
+    knows it."""
+    if isinstance(error, KeyboardInterrupt):  # a signal before the run took them over
+        code, message = 3, "interrupted before the run started: nothing was sent"
+    elif isinstance(error, RolebatchError):
+        code, message = error.exit_code, str(error)
+    else:
+        code, message = (summary.exit_code if summary else 0), None
+    if summary is not None:
+        summary.tally.notes.extend(notes or [])
+        click.echo(summary.text(), err=True)
+    if isinstance(error, KeyboardInterrupt):
+        click.echo(f"rolebatch: {message}", err=True)
+    elif message is not None:
+        click.echo(headline(code, message), err=True)
+    if summary is not None and isinstance(error, AbortError):
+        click.echo(
+            f"rolebatch: finished lines are kept in {summary.output}; the same command resumes",
+            err=True,
+        )
+    if summary is not None and error is None:
+        click.echo(str(summary.output))
+    _record(invocation, summary, code, status_of(code, error), message, output)
+    return code
+
+
+def _record(
+    invocation: Invocation,
+    summary: Summary | None,
+    code: int,
+    status: str,
+    message: str | None,
+    output: Path | None,
+) -> None:
+    """The summary for scripts (--summary-json) and for a CI step summary:
+    the same keys whatever ended the run (counts of zero where none ran)."""
+    shown = summary or Summary(Tally(total=0), output, 0.0)
+    stopped = message if code in (3, 4) else None
+    if invocation.summary_json is not None:
+        data = {"status": status, "message": message, **shown.as_dict(code, stopped)}
+        _write_json(invocation.summary_json, data)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with contextlib.suppress(OSError), open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(shown.markdown(code, message) + "\n")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Written whole or not at all: a reader never sees half a summary."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        click.echo(f"rolebatch: cannot write {path}: {exc.strerror or exc}", err=True)
+
+
+def run_options(command: Any) -> Any:
+    """The options of how a run shows itself and where its summary goes (run,
+    judge, panel), handed to ``command`` as one ``invocation``; whatever the
+    command raises before or after its run ends here too (``conclude``)."""
+
+    @functools.wraps(command)
+    def with_invocation(
+        *args: Any,
+        progress_style: str,
+        progress_interval: float,
+        backend: str,
+        summary_json: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        invocation = Invocation(progress_style, progress_interval, backend, summary_json)
+        try:
+            return command(*args, invocation=invocation, **kwargs)
+        except (RolebatchError, KeyboardInterrupt) as exc:
+            summary = exc.summary if isinstance(exc, RolebatchError) else None
+            return conclude(invocation, summary, exc, output=kwargs.get("output"))
+
+    for option in reversed(
+        [
+            click.option(
+                "--progress",
+                "progress_style",
+                type=click.Choice(["auto", "bar", "lines", "none"]),
+                default="auto",
+                show_default=True,
+                help="auto: a live bar on a terminal, plain lines otherwise (cron, CI).",
+            ),
+            click.option(
+                "--progress-interval",
+                type=click.FloatRange(min=0.1),
+                default=10.0,
+                show_default=True,
+                help="Seconds between plain progress lines.",
+            ),
+            click.option(
+                "--backend",
+                type=click.Choice(["asyncio", "trio"]),
+                default="asyncio",
+                envvar="ROLEBATCH_BACKEND",
+                show_default=True,
+                help="anyio event loop backend.",
+            ),
+            click.option(
+                "--summary-json",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Also write the end summary here as JSON, for scripts, however the run"
+                " ends (the same keys): exit code, status, message, counts by status and"
+                " error kind, tokens, cost, wall time.  (With $GITHUB_STEP_SUMMARY set, a"
+                " markdown table is appended there too.)",
+            ),
+        ]
+    ):
+        with_invocation = option(with_invocation)
+    return with_invocation
