@@ -100,7 +100,9 @@ class RunConfig:
 
 def fingerprint(config: RunConfig, endpoint: Endpoint, task: Task) -> dict[str, Any]:
     """What must not change between a run and its resumption: anything that
-    changes what a record's answer is, and which records the output holds."""
+    changes what a record's answer is, and which records the output holds.
+    Not where the job is: it is known by its records (their ids, and the
+    digest of their lines), so a moved checkout or another runner resumes."""
     sharded = {} if config.shard is None else {"shard": str(config.shard)}
     if config.roles is not None or config.samples > 1:
         sharded["sweep"] = True  # ids differ from the job's: not to mix with a plain run
@@ -108,7 +110,6 @@ def fingerprint(config: RunConfig, endpoint: Endpoint, task: Task) -> dict[str, 
         sharded["sampled"] = True  # ids end in #k: not to mix with lines that do not
     return {
         **sharded,
-        "job": str(config.job.resolve()),
         "model": endpoint.label,
         "base_url": endpoint.base_url,
         "mode": endpoint.mode,

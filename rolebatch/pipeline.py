@@ -30,7 +30,7 @@ import anyio
 
 from .config import RunConfig
 from .cost.cap import SpendCap
-from .errors import AbortError, Pending, UsageError
+from .errors import AbortError, OutputError, Pending, UsageError
 from .plan import plan
 from .progress import Reporter, Summary, Tally
 from .providers.models import shutdown_notice
@@ -118,7 +118,10 @@ async def run_job(
         aborted = tally.aborted
         if aborted is None:
             errors = tally.failed + tally.failed_before
-            await anyio.to_thread.run_sync(output.finish, job, errors)
+            try:
+                await anyio.to_thread.run_sync(output.finish, job, errors)
+            except OutputError as exc:  # the disk full say: every line is kept
+                aborted = exc
     finally:
         output.close()
     if aborted is not None:

@@ -24,6 +24,7 @@ class Tally:
     aborted: Any = None  # the AbortError that stopped the run, if any
     ok: int = 0
     failed: int = 0
+    mended: int = 0  # ok answers whose JSON was mended (``via.verdict.repair``)
     errors: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -52,6 +53,7 @@ class Tally:
     def add(self, outcome: Outcome) -> None:
         if outcome.ok:
             self.ok += 1
+            self.mended += bool(outcome.repaired)
         else:
             self.failed += 1
             assert outcome.error is not None
@@ -86,7 +88,7 @@ class Tally:
 @dataclass
 class Summary:
     tally: Tally
-    output: Path
+    output: Path | None  # None: a run refused before its output was known
     wall_s: float
 
     @property
@@ -123,6 +125,11 @@ class Summary:
         if t.errors:
             kinds = ", ".join(f"{kind} {n:,}" for kind, n in t.errors.most_common())
             lines.append(f"  errors: {kinds}")
+        if t.mended:
+            lines.append(
+                f"  mended: {t.mended:,} answers had raw control characters in JSON strings"
+                ' (escaped, not asked again; their lines say "repaired")'
+            )
         if t.batch_rounds:
             lines.append(f"  batches: {_rounds(t)}")
         lines.append(
@@ -144,7 +151,7 @@ class Summary:
         return {
             "exit_code": exit_code,
             "stopped": stopped,
-            "output": str(self.output),
+            "output": None if self.output is None else str(self.output),
             "records": {
                 "total": t.total,
                 "ok": t.ok,
@@ -154,6 +161,7 @@ class Summary:
                 "not_done": t.remaining,
             },
             "errors": dict(t.errors.most_common()),
+            "answers_mended": t.mended,
             "tokens": {
                 "prompt": t.prompt_tokens,
                 "completion": t.completion_tokens,
@@ -173,11 +181,13 @@ class Summary:
             "model_shutdown": t.shutdown.as_dict() if t.shutdown is not None else None,
         }
 
-    def markdown(self, exit_code: int, stopped: str | None = None) -> str:
-        """A short table for a CI step summary (``$GITHUB_STEP_SUMMARY``)."""
+    def markdown(self, exit_code: int, message: str | None = None) -> str:
+        """A short table for a CI step summary (``$GITHUB_STEP_SUMMARY``);
+        ``message``: what stopped, refused or left it pending."""
         t = self.tally
+        word = {2: "refused", 3: "stopped", 4: "pending"}.get(exit_code, f"exit {exit_code}")
         status = {0: "all ok", 1: "finished with failed records"}.get(
-            exit_code, f"stopped: {stopped}" if stopped else f"exit {exit_code}"
+            exit_code, f"{word}: {message.splitlines()[0]}" if message else word
         )
         cost = (
             f"unknown for {t.unpriced}"
@@ -192,7 +202,7 @@ class Summary:
             ("cost", cost),
             ("time", _duration(self.wall_s)),
             *self._notes(),
-            ("output", f"`{self.output}`"),
+            ("output", f"`{self.output}`" if self.output else "–"),
         ]
         body = "\n".join(f"| {name} | {value} |" for name, value in rows)
         return f"### rolebatch: {status}\n\n| | |\n|---|---|\n{body}\n"

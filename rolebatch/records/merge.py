@@ -23,6 +23,7 @@ into place, so a crash leaves an output a run can resume.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from array import array
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any
 from ..errors import OutputError, UsageError
 from .job import PLAIN, JobFile, RecordRules, open_job
 from .lines import line_cost
-from .output import OutputFile, describe_change, parse_head, read_sidecar
+from .output import RETIRED_KEYS, OutputFile, describe_change, parse_head, read_sidecar
 from .roles import Sweep
 
 NONE = 0
@@ -79,7 +80,7 @@ def merge(
             raise UsageError(f"{path}: the merged output cannot be one of the shards")
     if target.resolve() == job_path.resolve():
         raise UsageError(f"{target}: the merged output cannot be the job file")
-    config, sweep = _one_run(job_path, shards)
+    config, sweep = _one_run(shards)
     job = open_job(job_path, sweep=sweep, rules=rules)
     output = OutputFile(target, config)
     output.lock()
@@ -98,7 +99,11 @@ def shard_task(shards: list[Path]) -> str:
     return str(((meta or {}).get("config") or {}).get("task", "role"))
 
 
-def _one_run(job_path: Path, shards: list[Path]) -> tuple[dict[str, Any], Sweep | None]:
+# What shards of one run may differ in: their shard, and what no longer counts.
+NOT_COMPARED = frozenset({"shard", *RETIRED_KEYS})
+
+
+def _one_run(shards: list[Path]) -> tuple[dict[str, Any], Sweep | None]:
     """The configuration the shards share (without the shard) and their
     sweep; UsageError when they are not the shards of one run of this job."""
     metas = []
@@ -111,9 +116,9 @@ def _one_run(job_path: Path, shards: list[Path]) -> tuple[dict[str, Any], Sweep 
             )
         metas.append(meta)
     first, first_path = metas[0], shards[0]
-    config = {k: v for k, v in first["config"].items() if k != "shard"}
+    config = {k: v for k, v in first["config"].items() if k not in NOT_COMPARED}
     for meta, path in zip(metas[1:], shards[1:], strict=True):
-        other = {k: v for k, v in meta["config"].items() if k != "shard"}
+        other = {k: v for k, v in meta["config"].items() if k not in NOT_COMPARED}
         differ = [
             describe_change(key, config.get(key), other.get(key))
             for key in [*config, *(k for k in other if k not in config)]
@@ -140,11 +145,6 @@ def _one_run(job_path: Path, shards: list[Path]) -> tuple[dict[str, Any], Sweep 
         raise UsageError(
             f"the shard outputs are of different splits of the job: {named}; name the"
             " outputs of one split"
-        )
-    if config.get("job") != str(job_path.resolve()):
-        raise UsageError(
-            f"{first_path} is an output of {config.get('job')}, not of {job_path}: merge"
-            " the shards with the job they were run on"
         )
     sweep = None
     if config.get("sweep"):
@@ -236,9 +236,18 @@ def _merge(job: JobFile, shards: list[Path], output: OutputFile) -> Merged:
                     result.errors += 1
             out.flush()
             os.fsync(out.fileno())
+        if result.foreign and not result.ok + result.errors:
+            raise UsageError(
+                f"no line of {', '.join(map(str, shards))} answers a record of {job.path}:"
+                " merge the shards with the job they were run on"
+            )
         output.merged_into_place(tmp, job, spent, result.errors, complete=result.complete)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # unless it is in place already
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
     finally:
         for handle in handles:
             handle.close()

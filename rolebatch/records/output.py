@@ -37,7 +37,7 @@ import os
 import re
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +55,10 @@ FSYNC_INTERVAL = 1.0
 SIDECAR_FORMAT = 2
 # Fingerprint keys an older sidecar may lack without having been different.
 _ADDED_IN = {"sampled": 2}
+# Fingerprint keys an older sidecar may have that no longer tell runs apart:
+# the job's path (a job is known by its records: the ids and the digest of
+# their lines, checked on every resume and merge, wherever the checkout is).
+RETIRED_KEYS = frozenset({"job"})
 # Our own lines start with the id, line and status keys, in that order.
 _HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
 _USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
@@ -200,6 +204,16 @@ class OutputFile:
                 f"another rolebatch run is writing {self.path} (it holds {self.lock_path});"
                 " this one stops here so the two do not interleave"
             ) from None
+        # Ours alone now: what a run killed mid-rewrite left behind goes (it
+        # holds nothing the output and its sidecar do not, and may fill a disk).
+        for tmp in (self._tmp_of(self.path), self._tmp_of(self.meta_path)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    @staticmethod
+    def _tmp_of(path: Path) -> Path:
+        """Where a new ``path`` is written before it replaces the old one."""
+        return path.with_name(path.name + ".tmp")
 
     def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
         """Lock, read back what is there, and get ready to append."""
@@ -252,9 +266,10 @@ class OutputFile:
                 "errors": errors,
                 "cost_usd": str(self.lines_cost),
             }
-        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, self.meta_path)
+        tmp = self._tmp_of(self.meta_path)
+        with _written(self.meta_path, tmp):
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+            os.replace(tmp, self.meta_path)
 
     def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
         meta = self._check_fingerprint(job)
@@ -404,6 +419,8 @@ class OutputFile:
         for key in [*now, *(key for key in stored if key not in now)]:
             if key not in stored and version < _ADDED_IN.get(key, 0):
                 continue  # an older sidecar did not record it
+            if key in RETIRED_KEYS:
+                continue
             if stored.get(key) != now.get(key):
                 changes.append(describe_change(key, stored.get(key), now.get(key)))
         sweep = meta.get("sweep") or {}
@@ -475,7 +492,7 @@ class OutputFile:
         try:
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(_cannot_write(self.path, exc)) from None
         self._synced = time.monotonic()
 
     # -- finishing ------------------------------------------------------
@@ -483,9 +500,11 @@ class OutputFile:
     def finish(self, job: JobFile, errors: int) -> None:
         """Every record is done (``errors`` of them failed): rewrite the file in
         input order (atomically), each line saying its line in the job as it is
-        now, and mark it finished."""
+        now, and mark it finished.  OutputError (naming the file) when a write
+        fails, the disk full say: every line is still in the file as it was,
+        and the same command puts them in order, buying nothing."""
         assert self._handle is not None
-        os.fsync(self._handle.fileno())
+        self.sync()
         if not self._changed and self._ordered_for == job.digest:
             return  # a finished run, resumed: nothing to do
         # Already in input order, with nothing else in the file: leave it be.
@@ -498,26 +517,27 @@ class OutputFile:
         in_order = self._lines_job == job.digest and expected == len(self.offsets)
         if not in_order:
             self._set_aside()
-            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp = self._tmp_of(self.path)
             kept = Decimal(0)
-            with self.path.open("rb") as source, tmp.open("wb") as target:
-                for line, ordinal in enumerate(self.by_line):
-                    if ordinal == NONE:
-                        continue
-                    source.seek(self.offsets[ordinal])
-                    raw = source.readline()
-                    cost = line_cost(raw)
-                    if cost:
-                        kept += Decimal(repr(cost))
-                    target.write(_with_line(raw, line))
-                target.flush()
-                os.fsync(target.fileno())
-            # What the dropped lines cost is written down before they go: a
-            # crash in between counts it twice, never not at all.
-            self.dropped_cost += self.lines_cost - kept
-            self.lines_cost = kept
-            self._write_meta()
-            os.replace(tmp, self.path)
+            with _written(self.path, tmp):
+                with self.path.open("rb") as source, tmp.open("wb") as target:
+                    for line, ordinal in enumerate(self.by_line):
+                        if ordinal == NONE:
+                            continue
+                        source.seek(self.offsets[ordinal])
+                        raw = source.readline()
+                        cost = line_cost(raw)
+                        if cost:
+                            kept += Decimal(repr(cost))
+                        target.write(_with_line(raw, line))
+                    target.flush()
+                    os.fsync(target.fileno())
+                # What the dropped lines cost is written down before they go: a
+                # crash in between counts it twice, never not at all.
+                self.dropped_cost += self.lines_cost - kept
+                self.lines_cost = kept
+                self._write_meta()
+                os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size
         self._lines_job = job.digest
@@ -559,13 +579,11 @@ class OutputFile:
                 placed[ordinal] = 1
         if all(placed):
             return
-        with self.path.open("rb") as source, self.replaced_path.open("ab") as target:
+        with self.path.open("rb") as source, _appending(self.replaced_path) as write:
             for ordinal, here in enumerate(placed):
                 if not here:
                     source.seek(self.offsets[ordinal])
-                    target.write(source.readline())
-            target.flush()
-            os.fsync(target.fileno())
+                    write(source.readline())
 
     def close(self) -> None:
         if self._handle is not None:
@@ -718,6 +736,56 @@ def read_sidecar(output: Path) -> dict[str, Any] | None:
 def _stat_stamp(path: Path) -> list[int]:
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+@contextlib.contextmanager
+def _written(path: Path, tmp: Path) -> Iterator[None]:
+    """Writing ``path`` through ``tmp``: an OSError (the disk full, a
+    read-only folder) is an OutputError that names ``path`` and its cause,
+    and leaves no ``tmp`` behind; ``path`` is as it was."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(_cannot_write(path, exc)) from None
+        raise
+
+
+@contextlib.contextmanager
+def _appending(path: Path) -> Iterator[Callable[[bytes], None]]:
+    """A ``write`` that appends to ``path``, fsync'ed at the end: all of it
+    or, when a write fails, none of it (the file cut back to where it was;
+    an OutputError naming it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(_cannot_write(path, exc)) from None
+    start = os.fstat(fd).st_size
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    try:
+        yield write
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise OutputError(_cannot_write(path, exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _cannot_write(path: Path, exc: OSError) -> str:
+    return (
+        f"cannot write {path}: {exc.strerror or exc}. Every line bought is kept in the"
+        " output; free some space (or fix the folder) and run the same command again: it"
+        " buys nothing that is done"
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
