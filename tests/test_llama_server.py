@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rolebatch.cli import main
-from tests.helpers import read_lines
+from tests.helpers import read_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 # A 270M base model through a chat template never closes its strings: the
@@ -83,3 +83,35 @@ def test_eight_records_all_answered_without_flooding_the_server(llama_server, tm
         assert 0 <= len(line["response"]["poem"]) <= 160
         # Re-asks of answers that did not validate only: no request timed out.
         assert line["attempts"] <= 3
+
+
+# A pattern that takes a line break in the poem: llama-cpp-python's server
+# turns it into its grammar and writes the newline raw inside the JSON string
+# (not as \n), which a strict JSON parser refuses.
+TWO_LINES = {
+    "title": "Response",
+    "type": "object",
+    "properties": {"poem": {"type": "string", "pattern": "^[A-Za-z ]{1,30}\n[A-Za-z ]{1,30}$"}},
+    "required": ["poem"],
+}
+
+
+def test_a_raw_newline_from_the_real_server_is_an_answer_not_a_reask(llama_server, tmp_path):
+    role = "You are a renowned poet."
+    job = write_job(
+        tmp_path / "two.jsonl",
+        [
+            {"id": t, "query": f"Write a two-line poem about {t}.", "role": role}
+            for t in ("coffee", "rain")
+        ],
+    )
+    schema = tmp_path / "two-lines.json"
+    schema.write_text(json.dumps(TWO_LINES))
+    where = ("--model", "llamacpp/gemma", "--base-url", llama_server, "--schema", str(schema))
+    code = main(["run", str(job), "-o", "o.jsonl", *where, "--progress", "none"])
+    lines = read_lines(Path("o.jsonl"))
+    assert code == 0, lines
+    for line in lines:
+        assert line["status"] == "ok" and line["attempts"] == 1, line
+        assert line["repaired"] == ["json_control_characters"]
+        assert "\n" in line["response"]["poem"]

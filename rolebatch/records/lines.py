@@ -110,6 +110,8 @@ class Outcome:
     latency_s: float = 0.0
     # Dollars, every attempt included; None when the price is not known.
     cost: Decimal | None = None
+    # What was mended in the answer that validated (``via.verdict.repair``).
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +145,7 @@ def output_line(
         "metadata": record.metadata,
         **(extra or {}),
         **({"batch_id": batch_id} if batch_id else {}),
+        **({"repaired": outcome.repaired} if outcome.ok and outcome.repaired else {}),
         # Last, so that it can be read back from the end of the line without
         # parsing the rest (see records.output).
         "cost_usd": None if outcome.cost is None else float(round(outcome.cost, 10)),

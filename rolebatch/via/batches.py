@@ -267,7 +267,7 @@ class _BatchRun:
         rounds = self.rounds.get(record.line, [])
         verdict = self._judge(record, rounds)
         if verdict.request is None:
-            self._write([self._line(record, rounds, verdict.response, verdict.error)])
+            self._write([self._line(record, rounds, verdict)])
             return None
         return len(rounds) + 1, verdict.request
 
@@ -429,7 +429,7 @@ class _BatchRun:
                 assert this.status is not None
                 kind = kind_of_status(this.status)
                 error = ErrorInfo(kind, this.message or "no answer", this.status or None)
-                lines.append(self._line(record, [*rounds, this], None, error))
+                lines.append(self._line(record, [*rounds, this], Verdict(error=error)))
                 continue
             verdict = self._judge(record, [*rounds, this])
             if verdict.request is not None:
@@ -440,7 +440,7 @@ class _BatchRun:
                 if self.config.reask == "live":
                     live_reasks.append((record, [*rounds, this]))
                 continue
-            lines.append(self._line(record, [*rounds, this], verdict.response, verdict.error))
+            lines.append(self._line(record, [*rounds, this], verdict))
         self.journal.keep_rounds(keep)
         for line, this in keep:
             self.rounds.setdefault(line, []).append(this)
@@ -501,7 +501,7 @@ class _BatchRun:
                 stop = stop or outcome  # the record stays to do, its rounds kept
                 continue
             self.going_again.pop(record.line, None)
-            lines.append(self._line(record, rounds, None, None, live=outcome))
+            lines.append(self._line(record, rounds, Verdict(), live=outcome))
         self._write(lines)
         if stop is not None:
             raise stop
@@ -510,13 +510,12 @@ class _BatchRun:
         self,
         record: Record,
         rounds: list[Round],
-        response: dict[str, Any] | None,
-        error: ErrorInfo | None,
+        verdict: Verdict,
         live: Outcome | None = None,
     ) -> tuple[int, str, Outcome]:
         """The line of a record whose batch ``rounds`` are all it got, or
         which went on ``live``."""
-        outcome = live or Outcome(response=response, error=error)
+        outcome = live or Outcome(verdict.response, verdict.error, repaired=verdict.repaired)
         outcome.attempts += len(rounds)
         if live is None:
             outcome.cost = None if self.price is None else Decimal(0)

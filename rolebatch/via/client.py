@@ -46,7 +46,7 @@ from ..secrets import Redactor
 from ..tasks.task import Task
 from .breaker import Breaker
 from .request import instructor_kwargs
-from .verdict import RETRYABLE_STATUS, check_finish, classify, root
+from .verdict import RETRYABLE_STATUS, check_finish, classify, repair, root
 
 # The Outcome of the record whose call is running in this task.
 _current: contextvars.ContextVar[Outcome] = contextvars.ContextVar("rolebatch_outcome")
@@ -127,6 +127,7 @@ class Client:
         if replay:
             completion = replay.pop(0)
             check_finish(completion)
+            outcome.repaired = repair(completion)
             return completion
         prompt_size = TokenEstimate.prompt_size(kwargs)
 
@@ -174,6 +175,7 @@ class Client:
                     outcome.cost += paid
                 self.estimate.observe(completion.usage, prompt_size)
                 check_finish(completion)
+                outcome.repaired = repair(completion)
                 return completion
             if isinstance(failure, StatusError):
                 status = failure.status

@@ -14,7 +14,8 @@ for every mode.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from instructor.core import IncompleteOutputException, InstructorRetryException
@@ -53,6 +54,60 @@ def check_finish(completion: Any) -> None:
         raise Refused(f"the model refused: {refusal}")
     if choice.finish_reason == "content_filter":
         raise Refused("the provider's content filter stopped the answer")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
+# What ``repair`` may mend, as an ok line's "repaired" says it.
+RAW_CONTROL_CHARACTERS = "json_control_characters"
+
+
+def repair(completion: Any) -> list[str]:
+    """Mend, in place, an answer whose JSON is whole but for raw control
+    characters inside its strings (llama.cpp's servers put a bare newline in
+    a poem's string): it is re-spelled with them escaped, so that it
+    validates as the answer it is instead of being asked again.  Says what
+    it mended ([] when nothing)."""
+    mended = False
+    for holder, name in _json_texts(completion):
+        text = getattr(holder, name, None)
+        if isinstance(text, str) and _CONTROL.search(text):
+            loosened = _loosened(text)
+            if loosened is not None:
+                setattr(holder, name, loosened)
+                mended = True
+    return [RAW_CONTROL_CHARACTERS] if mended else []
+
+
+def _json_texts(completion: Any) -> list[tuple[Any, str]]:
+    """Where an answer's JSON text is: (object, attribute) pairs."""
+    found: list[tuple[Any, str]] = []
+    for choice in getattr(completion, "choices", None) or []:  # Chat Completions
+        message = getattr(choice, "message", None)
+        if message is None:
+            continue
+        found.append((message, "content"))
+        for call in getattr(message, "tool_calls", None) or []:
+            if getattr(call, "function", None) is not None:
+                found.append((call.function, "arguments"))
+    for block in getattr(completion, "content", None) or []:  # Anthropic's Messages
+        if getattr(block, "type", None) == "text":
+            found.append((block, "text"))
+    return found
+
+
+def _loosened(text: str) -> str | None:
+    """``text`` re-spelled as strict JSON, when it is JSON only with control
+    characters allowed in strings; None otherwise (valid, or not JSON)."""
+    try:
+        json.loads(text)
+        return None
+    except ValueError:
+        pass
+    try:
+        value = json.loads(text, strict=False)
+    except ValueError:
+        return None
+    return json.dumps(value, ensure_ascii=False)
 
 
 def root(exc: BaseException) -> BaseException:
@@ -134,6 +189,7 @@ class Verdict:
     response: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    repaired: list[str] = field(default_factory=list)  # what ``repair`` mended
 
 
 class _Captured(Exception):
@@ -153,6 +209,7 @@ def replay(
     verdict is the first request to send."""
     calls = 0
     captured: dict[str, Any] = {}
+    repaired: list[str] = []
 
     def answer(**sent: Any) -> Any:
         nonlocal calls
@@ -162,6 +219,7 @@ def replay(
             raise _Captured
         completion = answers[calls - 1]
         check_finish(completion)
+        repaired[:] = repair(completion)
         return completion
 
     create = patched(answer, endpoint.mode, endpoint.provider.instructor_provider)
@@ -174,4 +232,4 @@ def replay(
         if captured:
             return Verdict(request=dict(captured))
         return Verdict(error=classify(exc, redact, 0))
-    return Verdict(response=parsed.model_dump(mode="json"))
+    return Verdict(response=parsed.model_dump(mode="json"), repaired=repaired)

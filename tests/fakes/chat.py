@@ -37,6 +37,9 @@ class Fault:
     raw: str | None = None  # answer 200 with this text instead of a completion
     omit: tuple[str, ...] = ()  # completion fields left out, as loose servers do
     answer: dict[str, Any] | None = None  # answer with this object instead of a valid one
+    # A raw newline inside the answer's strings (not escaped): JSON only to a
+    # lenient parser, as llama.cpp's servers sometimes write it.
+    raw_newline: bool = False
     hits: int = 0
 
     def takes(self, text: str) -> bool:
@@ -190,6 +193,11 @@ def completion_for(
     if fault and fault.answer is not None:
         value = fault.answer
     content = json.dumps(value)
+    if fault and fault.raw_newline:
+        lined = {
+            k: f"{v}\nand a second line" if isinstance(v, str) else v for k, v in value.items()
+        }
+        content = json.dumps(lined).replace("\\n", "\n")
     finish = "length" if fault and fault.truncated else "stop"
     if fault and fault.truncated:
         content = content[: len(content) // 2]
