@@ -1,4 +1,4 @@
-"""``rolebatch estimate``: what a run would cost and take; sends and writes nothing."""
+"""``rolebatch estimate``: what a run would cost and take; buys and writes nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from .settings import WithSettings, config_option
 def estimate(job: Path, output: Path | None, as_json: bool, **options: object) -> int:
     """Estimate what running JOB would cost and take, with the same options as run:
     records to do, prompt and completion tokens, cost live and through the batch
-    API, and time at --rpm/--tpm.  Nothing is sent or written."""
+    API, and time at --rpm/--tpm.  Nothing is bought or written: the one request
+    is the model's look-up at its provider (GET /models/MODEL, its shutdown date)."""
     with heavy_imports():
         from ..forecast import forecast  # instructor, to build a request as it would go
 

@@ -6,8 +6,9 @@ clear message instead of a file of identical error lines.
   what the server said and what to check (a mode it does not take, a model
   it does not have, a path it does not serve).
 - Connection errors and 5xx in a row, with no success between, end it after
-  ``--breaker-threshold`` (20); a connection error before the endpoint has
-  ever answered ends it at once: nothing is there.
+  ``RunConfig.breaker_threshold`` (20; a library setting, not an option); a
+  connection error before the endpoint has ever answered ends it at once:
+  nothing is there.
 """
 
 from __future__ import annotations
