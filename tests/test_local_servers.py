@@ -20,6 +20,10 @@ def test_a_one_slot_server_is_not_flooded_and_nothing_times_out(rolebatch, fake,
     a loaded machine)."""
     fake.state.latency = 0.25
     fake.state.slots = Slots(1)
+    # Answers of one length: this server's time is per answer, and the pacing
+    # reads time per token (a one-token-longer answer looked faster per token,
+    # and one that waited in line read as not queued: 1 run in 10 went to 3).
+    fake.fault(answer={"poem": "Every answer is this long."})
     job = write_job(tmp_path / "j.jsonl", poem_records(12))
     started = time.monotonic()
     result = rolebatch(
