@@ -99,3 +99,50 @@ def student_t_quantile(level: float, df: int) -> float:
         else:
             high = mid
     return (low + high) / 2
+
+
+# The small-sample intervals of 0/1 scores, by their closed forms (DESIGN.md,
+# after Altman et al., Statistics with Confidence, 2nd ed., ch. 6), written
+# here apart from the package's code.
+def wilson_ci(x: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    p = x / n
+    a = 2 * n * p + z * z
+    b = z * math.sqrt(z * z + 4 * n * p * (1 - p))
+    c = 2 * (n + z * z)
+    return (a - b) / c, (a + b) / c
+
+
+def newcombe_ci(a: int, b: int, c: int, d: int) -> tuple[float, float]:
+    """Paired proportions, Newcombe (1998) method 10: a both right, b only
+    the first right, c only the second, d neither."""
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_ci(a + b, n)
+    l2, u2 = wilson_ci(a + c, n)
+    denominator = (a + b) * (c + d) * (a + c) * (b + d)
+    # phi continuity-corrected: ad - bc less n/2 when above it, 0 between 0 and n/2.
+    b_ = a * d - b * c
+    if b_ > n / 2:
+        numerator = b_ - n / 2
+    elif b_ < 0:
+        numerator = b_
+    else:
+        numerator = 0.0
+    phi = 0.0 if denominator == 0 else numerator / math.sqrt(denominator)
+    dl, du = p1 - l1, u1 - p1
+    el, eu = p2 - l2, u2 - p2
+    diff = p1 - p2
+    return (
+        diff - math.sqrt(dl**2 - 2 * phi * dl * eu + eu**2),
+        diff + math.sqrt(du**2 - 2 * phi * du * el + el**2),
+    )
+
+
+def cr1_se(clusters: list[list[float]]) -> float:
+    """The clustered standard error of the mean of every score, with the
+    small-sample factor G / (G - 1) for G clusters."""
+    scores = [s for c in clusters for s in c]
+    mean = sum(scores) / len(scores)
+    g = len(clusters)
+    total = sum(sum(s - mean for s in c) ** 2 for c in clusters)
+    return math.sqrt(g / (g - 1) * total) / len(scores)

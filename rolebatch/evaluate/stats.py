@@ -45,9 +45,16 @@ def _t(level: float, df: int) -> float:
     return float(stdtrit(df, level))
 
 
+# Differences whose range is within this share of their size are equal: the
+# rest is float rounding (1 - 2/3 is not 2/3 - 1/3), not spread.
+SAME = 1e-9
+
+
 @dataclass
 class Estimate:
-    """A mean with its standard error and 95 % interval."""
+    """A mean with its standard error and 95 % interval, and how the interval
+    was made: ``wilson`` (0/1 scores, Wilson's score interval; on clusters,
+    on their effective number of answers) or ``t`` (Student's t)."""
 
     n: int
     mean: float | None
@@ -55,14 +62,19 @@ class Estimate:
     ci_low: float | None
     ci_high: float | None
     clustered: bool = False
+    method: str | None = None
 
 
-def estimate(sums: Sequence[float], counts: Sequence[int]) -> Estimate:
+def estimate(sums: Sequence[float], counts: Sequence[int], binary: bool = False) -> Estimate:
     """The mean of every score, its standard error, and its interval, from
-    each question's sum of scores and count of answers.  With any question
-    answered more than once, the errors of a question are a cluster and the
-    standard error is sqrt(sum_c (S_c - n_c mean)^2) / n; otherwise it is
-    sqrt(sum_i (s_i - mean)^2 / (n (n - 1)))."""
+    each question's sum of scores and count of answers (``binary``: every
+    score was 0 or 1).  With any question answered more than once, the
+    errors of a question are a cluster: SE = sqrt(G/(G-1) sum_c (S_c -
+    n_c mean)^2) / n over G questions (CR1); otherwise sqrt(sum_i (s_i -
+    mean)^2 / (n (n - 1))).  0/1 scores get Wilson's interval (on clusters,
+    on the effective number of answers, p(1-p)/SE^2), which never leaves
+    [0, 1] nor shrinks to a point; others Student's t on G - 1 degrees of
+    freedom."""
     n = sum(counts)
     if n == 0:
         return Estimate(0, None, None, None, None)
@@ -72,9 +84,20 @@ def estimate(sums: Sequence[float], counts: Sequence[int]) -> Estimate:
     questions = sum(1 for c in counts if c)
     if questions < 2:
         return Estimate(n, mean, None, None, None, clustered)
-    se = math.sqrt(spread) / n if clustered else math.sqrt(spread / (n * (n - 1)))
+    if clustered:
+        se = math.sqrt(spread * questions / (questions - 1)) / n
+    else:
+        se = math.sqrt(spread / (n * (n - 1)))
+    if binary:
+        answers = float(n)
+        if clustered:
+            # Clusters of alike answers are worth fewer independent ones.
+            variance = mean * (1 - mean)
+            answers = min(answers, variance / se**2) if se > 0 and variance > 0 else questions
+        low, high = wilson(mean * answers, answers)
+        return Estimate(n, mean, se, low, high, clustered, "wilson")
     half = _t(1 - ALPHA / 2, questions - 1) * se
-    return Estimate(n, mean, se, mean - half, mean + half, clustered)
+    return Estimate(n, mean, se, mean - half, mean + half, clustered, "t")
 
 
 @dataclass
@@ -88,12 +111,23 @@ class Paired:
     ci_high: float | None
     p: float | None
     test: str | None
-    mde: float | None  # the smallest difference these pairs detect 80 % of the time
+    # The smallest difference these pairs detect 80 % of the time, at Holm's
+    # first step (two-sided alpha / the comparisons in the family).
+    mde: float | None
+    interval: str | None = None  # newcombe, t, sign
 
 
-def paired(condition: Sequence[float], baseline: Sequence[float]) -> Paired:
+def paired(condition: Sequence[float], baseline: Sequence[float], family: int = 1) -> Paired:
     """``condition`` and ``baseline`` hold each shared question's score (the
-    mean of its answers), in the same order."""
+    mean of its answers), in the same order; ``family``: how many
+    comparisons Holm's adjustment will share the p-values among.
+
+    0/1 scores: exact McNemar, with Newcombe's score interval for paired
+    proportions (method 10).  Others: the paired t-test with Student's t
+    interval; when the differences have no spread (all equal, up to float
+    rounding) the t-test is undefined and the sign test decides, with the
+    interval that goes with it (the difference itself from six questions
+    on, where the sign test can reach 0.05; none below)."""
     n = len(condition)
     if n != len(baseline):
         raise ValueError("paired scores must be of the same questions")
@@ -103,19 +137,38 @@ def paired(condition: Sequence[float], baseline: Sequence[float]) -> Paired:
     diff = sum(diffs) / n
     if n < 2:
         return Paired(n, diff, None, None, None, None, None, None)
-    sd = math.sqrt(sum((d - diff) ** 2 for d in diffs) / (n - 1))
+    sd = 0.0 if no_spread(diffs) else math.sqrt(sum((d - diff) ** 2 for d in diffs) / (n - 1))
     se = sd / math.sqrt(n)
-    half = _t(1 - ALPHA / 2, n - 1) * se
+    level = 1 - ALPHA / (2 * max(1, family))
     # No spread, no power calculation: the detectable difference is unknown.
-    mde = (_t(1 - ALPHA / 2, n - 1) + _t(POWER, n - 1)) * se if se > 0 else None
+    mde = (_t(level, n - 1) + _t(POWER, n - 1)) * se if se > 0 else None
     binary = all(v in (0, 1) for v in condition) and all(v in (0, 1) for v in baseline)
     if binary:
-        test, p = "mcnemar-exact", mcnemar_exact(condition, baseline)
-    elif sd == 0:
-        test, p = "sign", sign_test(sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
-    else:
-        test, p = "paired-t", paired_t(diffs)
-    return Paired(n, diff, se, diff - half, diff + half, p, test, mde)
+        both = sum(1 for c, b in zip(condition, baseline, strict=True) if c == b == 1)
+        wins = sum(1 for d in diffs if d > 0)
+        losses = sum(1 for d in diffs if d < 0)
+        low, high = newcombe(both, wins, losses, n - both - wins - losses)
+        p = sign_test(wins, losses)
+        return Paired(n, diff, se, low, high, p, "mcnemar-exact", mde, "newcombe")
+    if sd == 0:
+        tolerance = SAME * max(1.0, max(abs(d) for d in diffs))
+        up = sum(d > tolerance for d in diffs)
+        down = sum(d < -tolerance for d in diffs)
+        p = sign_test(up, down)
+        low, high = (diff, diff) if n >= SIGN_TEST_SMALLEST else (None, None)
+        return Paired(n, diff, 0.0, low, high, p, "sign", None, "sign")
+    half = _t(1 - ALPHA / 2, n - 1) * se
+    return Paired(n, diff, se, diff - half, diff + half, paired_t(diffs), "paired-t", mde, "t")
+
+
+# The fewest questions on which the sign test can reach p < 0.05 (2 / 2^6).
+SIGN_TEST_SMALLEST = 6
+
+
+def no_spread(values: Sequence[float]) -> bool:
+    """Whether ``values`` are all equal, up to float rounding."""
+    low, high = min(values), max(values)
+    return high - low <= SAME * max(1.0, abs(low), abs(high))
 
 
 def mcnemar_exact(condition: Sequence[float], baseline: Sequence[float]) -> float:
@@ -133,7 +186,7 @@ def paired_t(diffs: Sequence[float]) -> float:
     n = len(diffs)
     mean = sum(diffs) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    if sd == 0:
+    if sd == 0 or no_spread(diffs):
         raise ValueError("a t-test of differences without spread is undefined")
     t = mean / (sd / math.sqrt(n))
     return float(min(1.0, 2 * stdtr(n - 1, -abs(t))))
@@ -150,15 +203,46 @@ def sign_test(wins: int, losses: int) -> float:
     return float(min(1.0, 2 * bdtr(min(wins, losses), n, 0.5)))
 
 
-def share_interval(successes: float, n: int) -> tuple[float | None, float | None]:
-    """A 95 % interval for a share (Wilson's, which stays inside [0, 1])."""
-    if n == 0:
+def wilson(successes: float, n: float) -> tuple[float | None, float | None]:
+    """A 95 % interval for a share (Wilson's score interval, which stays
+    inside [0, 1] and is never a point)."""
+    if n <= 0:
         return None, None
     z = _z(1 - ALPHA / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(a: int, b: int, c: int, d: int) -> tuple[float | None, float | None]:
+    """A 95 % interval for the difference of two paired proportions
+    (Newcombe 1998, Statistics in Medicine 17:2635, method 10): ``a`` pairs
+    both right, ``b`` only the condition right, ``c`` only the baseline,
+    ``d`` neither; the difference is (b - c) / n."""
+    n = a + b + c + d
+    if n == 0:
+        return None, None
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson(a + b, n)
+    l2, u2 = wilson(a + c, n)
+    assert l1 is not None and u1 is not None and l2 is not None and u2 is not None
+    # The correlation of the pairs, continuity-corrected as Newcombe's method
+    # 10 has it (Altman et al., Statistics with Confidence, 2nd ed., p. 52):
+    # uncorrected, pairs that all agree (b = c = 0) would make the interval a
+    # point however few they are.
+    product = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    corrected = cross - n / 2 if cross > n / 2 else (cross if cross < 0 else 0.0)
+    phi = corrected / math.sqrt(product) if product else 0.0
+    diff = (b - c) / n
+    low = diff - math.sqrt(
+        max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    )
+    high = diff + math.sqrt(
+        max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
+    )
+    return max(-1.0, low), min(1.0, high)
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
