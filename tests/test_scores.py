@@ -13,7 +13,7 @@ import pytest
 
 from rolebatch.cli import main
 from rolebatch.evaluate import scorers
-from tests.helpers import student_t_quantile, write_job
+from tests.helpers import cr1_se, newcombe_ci, student_t_quantile, wilson_ci, write_job
 
 T = student_t_quantile(0.975, 39)  # 40 questions
 ROLES = ["none", "expert", "friend", "robot"]
@@ -81,7 +81,9 @@ def test_every_group_s_mean_and_interval(study, capsys):
         g = found[role]
         assert g["n"] == 40 and g["errors"] == (3 if role == "robot" else 0)
         assert g["mean"] == pytest.approx(mean) and g["se"] == pytest.approx(se)
-        assert (g["ci_low"], g["ci_high"]) == pytest.approx((mean - T * se, mean + T * se))
+        # 0/1 scores, one answer a question: Wilson's score interval.
+        assert g["method"] == "wilson"
+        assert (g["ci_low"], g["ci_high"]) == pytest.approx(wilson_ci(sum(values), 40))
     assert found["none"]["baseline"] is True  # the control: a role id with no role text
 
 
@@ -101,11 +103,14 @@ def test_paired_comparisons_with_holm_and_verdicts(study, capsys):
         assert c["n_pairs"] == 40 and c["test"] == "mcnemar-exact"
         assert c["diff"] == pytest.approx(statistics.fmean(diffs))
         se = statistics.stdev(diffs) / math.sqrt(40)
-        assert (c["ci_low"], c["ci_high"]) == pytest.approx(
-            (c["diff"] - T * se, c["diff"] + T * se)
-        )
+        both = sum(1 for x, y in zip(scores[role], base, strict=True) if x == y == 1)
+        table = (both, wins, losses, 40 - both - wins - losses)
+        assert (c["ci_low"], c["ci_high"]) == pytest.approx(newcombe_ci(*table))
         assert c["p"] == pytest.approx(ps[role])
-        assert c["mde"] == pytest.approx((T + student_t_quantile(0.8, 39)) * se)
+        # Detectable at Holm's first step: 0.05 / 3 comparisons, two-sided.
+        first = student_t_quantile(1 - 0.05 / 6, 39)
+        assert c["family"] == 3
+        assert c["mde"] == pytest.approx((first + student_t_quantile(0.8, 39)) * se)
     order = sorted(ps, key=ps.get)
     running = 0.0
     for k, role in enumerate(order):
@@ -122,8 +127,11 @@ def test_the_oracle_a_random_role_and_a_role_picked_on_half(study, capsys):
     report = _report(path, capsys, "--seed", "3")
     per_question = list(zip(*(scores[r] for r in ROLES), strict=True))
     assert report["oracle"] == pytest.approx(statistics.fmean(max(q) for q in per_question))
+    # A group picked at random among those that are not the baseline (as the
+    # one picked on half is).
+    others = list(zip(*(scores[r] for r in ROLES if r != "none"), strict=True))
     assert report["random_role"] == pytest.approx(
-        statistics.fmean(statistics.fmean(q) for q in per_question)
+        statistics.fmean(statistics.fmean(q) for q in others)
     )
     # Questions are numbered as they first appear in the file.
     first_seen: list[int] = []
@@ -164,9 +172,13 @@ def test_samples_are_clustered_by_question(tmp_path, capsys):
         clusters = [[_right(role, q, k) for k in range(3)] for q in range(12)]
         every = [s for c in clusters for s in c]
         mean = statistics.fmean(every)
-        se = math.sqrt(sum(sum(s - mean for s in c) ** 2 for c in clusters)) / len(every)
+        se = math.sqrt(12 / 11 * sum(sum(s - mean for s in c) ** 2 for c in clusters))
+        se /= len(every)  # CR1 over 12 questions
         assert found[role]["clustered"] is True
-        assert found[role]["se"] == pytest.approx(se)
+        assert found[role]["se"] == pytest.approx(se) == pytest.approx(cr1_se(clusters))
+        effective = mean * (1 - mean) / se**2
+        found_ci = (found[role]["ci_low"], found[role]["ci_high"])
+        assert found_ci == pytest.approx(wilson_ci(mean * effective, effective))
     # Paired on each question's mean over its samples: no longer 0/1, a t-test.
     (comparison,) = _report(path, capsys)["comparisons"]
     assert comparison["test"] == "paired-t" and comparison["n_pairs"] == 12

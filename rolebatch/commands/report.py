@@ -17,7 +17,10 @@ import click
     default="role",
     show_default=True,
     help="Group lines by role (a sweep's role id, else the role text), model,"
-    " metadata.KEY (the record's) or role.KEY (what the roles file says of the role).",
+    " metadata.KEY (the record's) or role.KEY (what the roles file says of the role);"
+    " or by two of them, KEY,KEY: model,role compares each model's roles with that"
+    " model's baseline, and says whether the best role differs by model.  Outputs of"
+    " several models are refused unless model is one of the keys.",
 )
 @click.option(
     "--score",
@@ -78,9 +81,9 @@ def report(
     flat memory."""
     from ..evaluate.pairwise import Pairwise
     from ..evaluate.scores import Scores
-    from ..records.report import as_data, cells, read, render
+    from ..records.report import as_data, cells, finite, read, render
 
-    scores = Scores(score, errors, required=score is not None)
+    scores = Scores(score, errors, required=score is not None, by=by)
     heads = Pairwise()
 
     def observe(line: dict[str, Any], group: str) -> None:
@@ -95,7 +98,7 @@ def report(
     pairwise = heads.report()
     if fmt == "json":
         data = {"by": by, "groups": as_data(groups), "scores": figures, "pairwise": pairwise}
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False))
     elif fmt == "csv" and (figures is not None or pairwise is not None):
         from ..evaluate.tables import as_csv, pairwise_csv
 

@@ -9,6 +9,8 @@ import html
 import math
 from typing import Any
 
+from .tables import footnotes, study_lines
+
 WIDTH = 760
 LABEL = 190  # room for the group names on the left
 ROW = 26
@@ -155,7 +157,8 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         f"<h2>Score by {_e(by)}</h2>",
         f"<p class='note'>Scorer <b>{_e(scores['scorer'])}</b>; error lines {errors};"
         f" {scores['questions']:,} questions. Each point is a mean, each bar its 95 %"
-        " interval (clustered by question when a question was asked more than once).</p>",
+        " interval: Wilson's for 0/1 scores, Student's t for graded ones (clustered by"
+        " question when a question was asked more than once).</p>",
         _plot(rows, lambda r: "baseline" if r["baseline"] else "", base, f"score by {by}"),
         _table(
             ["group", "n", "errors", "mean", "95% interval"],
@@ -180,12 +183,14 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         def marker(row: dict[str, Any]) -> str:
             return {"better": "significant", "worse": "worse"}.get(row["verdict"], "")
 
+        against = scores["baseline"] or f"each {scores.get('strata_by')}'s baseline"
         parts += [
-            f"<h2>Against {_e(scores['baseline'])}, question by question</h2>",
+            f"<h2>Against {_e(against)}, question by question</h2>",
             "<p class='note'>The mean of the paired differences on the questions both"
-            " answered, with its 95 % interval; * marks a difference Holm's adjustment"
-            " across all the comparisons keeps below 0.05.</p>",
-            _plot(diff_rows, marker, 0.0, f"difference from {scores['baseline']}"),
+            " answered, with its 95 % interval (Newcombe's for 0/1 scores, Student's t"
+            " for graded ones); * marks a difference Holm's adjustment across all the"
+            " comparisons keeps below 0.05.</p>",
+            _plot(diff_rows, marker, 0.0, f"difference from {against}"),
             _table(
                 [
                     "group",
@@ -214,9 +219,24 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
                 ],
             ),
         ]
+        notes = footnotes(scores)
+        if notes:
+            parts.append("<p class='note'>" + "<br>".join(_e(n) for n in notes) + "</p>")
+    parts.append("<h2>Does picking a group help?</h2>")
+    for stratum in scores.get("strata") or [scores]:
+        if "stratum" in stratum:
+            parts.append(f"<h3>{_e(stratum['stratum'])}</h3>")
+        parts.append(_table(["", "score"], _choosing(stratum)))
+    if "interaction" in scores:
+        lines = study_lines(scores)[-1 - len(scores["interaction"]["rows"]) :]
+        parts.append("<p class='note'>" + "<br>".join(_e(line) for line in lines) + "</p>")
+    return "".join(parts)
+
+
+def _choosing(scores: dict[str, Any]) -> list[list[str]]:
     study = [
         ["oracle (the best group per question)", _fmt(scores["oracle"])],
-        ["a group picked at random", _fmt(scores["random_role"])],
+        ["a group other than the baseline, picked at random", _fmt(scores["random_role"])],
     ]
     half = scores["picked_on_half"]
     if half:
@@ -224,8 +244,7 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         if "baseline" in half:
             value += f" against {_fmt(half['baseline_score'])} ({half['verdict']})"
         study.append([f"the best on one half, scored on the other (seed {half['seed']})", value])
-    parts += ["<h2>Does picking a group help?</h2>", _table(["", "score"], study)]
-    return "".join(parts)
+    return study
 
 
 def _point(row: dict[str, Any], value: float | None) -> dict[str, Any]:
@@ -247,8 +266,9 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
     return "".join(
         [
             f"<h2>Head to head against {_e(pairwise['baseline'])}</h2>",
-            "<p class='note'>Win rate (wins of decided pairs; a pair counts only when both"
-            f" orders agree) with its 95 % interval. Position consistency:"
+            "<p class='note'>Win rate (questions won of those decided; a pair counts only"
+            " when both orders agree, and a question's samples are one unit, decided by"
+            " their net) with its 95 % interval. Position consistency:"
             f" {_fmt(consistency)}{' (unreliable judge)' if pairwise.get('unreliable') else ''}."
             "</p>",
             _plot(

@@ -153,7 +153,8 @@ def _python(spec: str) -> Scorer:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UsageError(f"--score python:{spec} returned {value!r}; expected a number")
-        return float(value)
+        # NaN or infinity is no score: the line is unscored (and counted), as field: does.
+        return float(value) if math.isfinite(value) else None
 
     return score
 

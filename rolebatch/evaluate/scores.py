@@ -31,6 +31,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
+from ..records.report import group_of
 from . import stats
 from .scorers import Scorer, natural, scorer
 
@@ -68,6 +69,12 @@ class _Group:
     control: bool = False  # a sweep's control: a role id with no role text
     sums: array = field(default_factory=lambda: array("d"))
     counts: array = field(default_factory=lambda: array("i"))
+    binary: bool = True  # every score so far 0 or 1
+    # With two --by keys: the first key's value (the model, say), within
+    # which groups are compared; and the second's (the role).
+    stratum: str | None = None
+    inner: str = ""
+    model: str | None = None  # the model of its lines (one, or a UsageError)
 
     def add(self, question: int, score: float) -> None:
         if question >= len(self.counts):
@@ -77,6 +84,8 @@ class _Group:
         self.sums[question] += score
         self.counts[question] += 1
         self.n += 1
+        if score not in (0.0, 1.0):
+            self.binary = False
 
     def counts_on(self, question: int) -> int:
         return self.counts[question] if question < len(self.counts) else 0
@@ -99,9 +108,20 @@ class Scores:
     """``spec``: the --score given (None: the task's own, from its first ok
     line; with none, nothing is scored unless ``required``)."""
 
-    def __init__(self, spec: str | None = None, errors: str = "zero", required: bool = False):
+    def __init__(
+        self,
+        spec: str | None = None,
+        errors: str = "zero",
+        required: bool = False,
+        by: str = "role",
+    ):
         if errors not in ("zero", "skip"):
             raise UsageError(f"--errors {errors!r}: expected zero or skip")
+        self.by = by
+        keys = by.split(",")
+        # Two keys: the first is the stratum within which groups are compared.
+        self.strata = keys[0] if len(keys) == 2 else None
+        self.pools_models = "model" not in keys
         self.spec = spec
         self.required = required or spec is not None
         self.active = True  # False: these lines have no scorer, and none was asked for
@@ -154,13 +174,26 @@ class Scores:
 
     def _group(self, key: str, line: dict[str, Any]) -> _Group:
         g = self._groups.get(key)
+        model = str(line.get("model"))
         if g is None:
-            g = self._groups[key] = _Group(key, len(self._groups))
+            g = self._groups[key] = _Group(key, len(self._groups), model=model)
             g.control = (
                 bool(line.get("role_id"))
                 and not _answer_role(line)
                 and not line.get("condition")  # the query alone, but asked another way
                 and not line.get("panel_roles")  # a panel whose synthesizer has no role
+            )
+            if self.strata is not None:
+                g.stratum = group_of(line, self.strata)
+                g.inner = group_of(line, self.by.split(",")[1])
+            else:
+                g.inner = key
+        elif self.pools_models and g.model != model:
+            raise UsageError(
+                f"group {key!r} holds answers of two models ({g.model} and {model}): --by"
+                f" {self.by} would pool them as repeated answers of one group. Compare the"
+                f" roles within each model with --by model,{self.by}, or the models with"
+                " --by model"
             )
         return g
 
@@ -173,10 +206,16 @@ class Scores:
                 raise UsageError(NO_SCORER)
             return None
         groups = list(self._groups.values())
-        chosen = self._baseline(groups, baseline)
+        strata: dict[str | None, list[_Group]] = {}
+        for g in groups:
+            strata.setdefault(g.stratum, []).append(g)
+        bases = {name: self._baseline(members, baseline) for name, members in strata.items()}
+        if baseline is not None and not any(bases.values()):
+            known = ", ".join(g.key for g in groups)
+            raise UsageError(f"--baseline {baseline!r}: no such group (the groups: {known})")
         rows = []
         for g in groups:
-            est = stats.estimate(g.sums, g.counts)
+            est = stats.estimate(g.sums, g.counts, g.binary)
             rows.append(
                 {
                     "key": g.key,
@@ -184,51 +223,92 @@ class Scores:
                     "errors": g.errors,
                     "unscored": g.unscored,
                     **{k: v for k, v in asdict(est).items() if k != "n"},
-                    "baseline": g is chosen,
+                    "baseline": g is bases[g.stratum],
+                    **({"stratum": g.stratum} if self.strata else {}),
                 }
             )
-        comparisons = self._compare(groups, chosen)
-        common = array(
-            "i", (q for q in range(self.questions) if all(g.counts_on(q) for g in groups))
-        )
-        return {
+        comparisons = self._compare(strata, bases)
+        figures: dict[str, Any] = {
             "scorer": self.spec,
             "errors_as": "0" if self.errors == "zero" else "left out",
             "questions": self.questions,
             "groups": rows,
-            "baseline": chosen.key if chosen else None,
+            "baseline": None,
             "comparisons": comparisons,
+        }
+        if self.strata is None:
+            chosen = bases[None]
+            figures.update(
+                baseline=chosen.key if chosen else None,
+                **self._choosing(groups, chosen, seed),
+            )
+            return figures
+        figures.update(
+            strata_by=self.strata,
+            strata=[
+                {
+                    "stratum": name,
+                    "baseline": base.key if base else None,
+                    **self._choosing(strata[name], base, seed),
+                }
+                for name, base in bases.items()
+            ],
+            interaction=self._interaction(strata, bases),
+        )
+        return figures
+
+    def _choosing(self, groups: list[_Group], base: _Group | None, seed: int) -> dict[str, Any]:
+        """What choosing a group is worth, on the questions every group answered."""
+        common = array(
+            "i", (q for q in range(self.questions) if all(g.counts_on(q) for g in groups))
+        )
+        return {
             "common_questions": len(common),
             "oracle": self._oracle(groups, common),
-            "random_role": self._random(groups, common),
-            "picked_on_half": self._picked_on_half(groups, chosen, common, seed),
+            "random_role": self._random(groups, base, common),
+            "picked_on_half": self._picked_on_half(groups, base, common, seed),
         }
 
     def _baseline(self, groups: list[_Group], name: str | None) -> _Group | None:
+        """The group of ``groups`` (one stratum's) the others are compared with."""
         if name is not None:
             for g in groups:
-                if g.key == name:
+                if name in (g.key, g.inner):
                     return g
+            if self.strata is not None:
+                return None  # this stratum has none: its groups are not compared
             known = ", ".join(g.key for g in groups)
             raise UsageError(f"--baseline {name!r}: no such group (the groups: {known})")
         controls = [g for g in groups if g.control]
         return controls[0] if len(controls) == 1 else None
 
-    def _pairs(self, g: _Group, base: _Group, questions: Iterable[int]) -> stats.Paired:
+    def _pairs(self, g: _Group, base: _Group, questions: Iterable[int]) -> tuple[array, array]:
+        """The two groups' means on each question both answered."""
         xs, ys = array("d"), array("d")
         for q in questions:
             x, y = g.mean_on(q), base.mean_on(q)
             if x is not None and y is not None:
                 xs.append(x)
                 ys.append(y)
-        return stats.paired(xs, ys)
+        return xs, ys
 
-    def _compare(self, groups: list[_Group], base: _Group | None) -> list[dict[str, Any]]:
-        if base is None:
-            return []
+    def _compare(
+        self, strata: dict[str | None, list[_Group]], bases: dict[str | None, _Group | None]
+    ) -> list[dict[str, Any]]:
+        """Each group against its stratum's baseline; Holm's family is every
+        comparison made on at least two questions (one without any difference
+        has p = 1 and counts too), whatever its stratum."""
         everything = range(self.questions)
-        found = [(g, self._pairs(g, base, everything)) for g in groups if g is not base]
-        adjusted = stats.holm([p.p for _, p in found])
+        pairs = [
+            (g, base, self._pairs(g, base, everything))
+            for name, base in bases.items()
+            if base is not None
+            for g in strata[name]
+            if g is not base
+        ]
+        family = sum(1 for _, _, (xs, _) in pairs if len(xs) >= 2)
+        found = [(g, base, stats.paired(xs, ys, family)) for g, base, (xs, ys) in pairs]
+        adjusted = stats.holm([p.p for _, _, p in found])
         return [
             {
                 "key": g.key,
@@ -236,21 +316,88 @@ class Scores:
                 **{k: v for k, v in asdict(p).items() if k != "se"},
                 "se": p.se,
                 "p_holm": p_holm,
+                "family": family,
                 "verdict": stats.verdict(p.diff, p_holm),
+                # A 0/1 comparison whose score interval leaves out 0 while the
+                # exact test does not reach 0.05: the verdict follows the test.
+                "edge": p.interval == "newcombe"
+                and p.p is not None
+                and p.p >= stats.ALPHA
+                and p.ci_low is not None
+                and p.ci_high is not None
+                and (p.ci_low > 0 or p.ci_high < 0),
             }
-            for (g, p), p_holm in zip(found, adjusted, strict=True)
+            for (g, base, p), p_holm in zip(found, adjusted, strict=True)
         ]
+
+    def _interaction(
+        self, strata: dict[str | None, list[_Group]], bases: dict[str | None, _Group | None]
+    ) -> dict[str, Any]:
+        """Does the best group differ by stratum (by model, say)?  The best
+        of each stratum by its mean; with exactly two strata, each group's
+        difference from its baseline in the one against the same in the
+        other, on the questions all four answered, tested as any paired
+        difference (Holm across the groups)."""
+        best = {}
+        for name, members in strata.items():
+            scored = [(stats.estimate(g.sums, g.counts, g.binary).mean, g) for g in members]
+            top = max((m, g.inner) for m, g in scored if m is not None) if scored else None
+            best[str(name)] = top[1] if top else None
+        found: dict[str, Any] = {"best": best, "same_best": len(set(best.values())) <= 1}
+        names = list(strata)
+        if len(names) != 2 or not all(bases[n] for n in names):
+            found["rows"] = []
+            return found
+        first, second = names
+        base_a, base_b = bases[first], bases[second]
+        assert base_a is not None and base_b is not None
+        other = {g.inner: g for g in strata[second]}
+        rows = []
+        for g in strata[first]:
+            h = other.get(g.inner)
+            if g is base_a or h is None or h is base_b:
+                continue
+            da, db = array("d"), array("d")
+            for q in range(self.questions):
+                cells = (g.mean_on(q), base_a.mean_on(q), h.mean_on(q), base_b.mean_on(q))
+                if None not in cells:
+                    x, y, u, v = cells
+                    da.append(x - y)  # type: ignore[operator]
+                    db.append(u - v)  # type: ignore[operator]
+            rows.append((g.inner, da, db))
+        family = sum(1 for _, da, _ in rows if len(da) >= 2)
+        tested = [(inner, stats.paired(da, db, family)) for inner, da, db in rows]
+        adjusted = stats.holm([p.p for _, p in tested])
+        found["rows"] = [
+            {
+                "key": inner,
+                "strata": [str(first), str(second)],
+                "n_pairs": p.n_pairs,
+                "diff": p.diff,
+                "ci_low": p.ci_low,
+                "ci_high": p.ci_high,
+                "p": p.p,
+                "p_holm": p_holm,
+                "test": p.test,
+                "verdict": _differs(p.diff, p_holm),
+            }
+            for (inner, p), p_holm in zip(tested, adjusted, strict=True)
+        ]
+        return found
 
     def _oracle(self, groups: list[_Group], common: array) -> float | None:
         if not common or len(groups) < 2:
             return None
         return sum(max(g.mean_on(q) or 0.0 for g in groups) for q in common) / len(common)
 
-    def _random(self, groups: list[_Group], common: array) -> float | None:
-        if not common or not groups:
+    def _random(self, groups: list[_Group], base: _Group | None, common: array) -> float | None:
+        """The mean of a group picked at random among those that are not the
+        baseline (as picked-on-half picks): what choosing blindly is worth."""
+        candidates = [g for g in groups if g is not base] or groups
+        if not common or not candidates:
             return None
-        total = sum(g.mean_on(q) or 0.0 for g in groups for q in common)
-        return total / (len(common) * len(groups))
+        total = sum(g.mean_on(q) or 0.0 for g in candidates for q in common)
+        return total / (len(common) * len(candidates))
 
     def _picked_on_half(
         self, groups: list[_Group], base: _Group | None, common: array, seed: int
@@ -272,7 +419,7 @@ class Scores:
             "score": score,
         }
         if base is not None:
-            p = self._pairs(best, base, hold_out)
+            p = stats.paired(*self._pairs(best, base, hold_out))
             found.update(
                 baseline=base.key,
                 baseline_score=sum(base.mean_on(q) or 0.0 for q in hold_out) / len(hold_out),
@@ -284,3 +431,10 @@ class Scores:
                 verdict=stats.verdict(p.diff, p.p),
             )
         return found
+
+
+def _differs(diff: float | None, p_adjusted: float | None) -> str:
+    """An interaction's verdict: does a group's gain differ between strata?"""
+    if diff is None or p_adjusted is None:
+        return "too few pairs"
+    return "differs" if p_adjusted < stats.ALPHA else "no detectable difference"

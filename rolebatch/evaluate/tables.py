@@ -49,14 +49,22 @@ def text(scores: dict[str, Any], fmt: str) -> str:
             f"\nunscored: {unscored:,} ok line{'s' if unscored != 1 else ''}, left out of n:"
             f" {_cannot(scores['scorer'])}\n"
         )
-    if scores["comparisons"]:
-        out.append(
-            f"\npaired against {scores['baseline']} on the questions both answered"
-            f" (p adjusted by Holm across {len(scores['comparisons'])} comparisons)\n"
+    comparisons = scores["comparisons"]
+    if comparisons:
+        against = (
+            f"each {scores['strata_by']}'s baseline"
+            if scores.get("strata_by")
+            else str(scores["baseline"])
         )
+        out.append(
+            f"\npaired against {against} on the questions both answered"
+            f" (p adjusted by Holm across {comparisons[0]['family']} comparisons)\n"
+        )
+        strata = bool(scores.get("strata_by"))
         rows = [
             [
                 c["key"],
+                *([c["baseline"]] if strata else []),
                 f"{c['n_pairs']:,}",
                 _number(c["diff"]),
                 _interval(c["ci_low"], c["ci_high"]),
@@ -66,21 +74,54 @@ def text(scores: dict[str, Any], fmt: str) -> str:
                 c["verdict"],
                 _number(c["mde"]),
             ]
-            for c in scores["comparisons"]
+            for c in comparisons
         ]
-        header = ["group", "pairs", "diff", "95% interval", "p", "p Holm", "test", "verdict"]
-        out.append(text_table([*header, "detectable"], rows, fmt))
-    out.append("\n" + "\n".join(_study(scores)) + "\n")
+        header = [
+            "group", *(["baseline"] if strata else []), "pairs", "diff", "95% interval", "p",
+            "p Holm", "test", "verdict", "detectable",
+        ]  # fmt: skip
+        out.append(text_table(header, rows, fmt))
+    notes = footnotes(scores)
+    if notes:
+        out.append("\n" + "\n".join(notes) + "\n")
+    out.append("\n" + "\n".join(study_lines(scores)) + "\n")
     return "".join(out)
+
+
+def footnotes(scores: dict[str, Any]) -> list[str]:
+    """What a reader of the tables must know to read them right."""
+    notes = []
+    comparisons = scores["comparisons"]
+    if comparisons:
+        family = comparisons[0]["family"]
+        notes.append(
+            "detectable: the smallest difference these pairs find 80 % of the time at"
+            f" Holm's first step (two-sided alpha 0.05 / {family} comparison"
+            f"{'s' if family != 1 else ''})"
+        )
+    for c in comparisons:
+        if c.get("edge"):
+            notes.append(
+                f"{c['key']}: the score interval leaves out 0, the exact test does not reach"
+                f" 0.05 (p {_p(c['p'])}): too close to call, and the verdict follows the test"
+            )
+    skipped = [g for g in scores["groups"] if g["errors"]]
+    if scores["errors_as"] == "left out" and skipped and comparisons:
+        notes.append(
+            "error lines left out: a group's mean weights its answers, the paired difference"
+            " weights the questions both answered, so the difference of two means is not"
+            f" the paired difference ({', '.join(g['key'] for g in skipped)} lost answers)"
+        )
+    return notes
 
 
 def _cannot(scorer: str) -> str:
     """Why ``scorer`` leaves an ok line unscored."""
     name, _, arg = scorer.partition(":")
     if name == "field":
-        return f"their response has no numeric field {arg!r}"
+        return f"their response has no numeric field {arg!r} (or it is not a finite number)"
     if name == "python":
-        return "your function gave None for them"
+        return "your function gave None, NaN or an infinity for them"
     if name == "choice":
         return "they have no 'expected' option or no chosen 'option' (not a --task choice output?)"
     if name == "regex":
@@ -91,10 +132,33 @@ def _cannot(scorer: str) -> str:
     )
 
 
-def _study(scores: dict[str, Any]) -> list[str]:
+def study_lines(scores: dict[str, Any]) -> list[str]:
+    """The lines on choosing a group: the whole study's, or each stratum's
+    and then whether the best group differs between them."""
+    if "strata" not in scores:
+        return _choosing(scores)
+    lines = []
+    for stratum in scores["strata"]:
+        lines += [f"{stratum['stratum']}: {line}" for line in _choosing(stratum)]
+    interaction = scores["interaction"]
+    best = ", ".join(f"{k}: {v}" for k, v in interaction["best"].items())
+    same = "the same" if interaction["same_best"] else "not the same"
+    lines.append(f"the best group by {scores['strata_by']}: {best} ({same})")
+    for row in interaction["rows"]:
+        first, second = row["strata"]
+        lines.append(
+            f"{row['key']}'s gain over the baseline, {first} less {second}:"
+            f" {_number(row['diff'])} ({_interval(row['ci_low'], row['ci_high'])}),"
+            f" p Holm {_p(row['p_holm'])}, {row['verdict']}"
+        )
+    return lines
+
+
+def _choosing(scores: dict[str, Any]) -> list[str]:
     lines = [
         f"oracle (the best group per question): {_number(scores['oracle'])}",
-        f"random group (a group picked at random): {_number(scores['random_role'])}",
+        "random group (a group other than the baseline, picked at random):"
+        f" {_number(scores['random_role'])}",
     ]
     half = scores["picked_on_half"]
     if half:
@@ -120,7 +184,7 @@ def _study(scores: dict[str, Any]) -> list[str]:
 CSV_COLUMNS = [
     "key", "n", "errors", "unscored", "mean", "se", "ci_low", "ci_high",
     "baseline", "n_pairs", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "test",
-    "verdict", "mde",
+    "verdict", "mde", "method", "interval", "family", "stratum",
 ]  # fmt: skip
 
 
@@ -143,6 +207,9 @@ def as_csv(scores: dict[str, Any]) -> str:
             "test": c.get("test"),
             "verdict": c.get("verdict"),
             "mde": c.get("mde"),
+            "interval": c.get("interval"),
+            "family": c.get("family"),
+            "stratum": g.get("stratum"),
         }
         writer.writerow(["" if row[k] is None else plain(row[k]) for k in CSV_COLUMNS])
     return out.getvalue()
@@ -150,10 +217,13 @@ def as_csv(scores: dict[str, Any]) -> str:
 
 def pairwise_text(pairwise: dict[str, Any], fmt: str) -> str:
     """``table`` or ``md``: head to head against the baseline, per role."""
+    compared = sum(1 for r in pairwise["rows"] if r["p"] is not None)
     out = [
-        f"\nhead to head against {pairwise['baseline']} (a win or loss only when both orders"
-        f" agree; p of a sign test of wins against losses, adjusted by Holm across"
-        f" {len(pairwise['rows'])} roles)\n"
+        f"\nhead to head against {pairwise['baseline']} (a pair is won or lost only when"
+        " both orders agree; a question's samples are one unit, won, lost or tied by their"
+        " net; wins, ties and losses count questions; p of a sign test of questions won"
+        f" against lost, adjusted by Holm across the {compared} roles compared on two"
+        " questions or more)\n"
     ]
     rows = [
         [
@@ -170,6 +240,7 @@ def pairwise_text(pairwise: dict[str, Any], fmt: str) -> str:
         for r in pairwise["rows"]
     ]
     header = ["group", "pairs", "wins", "ties", "losses", "win rate", "95% interval", "p Holm"]
+    # pairs: pairs judged in both orders, every sample; wins..losses: questions
     out.append(text_table([*header, "verdict"], rows, fmt))
     consistency = pairwise["consistency"]
     line = f"\nposition consistency: {_number(consistency)}"
@@ -185,7 +256,7 @@ def pairwise_text(pairwise: dict[str, Any], fmt: str) -> str:
 
 PAIRWISE_COLUMNS = [
     "key", "pairs", "wins", "ties", "losses", "win_rate", "ci_low", "ci_high", "p", "p_holm",
-    "verdict", "consistency",
+    "verdict", "consistency", "questions", "pair_wins", "pair_ties", "pair_losses",
 ]  # fmt: skip
 
 

@@ -113,7 +113,14 @@ def _spread(values: array) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
+# Between the two keys' values of a group under --by KEY,KEY.
+JOIN = " · "
+
+
 def group_of(line: dict[str, Any], by: str) -> str:
+    """The group of ``line`` under ``by``: one key, or two (``model,role``)."""
+    if "," in by:
+        return JOIN.join(group_of(line, key) for key in by.split(","))
     if by == "role":
         if line.get("role_id"):
             key = str(line["role_id"])
@@ -136,8 +143,14 @@ def read(
 ) -> dict[str, Group]:
     """Every line of ``paths`` in its group; ``observe`` sees each line too,
     with its group (the scores of ``evaluate``), in the same one pass."""
-    if by not in ("role", "model") and not by.startswith(("metadata.", "role.")):
-        raise UsageError(f"--by {by!r}: expected role, model, metadata.KEY or role.KEY")
+    keys = by.split(",")
+    if len(keys) > 2 or any(
+        key not in ("role", "model") and not key.startswith(("metadata.", "role.")) for key in keys
+    ):
+        raise UsageError(
+            f"--by {by!r}: expected role, model, metadata.KEY or role.KEY, or two of them"
+            " (model,role: each model's roles against that model's baseline)"
+        )
     groups: dict[str, Group] = {}
     for path in [paths] if isinstance(paths, Path) else paths:
         _read(path, by, groups, observe)
@@ -218,6 +231,17 @@ def _cell(metric: str, value: Any) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def finite(data: Any) -> Any:
+    """``data`` with every NaN or infinity made null: JSON has no such numbers."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
+
+
 def plain(value: Any) -> Any:
     """A float as its shortest faithful text would show it: 5.8989, not
     5.898899999999999 (the noise of summing binary fractions)."""
@@ -234,8 +258,8 @@ def render(groups: dict[str, Group], fmt: str, by: str) -> str:
     names = list(groups)
     table = [(metric, [plain(v) for v in values]) for metric, values in rows(groups)]
     if fmt == "json":
-        data = {"by": by, "groups": as_data(groups)}
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        data = finite({"by": by, "groups": as_data(groups)})
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
