@@ -1,5 +1,7 @@
 """What tests write and read: job files, result lines, and the keys they use;
-and Student's t computed without scipy, for the statistics' tests.
+a real ``rolebatch run`` process and what it has written so far; and
+Student's t, Wilson's, Newcombe's and CR1 computed without the package's code,
+for the statistics' tests.
 (Fixtures are in ``conftest.py``; the fake server is ``tests.fakes``.)"""
 
 from __future__ import annotations
@@ -7,6 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import resource
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -146,3 +153,60 @@ def cr1_se(clusters: list[list[float]]) -> float:
     g = len(clusters)
     total = sum(sum(s - mean for s in c) ** 2 for c in clusters)
     return math.sqrt(g / (g - 1) * total) / len(scores)
+
+
+# A real ``rolebatch run`` process against the fake, and reading what it wrote
+# while it runs (tests of signals, kills and full disks).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = None):
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SECRET_KEY,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+    def cap_file_size() -> None:  # a disk that fills up after limit_bytes
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rolebatch",
+            "run",
+            str(job),
+            "-o",
+            str(out),
+            "--model",
+            "openai/gpt-4o",
+            "--base-url",
+            fake.base_url,
+            "--progress",
+            "lines",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=cap_file_size,
+    )
+
+
+def whole_lines(out: Path) -> list[dict]:
+    """Every complete line of the file (a torn last one is not counted)."""
+    if not out.exists():
+        return []
+    data = out.read_bytes()
+    return [json.loads(line) for line in data.split(b"\n")[:-1]]
+
+
+def wait_for_lines(out: Path, proc: subprocess.Popen, count: int, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while len(whole_lines(out)) < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.02)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -15,61 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SECRET_KEY, poem_records, write_job
+from tests.helpers import poem_records, start, wait_for_lines, whole_lines, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = None):
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": SECRET_KEY,
-        "PYTHONPATH": str(ROOT),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-
-    def cap_file_size() -> None:  # a disk that fills up after limit_bytes
-        if limit_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
-
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rolebatch",
-            "run",
-            str(job),
-            "-o",
-            str(out),
-            "--model",
-            "openai/gpt-4o",
-            "--base-url",
-            fake.base_url,
-            "--progress",
-            "lines",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=cap_file_size,
-    )
-
-
-def whole_lines(out: Path) -> list[dict]:
-    """Every complete line of the file (a torn last one is not counted)."""
-    if not out.exists():
-        return []
-    data = out.read_bytes()
-    return [json.loads(line) for line in data.split(b"\n")[:-1]]
-
-
-def wait_for_lines(out: Path, proc: subprocess.Popen, count: int, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while len(whole_lines(out)) < count and proc.poll() is None:
-        assert time.monotonic() < deadline, "the run made no progress"
-        time.sleep(0.02)
 
 
 def asked_ids(requests) -> set[str]:

@@ -11,13 +11,22 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rolebatch.cli import main
-from tests.helpers import ANTHROPIC_KEY, CLAUDE, SECRET_KEY, poem_records, read_lines, write_job
-from tests.test_crash import start, wait_for_lines
+from tests.helpers import (
+    ANTHROPIC_KEY,
+    CLAUDE,
+    SECRET_KEY,
+    poem_records,
+    read_lines,
+    start,
+    wait_for_lines,
+    write_job,
+)
 
 BATCH = ("--via", "batch", "--poll-interval", "0.01")
 
@@ -63,18 +72,23 @@ def test_json_that_is_broken_otherwise_is_still_asked_again(rolebatch, fake, tmp
 # -- a disk that fills while the output is put in order ---------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 48 KB tmpfs (root only: skipped where mounting is refused)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """``folder`` as a tmpfs mounted with ``options`` (root only: the test is
+    skipped where mounting is refused), unmounted after."""
+    folder.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(disk)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+        pytest.skip(f"cannot mount a tmpfs here ({options}): {done.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 KB disk."""
+    yield from tmpfs(tmp_path / "disk", "size=48k")
 
 
 def test_a_disk_that_fills_while_the_output_is_put_in_order(fake, small_disk, tmp_path):
@@ -133,23 +147,10 @@ def test_a_temporary_file_left_by_a_killed_run_goes_at_the_next_start(rolebatch,
 # -- --summary-json on every exit path, with one schema ---------------------
 
 
-def summary_keys(path: Path) -> tuple[dict, set[str]]:
-    data = json.loads(path.read_text())
-    return data, set(data)
-
-
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A folder mounted read-only (root writes anywhere a mode bit forbids)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(folder)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only folder here: {done.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+    yield from tmpfs(tmp_path / "ro", "ro,size=16k")
 
 
 def test_summary_json_has_the_same_keys_on_every_exit_path(

@@ -236,3 +236,36 @@ def test_by_model_and_role_compares_within_each_model(tmp_path, capsys):
     assert "the best group by model: openai/big: expert, openai/small: friend" in (
         capsys.readouterr().out
     )
+
+
+def test_graded_scores_all_alike_are_not_a_point_below_six_questions(tmp_path, capsys):
+    lines = [line(q, "none", 10.0) for q in range(3)]
+    lines += [line(q, "poet", 10.0) for q in range(3, 10)]  # seven questions of its own
+    path = write_job(tmp_path / "o.jsonl", lines)
+    groups = {
+        g["key"]: g for g in report([path], capsys, "--score", "field:right")["scores"]["groups"]
+    }
+    assert (groups["none"]["ci_low"], groups["none"]["ci_high"]) == (None, None)
+    assert (groups["poet"]["ci_low"], groups["poet"]["ci_high"]) == (10.0, 10.0)
+    assert groups["poet"]["method"] == "sign"
+
+
+def test_a_judge_s_scores_keep_to_its_rubric_s_scale(tmp_path, capsys):
+    # Three questions graded 1-10: Student's t on 2 degrees of freedom would
+    # reach below 1 and above 10; the judged output's sidecar says the scale.
+    grades = {"none": [9.0, 10.0, 8.0], "poet": [2.0, 9.0, 5.0]}
+    lines = [
+        {**line(q, role, 0.0), "response": {"reasoning": "r", "score": grade}}
+        for role, values in grades.items()
+        for q, grade in enumerate(values)
+    ]
+    path = write_job(tmp_path / "judged.jsonl", lines)
+    sidecar = {"rolebatch": 2, "config": {"task": "judge", "scale": [1, 10]}}
+    Path(f"{path}.rolebatch.json").write_text(json.dumps(sidecar))
+    figures = report([path], capsys, "--score", "field:score")["scores"]
+    poet = next(g for g in figures["groups"] if g["key"] == "poet")
+    mean, se = statistics.fmean(grades["poet"]), statistics.stdev(grades["poet"]) / math.sqrt(3)
+    assert mean - 4.303 * se < 1 and poet["ci_low"] == 1.0
+    assert 0 < poet["ci_high"] <= 10
+    (c,) = figures["comparisons"]
+    assert c["ci_low"] >= -9.0 and c["ci_high"] <= 9.0

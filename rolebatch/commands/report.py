@@ -83,7 +83,7 @@ def report(
     from ..evaluate.scores import Scores
     from ..records.report import as_data, cells, finite, read, render
 
-    scores = Scores(score, errors, required=score is not None, by=by)
+    scores = Scores(score, errors, required=score is not None, by=by, scale=_scale(outputs, score))
     heads = Pairwise()
 
     def observe(line: dict[str, Any], group: str) -> None:
@@ -117,3 +117,20 @@ def report(
         if pairwise is not None:
             click.echo(pairwise_text(pairwise, fmt), nl=False)
     return 0
+
+
+def _scale(outputs: tuple[Path, ...], score: str | None) -> tuple[float, float] | None:
+    """The scale of a judge's scores (its rubric's), when every output is a
+    judge's on one scale and the score read is the judge's own."""
+    from ..records.output import read_sidecar
+
+    if score != "field:score":
+        return None
+    scales = set()
+    for output in outputs:
+        meta = read_sidecar(output) if output.is_file() else None
+        scale = ((meta or {}).get("config") or {}).get("scale")
+        if not isinstance(scale, list) or len(scale) != 2:
+            return None
+        scales.add((float(scale[0]), float(scale[1])))
+    return scales.pop() if len(scales) == 1 else None

@@ -114,10 +114,13 @@ class Scores:
         errors: str = "zero",
         required: bool = False,
         by: str = "role",
+        scale: tuple[float, float] | None = None,
     ):
         if errors not in ("zero", "skip"):
             raise UsageError(f"--errors {errors!r}: expected zero or skip")
         self.by = by
+        # The scores' scale, where known (a judge's rubric): no interval leaves it.
+        self.scale = scale
         keys = by.split(",")
         # Two keys: the first is the stratum within which groups are compared.
         self.strata = keys[0] if len(keys) == 2 else None
@@ -216,6 +219,7 @@ class Scores:
         rows = []
         for g in groups:
             est = stats.estimate(g.sums, g.counts, g.binary)
+            est.ci_low, est.ci_high = stats.within(est.ci_low, est.ci_high, self.scale)
             rows.append(
                 {
                     "key": g.key,
@@ -308,6 +312,10 @@ class Scores:
         ]
         family = sum(1 for _, _, (xs, _) in pairs if len(xs) >= 2)
         found = [(g, base, stats.paired(xs, ys, family)) for g, base, (xs, ys) in pairs]
+        if self.scale is not None:
+            width = self.scale[1] - self.scale[0]
+            for _, _, p in found:
+                p.ci_low, p.ci_high = stats.within(p.ci_low, p.ci_high, (-width, width))
         adjusted = stats.holm([p.p for _, _, p in found])
         return [
             {

@@ -96,8 +96,23 @@ def estimate(sums: Sequence[float], counts: Sequence[int], binary: bool = False)
             answers = min(answers, variance / se**2) if se > 0 and variance > 0 else questions
         low, high = wilson(mean * answers, answers)
         return Estimate(n, mean, se, low, high, clustered, "wilson")
+    if se <= SAME * max(1.0, abs(mean)):
+        # Every score alike: Student's t would make the interval a point. The
+        # sign test's interval (the value itself) from six questions on, where
+        # the data force it; none below.
+        low, high = (mean, mean) if questions >= SIGN_TEST_SMALLEST else (None, None)
+        return Estimate(n, mean, 0.0, low, high, clustered, "sign")
     half = _t(1 - ALPHA / 2, questions - 1) * se
     return Estimate(n, mean, se, mean - half, mean + half, clustered, "t")
+
+
+def within(
+    low: float | None, high: float | None, bounds: tuple[float, float] | None
+) -> tuple[float | None, float | None]:
+    """An interval kept inside a scale's ``bounds`` (None: no scale known)."""
+    if bounds is None or low is None or high is None:
+        return low, high
+    return max(bounds[0], low), min(bounds[1], high)
 
 
 @dataclass

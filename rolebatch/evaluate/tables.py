@@ -142,7 +142,13 @@ def study_lines(scores: dict[str, Any]) -> list[str]:
         lines += [f"{stratum['stratum']}: {line}" for line in _choosing(stratum)]
     interaction = scores["interaction"]
     best = ", ".join(f"{k}: {v}" for k, v in interaction["best"].items())
-    same = "the same" if interaction["same_best"] else "not the same"
+    same = (
+        "the same"
+        if interaction["same_best"]
+        else "not the same here; whether a group's gain really differs is tested below"
+        if interaction["rows"]
+        else "not the same here"
+    )
     lines.append(f"the best group by {scores['strata_by']}: {best} ({same})")
     for row in interaction["rows"]:
         first, second = row["strata"]
