@@ -287,3 +287,14 @@ def test_a_moved_checkout_resumes_and_its_shards_merge(rolebatch, fake, tmp_path
     code = main(["merge", str(other), argv[2], argv[3], "-o", str(tmp_path / "x.jsonl")])
     assert code == 2
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_sidecar_with_garbage_over_it_is_refused_and_the_lines_are_kept(rolebatch, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", "o.jsonl").code == 0
+    before = Path("o.jsonl").read_bytes()
+    Path("o.jsonl.rolebatch.json").write_bytes(b"\x00garbage{")
+    result = rolebatch(str(job), "-o", "o.jsonl", "--summary-json", "s.json")
+    assert result.code == 2 and "o.jsonl.rolebatch.json is damaged" in result.err
+    assert Path("o.jsonl").read_bytes() == before
+    assert json.loads(Path("s.json").read_text())["status"] == "refused"
