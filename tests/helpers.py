@@ -119,13 +119,15 @@ def wilson_ci(x: float, n: float, z: float = 1.959963984540054) -> tuple[float, 
     return (a - b) / c, (a + b) / c
 
 
-def newcombe_ci(a: int, b: int, c: int, d: int) -> tuple[float, float]:
+def newcombe_ci(
+    a: int, b: int, c: int, d: int, z: float = 1.959963984540054
+) -> tuple[float, float]:
     """Paired proportions, Newcombe (1998) method 10: a both right, b only
     the first right, c only the second, d neither."""
     n = a + b + c + d
     p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson_ci(a + b, n)
-    l2, u2 = wilson_ci(a + c, n)
+    l1, u1 = wilson_ci(a + b, n, z)
+    l2, u2 = wilson_ci(a + c, n, z)
     denominator = (a + b) * (c + d) * (a + c) * (b + d)
     # phi continuity-corrected: ad - bc less n/2 when above it, 0 between 0 and n/2.
     b_ = a * d - b * c

@@ -59,6 +59,30 @@ import click
     help="table: for a terminal; md: for a CI step summary; csv/json: for notebooks;"
     " html: one self-contained page with the intervals drawn.",
 )
+@click.option(
+    "--fail-if-worse",
+    is_flag=True,
+    help="Exit 1 when a group is worse than the baseline by the report's verdict (the"
+    " paired test, Holm-adjusted): a real regression, not noise.",
+)
+@click.option(
+    "--non-inferiority",
+    "margin",
+    type=click.FloatRange(min=0.0, min_open=True),
+    metavar="MARGIN",
+    help="Exit 1 unless every group compared with the baseline is shown no worse than it"
+    " by more than MARGIN (on the score's scale, e.g. 0.05): the lower end of its paired"
+    " 95 %% interval above -MARGIN (one-sided 0.025), Holm-adjusted.  Too few questions"
+    " fail, and the message says about how many would do.",
+)
+@click.option(
+    "--fail-under",
+    type=float,
+    metavar="SCORE",
+    help="Exit 1 when a group's mean is confidently below SCORE (the upper end of its"
+    " 95 %% interval is below it); a mean below SCORE whose interval reaches it is a"
+    " warning, exit 0.",
+)
 def report(
     outputs: tuple[Path, ...],
     by: str,
@@ -67,6 +91,9 @@ def report(
     errors: str,
     seed: int,
     fmt: str,
+    fail_if_worse: bool,
+    margin: float | None,
+    fail_under: float | None,
 ) -> int:
     """Per group of the lines of OUTPUTS (one output, or several read as
     one: a sweep and its panel, a run and its personas run): records, ok
@@ -78,7 +105,13 @@ def report(
     baseline question by question (difference, interval, p, Holm's p,
     verdict), the oracle, a group picked at random, and a group picked on
     half the questions scored on the other half.  Reads the file once, in
-    flat memory."""
+    flat memory.
+
+    A gate for CI (--fail-if-worse, --non-inferiority, --fail-under): exit 0
+    when it passes (or none is given), 1 when a rule fails, 2 on a usage
+    error; its lines end the table, the JSON has a "gate" object, the page
+    shows it at the top, and with $GITHUB_STEP_SUMMARY set the verdicts are
+    appended there."""
     from ..evaluate.pairwise import Pairwise
     from ..evaluate.scores import Scores
     from ..records.report import as_data, cells, finite, read, render
@@ -94,10 +127,23 @@ def report(
     if not groups:
         click.echo(f"{', '.join(map(str, outputs))}: no lines yet; nothing to report", err=True)
         return 0  # as an empty job is nothing to do
-    figures = scores.report(baseline, seed)
+    from ..evaluate.gate import decide
+
+    if (fail_if_worse or margin is not None or fail_under is not None) and not (
+        scores.required or scores.active or heads.active
+    ):
+        raise click.UsageError("a gate needs scores (--score) or a judge's head-to-head")
+    figures = scores.report(baseline, seed, margin)
     pairwise = heads.report()
+    gate = decide(figures, pairwise, fail_if_worse, margin, fail_under)
     if fmt == "json":
-        data = {"by": by, "groups": as_data(groups), "scores": figures, "pairwise": pairwise}
+        data = {
+            "by": by,
+            "groups": as_data(groups),
+            "scores": figures,
+            "pairwise": pairwise,
+            "gate": gate,
+        }
         click.echo(json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False))
     elif fmt == "csv" and (figures is not None or pairwise is not None):
         from ..evaluate.tables import as_csv, pairwise_csv
@@ -107,7 +153,7 @@ def report(
         from ..evaluate.page import page
 
         title = f"rolebatch report: {', '.join(o.name for o in outputs)}"
-        click.echo(page(title, by, figures, cells(groups, by), pairwise))
+        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate))
     else:
         click.echo(render(groups, fmt, by), nl=False)
         from ..evaluate.tables import pairwise_text, text
@@ -116,7 +162,37 @@ def report(
             click.echo(text(figures, fmt), nl=False)
         if pairwise is not None:
             click.echo(pairwise_text(pairwise, fmt), nl=False)
-    return 0
+        if gate is not None:
+            from ..evaluate.gate import lines
+
+            click.echo("\n" + "\n".join(lines(gate)))
+    if gate is None:
+        return 0
+    _step_summary(gate, figures, pairwise)
+    return 0 if gate["passed"] else 1
+
+
+def _step_summary(
+    gate: dict[str, Any], figures: dict[str, Any] | None, pairwise: dict[str, Any] | None
+) -> None:
+    """The gate and the verdicts, appended to a GitHub Actions step summary."""
+    import contextlib
+    import os
+
+    from ..evaluate.gate import lines
+    from ..evaluate.tables import pairwise_text, text
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    word = "passed" if gate["passed"] else "failed"
+    parts = [f"### rolebatch report: the gate {word}\n", *(f"- {line}" for line in lines(gate))]
+    if figures is not None:
+        parts.append(text(figures, "md"))
+    if pairwise is not None:
+        parts.append(pairwise_text(pairwise, "md"))
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(parts) + "\n")
 
 
 def _scale(outputs: tuple[Path, ...], score: str | None) -> tuple[float, float] | None:

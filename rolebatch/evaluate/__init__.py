@@ -6,7 +6,10 @@ tell a real difference from noise: the wing above the pipeline.
     scores   the scores of every line, per group and question, in one pass in
              flat memory; the study's figures from them
     stats    means with (clustered) standard errors and intervals, paired
-             differences, McNemar and paired t tests, Holm's adjustment
+             differences, McNemar and paired t tests, Holm's adjustment,
+             non-inferiority
+    gate     the rules a CI job gates on (fail-if-worse, non-inferiority,
+             fail-under), decided by those statistics
     earlier   an earlier output's ok lines, and the records file a judge or a
              panel writes from them (replaced only when it changes)
     judging   a judge's records, made from the output it judges

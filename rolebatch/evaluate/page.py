@@ -9,6 +9,7 @@ import html
 import math
 from typing import Any
 
+from .gate import lines
 from .tables import footnotes, study_lines
 
 WIDTH = 760
@@ -21,6 +22,9 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
        margin: 24px auto; max-width: 900px; padding: 0 16px; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 6px; }
 p.note { color: #4b5563; margin: 4px 0 10px; }
+.gate { padding: 10px 14px; border-radius: 6px; margin: 8px 0 18px; }
+.gate.passed { background: #ecfdf5; border: 1px solid #059669; }
+.gate.failed { background: #fef2f2; border: 1px solid #dc2626; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -121,13 +125,21 @@ def page(
     scores: dict[str, Any] | None,
     descriptive: tuple[list[str], list[list[Any]]],
     pairwise: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
 ) -> str:
-    """The whole page, as text."""
+    """The whole page, as text; the gate's outcome, if one was given, first."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
     ]
+    if gate is not None:
+        word = "passed" if gate["passed"] else "failed"
+        parts += [
+            f"<div class='gate {word}' data-gate='{word}'><b>The gate {word}</b><br>",
+            "<br>".join(_e(line) for line in lines(gate)[:-1]),
+            "</div>",
+        ]
     if scores:
         parts.append(_scores(by, scores))
     if pairwise:

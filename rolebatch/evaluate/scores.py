@@ -202,7 +202,9 @@ class Scores:
 
     # -- the figures -------------------------------------------------------
 
-    def report(self, baseline: str | None = None, seed: int = 0) -> dict[str, Any] | None:
+    def report(
+        self, baseline: str | None = None, seed: int = 0, margin: float | None = None
+    ) -> dict[str, Any] | None:
         """The figures; None when nothing was scored (no scorer asked for or implied)."""
         if self._scorer is None:
             if self.required or baseline is not None:
@@ -231,7 +233,7 @@ class Scores:
                     **({"stratum": g.stratum} if self.strata else {}),
                 }
             )
-        comparisons = self._compare(strata, bases)
+        comparisons = self._compare(strata, bases, margin)
         figures: dict[str, Any] = {
             "scorer": self.spec,
             "errors_as": "0" if self.errors == "zero" else "left out",
@@ -297,7 +299,10 @@ class Scores:
         return xs, ys
 
     def _compare(
-        self, strata: dict[str | None, list[_Group]], bases: dict[str | None, _Group | None]
+        self,
+        strata: dict[str | None, list[_Group]],
+        bases: dict[str | None, _Group | None],
+        margin: float | None = None,
     ) -> list[dict[str, Any]]:
         """Each group against its stratum's baseline; Holm's family is every
         comparison made on at least two questions (one without any difference
@@ -311,7 +316,7 @@ class Scores:
             if g is not base
         ]
         family = sum(1 for _, _, (xs, _) in pairs if len(xs) >= 2)
-        found = [(g, base, stats.paired(xs, ys, family)) for g, base, (xs, ys) in pairs]
+        found = [(g, base, stats.paired(xs, ys, family, margin)) for g, base, (xs, ys) in pairs]
         if self.scale is not None:
             width = self.scale[1] - self.scale[0]
             for _, _, p in found:

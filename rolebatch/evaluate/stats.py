@@ -130,9 +130,81 @@ class Paired:
     # first step (two-sided alpha / the comparisons in the family).
     mde: float | None
     interval: str | None = None  # newcombe, t, sign
+    # Non-inferiority at a margin (``paired(..., margin=)``): the one-sided
+    # p of "worse by the margin or more", read off the paired interval (the
+    # smallest one-sided alpha at which its lower end is above -margin), and
+    # about how many questions would show it with 80 % power at one-sided
+    # 0.025 for the spread seen (None: no spread to go by).
+    p_noninferior: float | None = None
+    needed: int | None = None
 
 
-def paired(condition: Sequence[float], baseline: Sequence[float], family: int = 1) -> Paired:
+def paired(
+    condition: Sequence[float],
+    baseline: Sequence[float],
+    family: int = 1,
+    margin: float | None = None,
+) -> Paired:
+    """As ``compare``, and with a ``margin``, the non-inferiority figures."""
+    found = compare(condition, baseline, family)
+    if margin is None or found.n_pairs < 2 or found.diff is None:
+        return found
+    n, diff, se = found.n_pairs, found.diff, found.se or 0.0
+    if found.interval == "newcombe":
+        table = _table(condition, baseline)
+        found.p_noninferior = _newcombe_p(table, -margin)
+    elif found.interval == "sign":
+        found.p_noninferior = 0.5**n if diff > -margin else 1.0
+    else:
+        from scipy.special import stdtr
+
+        found.p_noninferior = float(stdtr(n - 1, -(diff + margin) / se))
+    sd = se * math.sqrt(n)
+    if sd > 0:
+        found.needed = math.ceil(((_z(1 - NI_ALPHA) + _z(POWER)) * sd / margin) ** 2)
+    return found
+
+
+# One-sided alpha of a non-inferiority claim: the lower end of a two-sided
+# 95 % interval (the regulatory convention).
+NI_ALPHA = 0.025
+
+
+def _table(condition: Sequence[float], baseline: Sequence[float]) -> tuple[int, int, int, int]:
+    """Pairs (both right, only the condition, only the baseline, neither)."""
+    pairs = list(zip(condition, baseline, strict=True))
+    a = sum(1 for c, b in pairs if c == b == 1)
+    b = sum(1 for c, y in pairs if c > y)
+    c = sum(1 for x, y in pairs if x < y)
+    return a, b, c, len(pairs) - a - b - c
+
+
+def _newcombe_p(table: tuple[int, int, int, int], bound: float) -> float:
+    """The smallest one-sided alpha at which Newcombe's interval's lower end
+    is above ``bound`` (its lower end falls as z grows: found by bisection)."""
+    from scipy.special import ndtr
+
+    def low(z: float) -> float:
+        found = newcombe(*table, z=z)[0]
+        assert found is not None
+        return found
+
+    if low(0.0) <= bound:
+        return 1.0  # even at no confidence the difference is not above it
+    top = 40.0
+    if low(top) > bound:
+        return float(ndtr(-top))
+    bottom = 0.0
+    for _ in range(100):
+        middle = (bottom + top) / 2
+        if low(middle) > bound:
+            bottom = middle
+        else:
+            top = middle
+    return float(ndtr(-bottom))
+
+
+def compare(condition: Sequence[float], baseline: Sequence[float], family: int = 1) -> Paired:
     """``condition`` and ``baseline`` hold each shared question's score (the
     mean of its answers), in the same order; ``family``: how many
     comparisons Holm's adjustment will share the p-values among.
@@ -159,10 +231,8 @@ def paired(condition: Sequence[float], baseline: Sequence[float], family: int = 
     mde = (_t(level, n - 1) + _t(POWER, n - 1)) * se if se > 0 else None
     binary = all(v in (0, 1) for v in condition) and all(v in (0, 1) for v in baseline)
     if binary:
-        both = sum(1 for c, b in zip(condition, baseline, strict=True) if c == b == 1)
-        wins = sum(1 for d in diffs if d > 0)
-        losses = sum(1 for d in diffs if d < 0)
-        low, high = newcombe(both, wins, losses, n - both - wins - losses)
+        both, wins, losses, neither = _table(condition, baseline)
+        low, high = newcombe(both, wins, losses, neither)
         p = sign_test(wins, losses)
         return Paired(n, diff, se, low, high, p, "mcnemar-exact", mde, "newcombe")
     if sd == 0:
@@ -218,29 +288,32 @@ def sign_test(wins: int, losses: int) -> float:
     return float(min(1.0, 2 * bdtr(min(wins, losses), n, 0.5)))
 
 
-def wilson(successes: float, n: float) -> tuple[float | None, float | None]:
+def wilson(successes: float, n: float, z: float | None = None) -> tuple[float | None, float | None]:
     """A 95 % interval for a share (Wilson's score interval, which stays
-    inside [0, 1] and is never a point)."""
+    inside [0, 1] and is never a point); ``z``: another normal quantile."""
     if n <= 0:
         return None, None
-    z = _z(1 - ALPHA / 2)
+    z = _z(1 - ALPHA / 2) if z is None else z
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def newcombe(a: int, b: int, c: int, d: int) -> tuple[float | None, float | None]:
-    """A 95 % interval for the difference of two paired proportions
-    (Newcombe 1998, Statistics in Medicine 17:2635, method 10): ``a`` pairs
-    both right, ``b`` only the condition right, ``c`` only the baseline,
-    ``d`` neither; the difference is (b - c) / n."""
+def newcombe(
+    a: int, b: int, c: int, d: int, z: float | None = None
+) -> tuple[float | None, float | None]:
+    """A 95 % interval (``z``: at another normal quantile) for the difference
+    of two paired proportions (Newcombe 1998, Statistics in Medicine
+    17:2635, method 10): ``a`` pairs both right, ``b`` only the condition
+    right, ``c`` only the baseline, ``d`` neither; the difference is
+    (b - c) / n."""
     n = a + b + c + d
     if n == 0:
         return None, None
     p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson(a + b, n)
-    l2, u2 = wilson(a + c, n)
+    l1, u1 = wilson(a + b, n, z)
+    l2, u2 = wilson(a + c, n, z)
     assert l1 is not None and u1 is not None and l2 is not None and u2 is not None
     # The correlation of the pairs, continuity-corrected as Newcombe's method
     # 10 has it (Altman et al., Statistics with Confidence, 2nd ed., p. 52):
