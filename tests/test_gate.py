@@ -178,3 +178,51 @@ def test_a_gate_without_scores_is_a_usage_error(tmp_path, capsys):
     path = write_job(tmp_path / "o.jsonl", [{**line(0, "old", 1.0), "response": {"poem": "x"}}])
     assert main(["report", str(path), "--fail-if-worse"]) == 2
     assert "a gate needs scores" in capsys.readouterr().err
+
+
+def test_last_week_s_output_against_today_s_by_output(tmp_path, capsys):
+    """Two runs of one sweep, each its own output: --by output pairs them by
+    the record's id, a question's answers under every role its one unit (the
+    mean of its roles' scores in each output), and gates on it."""
+
+    def run(name: str, flips: set[int]) -> Path:
+        lines = []
+        for q in range(30):
+            for role in ("none", "poet"):
+                score = float((q + len(role)) % 3 != 0)
+                if q in flips and role == "poet":
+                    score = 1 - score
+                lines.append({**line(q, role, score), "id": f"q{q}@{role}"})
+        return write_job(tmp_path / name, lines)
+
+    old, new = run("last-week.jsonl", set()), run("today.jsonl", {3, 7})
+    argv = ["report", str(old), str(new), "--score", "field:right", "--by", "output"]
+    code = main([*argv, "--baseline", str(old), "--fail-if-worse", "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (c,) = data["scores"]["comparisons"]
+    assert (c["key"], c["baseline"], c["n_pairs"]) == ("today.jsonl", "last-week.jsonl", 30)
+    scores = {name: [] for name in ("last-week.jsonl", "today.jsonl")}
+    for path in (old, new):
+        scores[path.name] = [json.loads(raw)["response"]["right"] for raw in path.open()]
+    diffs = [a - b for a, b in zip(scores["today.jsonl"], scores["last-week.jsonl"], strict=True)]
+    per_question = [(diffs[2 * q] + diffs[2 * q + 1]) / 2 for q in range(30)]
+    assert c["diff"] == pytest.approx(statistics.fmean(per_question))
+    assert c["test"] == "paired-t"  # per-question means of two roles: not 0/1
+
+
+def test_by_model_pairs_two_models_outputs_by_id(tmp_path, capsys):
+    paths = []
+    for model, shift in (("openai/gpt-4o", 0), ("openai/gpt-5", 1)):
+        lines = [
+            {**line(q, "old", float((q + shift) % 4 != 0)), "id": f"q{q}", "role_id": None,
+             "role": None, "model": model}
+            for q in range(20)
+        ]  # fmt: skip
+        paths.append(write_job(tmp_path / f"{model.split('/')[1]}.jsonl", lines))
+    argv = ["report", *map(str, paths), "--score", "field:right", "--by", "model"]
+    code = main([*argv, "--baseline", "openai/gpt-4o", "--non-inferiority", "0.3", "--format",
+                 "json"])  # fmt: skip
+    (c,) = json.loads(capsys.readouterr().out)["scores"]["comparisons"]
+    assert c["key"] == "openai/gpt-5" and c["n_pairs"] == 20 and c["diff"] == pytest.approx(0.0)
+    assert code == 0 and c["noninferior"] is True

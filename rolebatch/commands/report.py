@@ -16,8 +16,10 @@ import click
     "--by",
     default="role",
     show_default=True,
-    help="Group lines by role (a sweep's role id, else the role text), model,"
-    " metadata.KEY (the record's) or role.KEY (what the roles file says of the role);"
+    help="Group lines by role (a sweep's role id, else the role text), model, output"
+    " (the output file each came from: last week's run against today's, paired by the"
+    " record's id), metadata.KEY (the record's) or role.KEY (what the roles file says"
+    " of the role);"
     " or by two of them, KEY,KEY: model,role compares each model's roles with that"
     " model's baseline, and says whether the best role differs by model.  Outputs of"
     " several models are refused unless model is one of the keys.",
@@ -33,8 +35,9 @@ import click
 @click.option(
     "--baseline",
     metavar="GROUP",
-    help="The group every other is compared with, question by question.  [default:"
-    " the sweep's control role, if it has one]",
+    help="The group every other is compared with, question by question (with --by"
+    " output, an output file, e.g. last-week.jsonl).  [default: the sweep's control"
+    " role, if it has one]",
 )
 @click.option(
     "--errors",

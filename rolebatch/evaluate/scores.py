@@ -27,6 +27,7 @@ import random
 from array import array
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
@@ -124,7 +125,13 @@ class Scores:
         keys = by.split(",")
         # Two keys: the first is the stratum within which groups are compared.
         self.strata = keys[0] if len(keys) == 2 else None
-        self.pools_models = "model" not in keys
+        # Outputs of one model each: a group per output pools no two models.
+        self.pools_models = "model" not in keys and "output" not in keys
+        # Outputs compared with each other: their lines meet on the record's
+        # id (with a sweep's role and a sample's number); the unit is still
+        # the question, the mean of its answers in each output, since the
+        # answers to one question under ten roles are not ten questions.
+        self.by_output = "output" in keys
         self.spec = spec
         self.required = required or spec is not None
         self.active = True  # False: these lines have no scorer, and none was asked for
@@ -181,7 +188,8 @@ class Scores:
         if g is None:
             g = self._groups[key] = _Group(key, len(self._groups), model=model)
             g.control = (
-                bool(line.get("role_id"))
+                not self.by_output  # an output is no control, whatever its first line
+                and bool(line.get("role_id"))
                 and not _answer_role(line)
                 and not line.get("condition")  # the query alone, but asked another way
                 and not line.get("panel_roles")  # a panel whose synthesizer has no role
@@ -279,8 +287,8 @@ class Scores:
         """The group of ``groups`` (one stratum's) the others are compared with."""
         if name is not None:
             for g in groups:
-                if name in (g.key, g.inner):
-                    return g
+                if name in (g.key, g.inner) or Path(name).name in (g.key, g.inner):
+                    return g  # a group, or an output named by its path (--by output)
             if self.strata is not None:
                 return None  # this stratum has none: its groups are not compared
             known = ", ".join(g.key for g in groups)

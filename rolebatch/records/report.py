@@ -115,6 +115,9 @@ def _spread(values: array) -> float | None:
 
 # Between the two keys' values of a group under --by KEY,KEY.
 JOIN = " · "
+# Where a line read for a report keeps the name of the output it came from
+# (for --by output); no output line has such a key.
+OUTPUT_KEY = "\x00output"
 
 
 def group_of(line: dict[str, Any], by: str) -> str:
@@ -131,6 +134,8 @@ def group_of(line: dict[str, Any], by: str) -> str:
         return f"{key}+{line['condition']}" if line.get("condition") else key
     if by == "model":
         return str(line.get("model"))
+    if by == "output":
+        return str(line.get(OUTPUT_KEY))
     where, _, key = by.partition(".")
     # metadata.KEY: the record's; role.KEY: what the roles file says of its role.
     metadata = line.get("metadata" if where == "metadata" else "role_metadata")
@@ -145,10 +150,11 @@ def read(
     with its group (the scores of ``evaluate``), in the same one pass."""
     keys = by.split(",")
     if len(keys) > 2 or any(
-        key not in ("role", "model") and not key.startswith(("metadata.", "role.")) for key in keys
+        key not in ("role", "model", "output") and not key.startswith(("metadata.", "role."))
+        for key in keys
     ):
         raise UsageError(
-            f"--by {by!r}: expected role, model, metadata.KEY or role.KEY, or two of them"
+            f"--by {by!r}: expected role, model, output, metadata.KEY or role.KEY, or two of them"
             " (model,role: each model's roles against that model's baseline)"
         )
     groups: dict[str, Group] = {}
@@ -163,7 +169,9 @@ def _read(
     groups: dict[str, Group],
     observe: Callable[[dict[str, Any], str], None] | None,
 ) -> None:
+    name = path.name
     for _, line in read_output(path):
+        line[OUTPUT_KEY] = name
         key = group_of(line, by)
         groups.setdefault(key, Group()).add(line)
         if observe is not None:
