@@ -153,3 +153,30 @@ def test_a_browser_draws_the_page_not_a_blank(page, tmp_path):
     inked = [sum(1 for value in row if value < 200) for row in rows]
     assert sum(inked) > 0.01 * width * height  # text, axes, points and bars
     assert sum(1 for count in inked if count) > height // 4  # all down the page, not a line
+
+
+def test_a_browser_shows_the_head_the_gate_first_and_axes_that_say_what_they_measure(
+    page, tmp_path, capsys
+):
+    browser = _browser()
+    # A gate that fails: every role must be shown no worse by a hair, on 12 questions.
+    code = main(["report", "quiz.out.jsonl", "--format", "html", "--non-inferiority", "0.01"])
+    assert code == 1
+    gated = tmp_path / "gated.html"
+    gated.write_text(capsys.readouterr().out)
+    dom = _chromium(browser, tmp_path / "profile", "--dump-dom", gated.as_uri()).stdout
+    top = dom.split("<h1>", 1)[1].split("<h2>", 1)[0]
+    assert "12 questions" in top and "4 groups by role" in top and "scorer <b>choice" in top
+    assert "newest line written" in top and "model" in top
+    assert 'data-gate="failed"' in top or "data-gate='failed'" in top
+    assert "non-inferiority at a margin of 0.01: FAILED" in top
+    axes = re.findall(r'<text class="axis"[^>]*>([^<]+)</text>', dom)
+    assert axes[0].startswith("mean score (choice) by role")
+    assert axes[1].startswith("difference in mean score from none")
+    # The paired table in its plot's order.
+    plot = dom.split("question by question")[1].split("</svg>")[0]
+    plotted = re.findall(r'data-group="([^"]+)"', plot)
+    table = dom.split("question by question")[1].split("</svg>", 1)[1].split("</table>")[0]
+    assert [g for g in re.findall(r"<td>([^<]+)</td>", table) if g in plotted] == plotted
+    # A choice's option is which option, not a quantity: no mean of it.
+    assert "option: mean" not in dom and "option = 1" in dom

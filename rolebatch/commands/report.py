@@ -4,6 +4,7 @@ metadata key; with a scorer, the study of whether a role helps."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,9 @@ def report(
         from ..evaluate.page import page
 
         title = f"rolebatch report: {', '.join(o.name for o in outputs)}"
-        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate))
+        written = max(o.stat().st_mtime for o in outputs if o.is_file())
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(written))
+        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate, when))
     else:
         click.echo(render(groups, fmt, by), nl=False)
         from ..evaluate.tables import pairwise_text, text

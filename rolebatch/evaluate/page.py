@@ -16,6 +16,7 @@ WIDTH = 760
 LABEL = 190  # room for the group names on the left
 ROW = 26
 PAD = 28
+AXIS = 16  # room under the ticks for what the axis measures
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -73,8 +74,8 @@ def _ticks(low: float, high: float, x: Any, height: float) -> str:
     while value <= high + 1e-12:
         px = x(value)
         parts.append(
-            f'<line class="grid" x1="{px:.1f}" y1="8" x2="{px:.1f}" y2="{height - 22}"/>'
-            f'<text x="{px:.1f}" y="{height - 6}" text-anchor="middle">{value:g}</text>'
+            f'<line class="grid" x1="{px:.1f}" y1="8" x2="{px:.1f}" y2="{height - 22 - AXIS}"/>'
+            f'<text x="{px:.1f}" y="{height - 6 - AXIS}" text-anchor="middle">{value:g}</text>'
         )
         value = round(value + step, 10)
     return "".join(parts)
@@ -89,7 +90,7 @@ def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: 
     highs = [r["high"] if r["high"] is not None else r["value"] for r in drawn]
     extra = [zero] if zero is not None else []
     low, high, x = _scale(min(lows + extra), max(highs + extra))
-    height = PAD + ROW * len(drawn) + 24
+    height = PAD + ROW * len(drawn) + 24 + AXIS
     parts = [
         f'<svg role="img" aria-label="{_e(caption)}" width="{WIDTH}" height="{height}"'
         f' viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
@@ -97,7 +98,8 @@ def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: 
     ]
     if zero is not None:
         parts.append(
-            f'<line class="zero" x1="{x(zero):.1f}" y1="8" x2="{x(zero):.1f}" y2="{height - 22}"/>'
+            f'<line class="zero" x1="{x(zero):.1f}" y1="8" x2="{x(zero):.1f}"'
+            f' y2="{height - 22 - AXIS}"/>'
         )
     for i, row in enumerate(drawn):
         y = PAD + ROW * i
@@ -109,7 +111,11 @@ def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: 
             f'<line class="interval" x1="{x(start):.1f}" y1="{y}" x2="{x(end):.1f}" y2="{y}"/>'
             f'<circle class="point" cx="{x(row["value"]):.1f}" cy="{y}" r="5"/></g>'
         )
-    parts.append("</svg>")
+    # The axis says what it measures.
+    parts.append(
+        f'<text class="axis" x="{(x(low) + x(high)) / 2:.1f}" y="{height - 4}"'
+        f' text-anchor="middle">{_e(caption)}</text></svg>'
+    )
     return "".join(parts)
 
 
@@ -126,13 +132,26 @@ def page(
     descriptive: tuple[list[str], list[list[Any]]],
     pairwise: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
+    written: str | None = None,
 ) -> str:
-    """The whole page, as text; the gate's outcome, if one was given, first."""
+    """The whole page, as text: a head that says what the study is (its
+    models, when its newest line was written, its questions, groups and
+    scorer), then the gate's outcome, if one was given."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
     ]
+    if scores is not None:
+        models = ", ".join(scores.get("models") or []) or "-"
+        head = [
+            f"model{'s' if len(scores.get('models') or []) > 1 else ''} <b>{_e(models)}</b>",
+            *([f"newest line written {_e(written)}"] if written else []),
+            f"{scores['questions']:,} questions",
+            f"{len(scores['groups']):,} groups by {_e(by)}",
+            f"scorer <b>{_e(scores['scorer'])}</b>",
+        ]
+        parts.append(f"<p class='head'>{'; '.join(head)}</p>")
     if gate is not None:
         word = "passed" if gate["passed"] else "failed"
         parts += [
@@ -171,7 +190,12 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         f" {scores['questions']:,} questions. Each point is a mean, each bar its 95 %"
         " interval: Wilson's for 0/1 scores, Student's t for graded ones (clustered by"
         " question when a question was asked more than once).</p>",
-        _plot(rows, lambda r: "baseline" if r["baseline"] else "", base, f"score by {by}"),
+        _plot(
+            rows,
+            lambda r: "baseline" if r["baseline"] else "",
+            base,
+            f"mean score ({scores['scorer']}) by {by}, with its 95 % interval",
+        ),
         _table(
             ["group", "n", "errors", "mean", "95% interval"],
             [
@@ -187,10 +211,9 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         ),
     ]
     if scores["comparisons"]:
-        comparisons = scores["comparisons"]
-        diff_rows = [
-            _point(c, c["diff"]) for c in sorted(comparisons, key=lambda c: -(c["diff"] or 0))
-        ]
+        # The table in the plot's order: the largest difference first.
+        comparisons = sorted(scores["comparisons"], key=lambda c: -(c["diff"] or 0))
+        diff_rows = [_point(c, c["diff"]) for c in comparisons]
 
         def marker(row: dict[str, Any]) -> str:
             return {"better": "significant", "worse": "worse"}.get(row["verdict"], "")
@@ -202,7 +225,12 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
             " answered, with its 95 % interval (Newcombe's for 0/1 scores, Student's t"
             " for graded ones); * marks a difference Holm's adjustment across all the"
             " comparisons keeps below 0.05.</p>",
-            _plot(diff_rows, marker, 0.0, f"difference from {against}"),
+            _plot(
+                diff_rows,
+                marker,
+                0.0,
+                f"difference in mean score from {against}, with its 95 % interval",
+            ),
             _table(
                 [
                     "group",
@@ -287,7 +315,7 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
                 rows,
                 lambda r: {"better": "significant", "worse": "worse"}.get(r["verdict"], ""),
                 0.5,
-                "win rate",
+                f"win rate against {pairwise['baseline']} (questions won of those decided)",
             ),
             _table(
                 [

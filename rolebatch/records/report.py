@@ -87,6 +87,8 @@ class Group:
         response = line.get("response")
         if isinstance(response, dict):
             for name, value in response.items():
+                if name == "option" and "options" in line and not isinstance(value, bool):
+                    value = str(value)  # which option, not a quantity: shown by its share
                 self.fields.setdefault(name, FieldStats()).add(value)
 
 
