@@ -212,3 +212,34 @@ def wait_for_lines(out: Path, proc: subprocess.Popen, count: int, limit: float =
     while len(whole_lines(out)) < count and proc.poll() is None:
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.02)
+
+
+def scored_line(
+    question: int,
+    role: str,
+    score: float,
+    sample: int | None = None,
+    control: str = "none",
+    **extra: Any,
+) -> dict[str, Any]:
+    """An ok output line of a sweep whose response's 'right' field is the
+    score (``report --score field:right``); ``control`` is the role id with
+    no role text (the baseline)."""
+    suffix = "" if sample is None else f"#{sample}"
+    return {
+        "id": f"q{question}@{role}{suffix}",
+        "line": question + 1,
+        "status": "ok",
+        "response": {"right": score},
+        "error": None,
+        "role": None if role == control else f"You are a {role}.",
+        "role_id": role,
+        "query": f"Question {question}?",
+        "model": "openai/gpt-4o",
+        "attempts": 1,
+        "usage": None,
+        "latency_s": 0.1,
+        "metadata": None,
+        **extra,
+        "cost_usd": None,
+    }

@@ -14,26 +14,12 @@ from statistics import NormalDist
 import pytest
 
 from rolebatch.cli import main
-from tests.helpers import newcombe_ci, student_t_quantile, write_job
+from tests.helpers import newcombe_ci, scored_line, student_t_quantile, write_job
 
 
 def line(question: int, role: str, score: float) -> dict:
-    return {
-        "id": f"q{question}@{role}",
-        "line": question + 1,
-        "status": "ok",
-        "response": {"right": score},
-        "error": None,
-        "role": None if role == "old" else f"You are {role}.",
-        "role_id": role,
-        "query": f"Question {question}?",
-        "model": "openai/gpt-4o",
-        "attempts": 1,
-        "usage": None,
-        "latency_s": 0.1,
-        "metadata": None,
-        "cost_usd": None,
-    }
+    """A scored line whose baseline role is "old" (the control)."""
+    return scored_line(question, role, score, control="old")
 
 
 def planted(tmp_path: Path, groups: dict[str, list[float]]) -> Path:

@@ -15,29 +15,9 @@ from pathlib import Path
 import pytest
 
 from rolebatch.cli import main
-from tests.helpers import newcombe_ci, wilson_ci, write_job
+from tests.helpers import newcombe_ci, scored_line, wilson_ci, write_job
 
-
-def line(question: int, role: str, score: float, sample: int | None = None, **extra) -> dict:
-    """A choice line whose 'right' field is the score (read with field:right)."""
-    suffix = "" if sample is None else f"#{sample}"
-    return {
-        "id": f"q{question}@{role}{suffix}",
-        "line": question + 1,
-        "status": "ok",
-        "response": {"right": score},
-        "error": None,
-        "role": None if role == "none" else f"You are a {role}.",
-        "role_id": role,
-        "query": f"Question {question}?",
-        "model": "openai/gpt-4o",
-        "attempts": 1,
-        "usage": None,
-        "latency_s": 0.1,
-        "metadata": None,
-        **extra,
-        "cost_usd": None,
-    }
+line = scored_line
 
 
 def report(paths: list[Path], capsys, *extra: str) -> dict:
