@@ -3,7 +3,9 @@ metadata key; with a scorer, the study of whether a role helps."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -182,9 +184,6 @@ def _step_summary(
     gate: dict[str, Any], figures: dict[str, Any] | None, pairwise: dict[str, Any] | None
 ) -> None:
     """The gate and the verdicts, appended to a GitHub Actions step summary."""
-    import contextlib
-    import os
-
     from ..evaluate.gate import lines
     from ..evaluate.tables import pairwise_text, text
 

@@ -268,7 +268,7 @@ class Scores:
                 }
                 for name, base in bases.items()
             ],
-            interaction=self._interaction(strata, bases),
+            interaction=self._interaction(strata, bases, {r["key"]: r["mean"] for r in rows}),
         )
         return figures
 
@@ -353,18 +353,21 @@ class Scores:
         ]
 
     def _interaction(
-        self, strata: dict[str | None, list[_Group]], bases: dict[str | None, _Group | None]
+        self,
+        strata: dict[str | None, list[_Group]],
+        bases: dict[str | None, _Group | None],
+        means: dict[str, float | None],
     ) -> dict[str, Any]:
         """Does the best group differ by stratum (by model, say)?  The best
-        of each stratum by its mean; with exactly two strata, each group's
+        of each stratum by its mean (``means``, by group, as the report
+        has them); with exactly two strata, each group's
         difference from its baseline in the one against the same in the
         other, on the questions all four answered, tested as any paired
         difference (Holm across the groups)."""
         best = {}
         for name, members in strata.items():
-            scored = [(stats.estimate(g.sums, g.counts, g.binary).mean, g) for g in members]
-            top = max((m, g.inner) for m, g in scored if m is not None) if scored else None
-            best[str(name)] = top[1] if top else None
+            scored = [(means[g.key], g.inner) for g in members if means[g.key] is not None]
+            best[str(name)] = max(scored)[1] if scored else None
         found: dict[str, Any] = {"best": best, "same_best": len(set(best.values())) <= 1}
         names = list(strata)
         if len(names) != 2 or not all(bases[n] for n in names):
