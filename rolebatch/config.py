@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache.store import DEFAULT_MAX_SIZE
 from .records.shards import Shard, output_stem, shard_output
 from .tasks.layout import Layout
 
@@ -77,6 +78,10 @@ class RunConfig:
     # A quota shared by every process through Redis (--quota URL), and its name.
     quota: str | None = field(default=None, repr=False)
     quota_key: str | None = None
+    # The response cache's directory (None: no cache) and its size limit in
+    # bytes, the least recently used answers evicted past it (``cache.store``).
+    cache: Path | None = None
+    cache_max_size: int = DEFAULT_MAX_SIZE
     # The key is passed explicitly or read from the provider's variable; never printed.
     api_key: str | None = field(default=None, repr=False)
 
@@ -87,6 +92,8 @@ class RunConfig:
             object.__setattr__(self, "output", Path(self.output))
         if self.rubric is not None:
             object.__setattr__(self, "rubric", Path(self.rubric))
+        if self.cache is not None:
+            object.__setattr__(self, "cache", Path(self.cache))
         if self.shard is not None and not isinstance(self.shard, Shard):
             object.__setattr__(self, "shard", Shard(*self.shard))
 

@@ -14,11 +14,13 @@ upper bound, else from a guess, and the forecast says which.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .cache.store import ResponseCache
 from .config import RunConfig
 from .cost.prices import Price
 from .errors import UsageError
@@ -26,10 +28,13 @@ from .pacing.estimate import CHARS_PER_TOKEN, DEFAULT_COMPLETION_ESTIMATE, Token
 from .plan import Plan, plan
 from .progress import dollars
 from .providers.models import shutdown_notice
+from .records.job import Record
 from .secrets import Redactor
+from .via.cached import CachedAnswers
 from .via.request import instructor_kwargs
 from .via.verdict import replay
 
+CACHE_CHUNK = 500  # records looked up in the cache at once
 # A personas answer (--layout personas) against a plain one, before any is measured.
 PERSONAS_FACTOR = 4
 
@@ -55,6 +60,8 @@ class Forecast:
     seconds: float | None = None
     time_basis: str = ""
     spent: Decimal = Decimal(0)  # what the existing output cost
+    cached: int = 0  # of the records to do, those the response cache answers (--cache)
+    cache: Path | None = None
     notes: list[str] = field(default_factory=list)
     shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
 
@@ -71,6 +78,7 @@ class Forecast:
             "shard": self.shard,
             "to_do": self.to_do,
             "already_done": self.done,
+            "cached": self.cached,
             "output_note": self.output_note or None,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -93,9 +101,15 @@ class Forecast:
         lines.append(f"  records: {self.records:,}{shard}, {self.to_do:,} to do{done}")
         if self.output_note:
             lines.append(f"  output: {self.output_note}")
-        if not self.to_do:
+        if self.cache is not None:
+            lines.append(
+                f"  cache: {self.cached:,} of the {self.to_do:,} to do are in {self.cache}"
+                " and would not be bought; tokens and cost below are the rest's"
+            )
+        buying = self.to_do - self.cached
+        if not buying:
             return "\n".join(lines)
-        each = self.prompt_tokens / self.to_do
+        each = self.prompt_tokens / buying
         lines.append(
             f"  prompt tokens: {self.prompt_tokens:,} ({each:,.0f} a record, from the requests"
             " as they would be sent)"
@@ -167,37 +181,43 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
     config, job, output, task = checked.config, checked.job, checked.output, checked.task
     if not result.to_do:
         return
+    to_do = (
+        record
+        for record in job.records()
+        if not (result.done and output.by_line and output.is_done(record.line))
+    )
+    if config.cache is not None:
+        to_do = _not_cached(checked, result, to_do)
     added: float | None = None
     prompt_chars = 0.0
-    for record in job.records():
-        if result.done and output.by_line and output.is_done(record.line):
-            continue
+    for record in to_do:
         messages = task.messages(record, config.layout)
         size = len(json.dumps(messages, ensure_ascii=False))
         if added is None:
             added = _instructor_adds(checked, record, size)
         prompt_chars += size + added
     result.prompt_tokens = round(prompt_chars / CHARS_PER_TOKEN)
+    buying = result.to_do - result.cached
     provider = checked.endpoint.provider
     personas = config.layout == "personas"
     if survey is not None and survey.answers:
         mean = survey.completion_tokens / survey.answers
-        result.completion_tokens = round(mean * result.to_do)
+        result.completion_tokens = round(mean * buying)
         result.completion_basis = (
             f"the output's {survey.answers:,} answers average {mean:,.1f}, re-asks included"
         )
     elif config.max_tokens is not None:
-        result.completion_tokens = config.max_tokens * result.to_do
+        result.completion_tokens = config.max_tokens * buying
         result.completion_basis = f"at most: --max-tokens {config.max_tokens} a record"
     elif provider.default_max_tokens is not None:
-        result.completion_tokens = provider.default_max_tokens * result.to_do
+        result.completion_tokens = provider.default_max_tokens * buying
         result.completion_basis = (
             f"at most: the max_tokens of {provider.default_max_tokens} that {provider.name}"
             " requests carry when --max-tokens is not given"
         )
     else:
         guess = DEFAULT_COMPLETION_ESTIMATE * (PERSONAS_FACTOR if personas else 1)
-        result.completion_tokens = guess * result.to_do
+        result.completion_tokens = guess * buying
         result.completion_basis = (
             f"a guess of {guess} a record: give --max-tokens for an upper bound"
         )
@@ -208,6 +228,29 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
             f" instructions and examples; an unmeasured answer is guessed at {PERSONAS_FACTOR}x)."
             " Run a few records first: the estimate then measures their answers."
         )
+
+
+def _not_cached(checked: Plan, result: Forecast, records: Iterator[Record]) -> Iterator[Record]:
+    """``records`` less those the response cache holds, counted in ``result``
+    (looked at only: nothing is marked as used, nothing written)."""
+    result.cache = checked.config.cache
+    store = ResponseCache(checked.config.cache, checked.config.cache_max_size, result.notes.append)
+    if not store.exists():
+        yield from records
+        return
+    answers = CachedAnswers(store.open(), checked.config, checked.endpoint, checked.task, None)
+    try:
+        chunk: list[Record] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == CACHE_CHUNK:
+                result.cached += len(chunk) - len(missing := answers.misses(chunk))
+                yield from missing
+                chunk = []
+        result.cached += len(chunk) - len(missing := answers.misses(chunk))
+        yield from missing
+    finally:
+        store.close()
 
 
 def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
@@ -222,19 +265,21 @@ def _instructor_adds(checked: Plan, record: Any, messages_size: int) -> float:
 
 
 def _price(result: Forecast) -> None:
-    if not result.to_do:
+    buying = result.to_do - result.cached
+    if not buying:
         return
-    each_prompt = result.prompt_tokens / result.to_do
-    each_completion = result.completion_tokens / result.to_do
+    each_prompt = result.prompt_tokens / buying
+    each_completion = result.completion_tokens / buying
     for price, attribute in ((result.live, "cost_live"), (result.batch, "cost_batch")):
         if price is not None:
-            setattr(result, attribute, price.estimate(each_prompt, each_completion) * result.to_do)
+            setattr(result, attribute, price.estimate(each_prompt, each_completion) * buying)
 
 
 def _time(config: RunConfig, result: Forecast) -> None:
     limits = []
     if config.rpm:
-        limits.append((result.to_do / config.rpm * 60, f"--rpm {config.rpm:g}"))
+        buying = result.to_do - result.cached
+        limits.append((buying / config.rpm * 60, f"--rpm {config.rpm:g}"))
     if config.tpm:
         tokens = result.prompt_tokens + result.completion_tokens
         limits.append((tokens / config.tpm * 60, f"--tpm {config.tpm:g}"))

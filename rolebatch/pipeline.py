@@ -13,6 +13,8 @@
              (``via.live``, ``pacing.shared``); or through the provider's
              batch API: submit, wait, collect, each step journaled beside
              the output (``via.batches``: OpenAI's or Anthropic's)
+             with --cache, every record is looked up first and a hit is
+             served, not bought (``via.cached``, ``cache.store``)
     finish   rewrite the output in input order and mark it finished
     report   the summary: counts, tokens, cost, the exit code
 
@@ -30,11 +32,13 @@ import anyio
 
 from .config import RunConfig
 from .cost.cap import SpendCap
+from .cost.prices import Price
 from .errors import AbortError, OutputError, Pending, UsageError
-from .plan import plan
+from .plan import Plan, plan
 from .progress import Reporter, Summary, Tally
 from .providers.models import shutdown_notice
 from .via import batches, live
+from .via.cached import CachedAnswers, open_cache
 from .via.journal import Journal, busy_message
 
 
@@ -57,6 +61,24 @@ def _refuse_live_while_batches_are_out(config: RunConfig, output: Path) -> None:
         f"{output}: {busy_message(out)}. A live run now could buy their records"
         " twice: run with --via batch to collect them, or `rolebatch cancel` the output"
         " first."
+    )
+
+
+async def _open_cache(
+    checked: Plan, price: Price | None, tally: Tally, reporter: Reporter
+) -> CachedAnswers | None:
+    """--cache: the response cache, opened; what goes wrong with it is a
+    warning, and a note in the summary, never the run's end."""
+    if checked.config.cache is None:
+        return None
+    tally.cache = checked.config.cache
+
+    def warn(text: str) -> None:
+        reporter.warn(text)
+        tally.notes.append(text)
+
+    return await anyio.to_thread.run_sync(
+        open_cache, checked.config, checked.endpoint, checked.task, price, warn
     )
 
 
@@ -105,15 +127,22 @@ async def run_job(
             cap = SpendCap(Decimal(str(config.max_cost)), output.spent)
             tally.budget = cap.limit
         if tally.skipped < job.total:
-            if cap is not None and cap.total >= cap.limit:
-                tally.aborted = live.budget_reached(cap, tally)
-            elif config.via == "batch":
-                try:
-                    await batches.buy(checked, tally, reporter, handle_signals, shut_down)
-                except (AbortError, Pending) as exc:
-                    tally.aborted = exc
-            else:
-                await live.buy(checked, tally, reporter, handle_signals, cap)
+            cache = await _open_cache(checked, price, tally, reporter)
+            try:
+                if cap is not None and cap.total >= cap.limit:
+                    tally.aborted = live.budget_reached(cap, tally)
+                elif config.via == "batch":
+                    try:
+                        await batches.buy(
+                            checked, tally, reporter, handle_signals, shut_down, cache
+                        )
+                    except (AbortError, Pending) as exc:
+                        tally.aborted = exc
+                else:
+                    await live.buy(checked, tally, reporter, handle_signals, cap, cache)
+            finally:
+                if cache is not None:
+                    cache.store.close()
         summary = Summary(tally, output.path, time.monotonic() - started)
         aborted = tally.aborted
         if aborted is None:

@@ -39,6 +39,12 @@ class Tally:
     batch_rounds: int = 0
     again: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)  # what the user should know of this run
+    # --cache: answers served from it (nothing bought), what buying them again
+    # would have cost at this run's price, and answers this run stored in it.
+    cache: Path | None = None
+    cached: int = 0
+    saved: Decimal | None = None
+    stored: int = 0
     shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
     started: float = field(default_factory=time.monotonic)
 
@@ -51,6 +57,12 @@ class Tally:
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, outcome: Outcome) -> None:
+        if outcome.cached:  # nothing bought: no tokens, requests or dollars this run
+            self.ok += 1
+            self.cached += 1
+            if outcome.saved is not None:
+                self.saved = (self.saved or Decimal(0)) + outcome.saved
+            return
         if outcome.ok:
             self.ok += 1
             self.mended += bool(outcome.repaired)
@@ -70,13 +82,14 @@ class Tally:
 
     def cost_per_ok(self) -> Decimal | None:
         """What an ok record cost this run, failed attempts included."""
-        if self.cost is None or not self.ok:
+        bought = self.ok - self.cached
+        if self.cost is None or not bought:
             return None
-        return self.cost / self.ok
+        return self.cost / bought
 
     def cost_to_finish(self) -> Decimal | None:
         """The rest at what records cost this run (None: nothing to go by)."""
-        finished = self.ok + self.failed
+        finished = self.ok + self.failed - self.cached
         if self.cost is None or not finished or not self.remaining:
             return None
         return self.cost / finished * self.remaining
@@ -132,6 +145,8 @@ class Summary:
             )
         if t.batch_rounds:
             lines.append(f"  batches: {_rounds(t)}")
+        if t.cache is not None:
+            lines.append(f"  cache: {_cache_line(t)}")
         lines.append(
             f"  tokens: {t.tokens:,} (prompt {t.prompt_tokens:,},"
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
@@ -168,6 +183,12 @@ class Summary:
                 "total": t.tokens,
             },
             "requests": t.attempts,
+            "cache": {
+                "dir": None if t.cache is None else str(t.cache),
+                "answers": t.cached,
+                "saved_usd": usd(t.saved),
+                "stored": t.stored,
+            },
             "batch_rounds": t.batch_rounds,
             "requests_again": {reason: t.again[reason] for reason in AGAIN if t.again[reason]},
             "cost_usd": usd(t.cost),
@@ -199,6 +220,7 @@ class Summary:
             ("errors", ", ".join(f"{k} {n:,}" for k, n in t.errors.most_common()) or "none"),
             ("tokens", f"{t.tokens:,} in {t.attempts:,} requests"),
             *([("batches", _rounds(t))] if t.batch_rounds else []),
+            *([("cache", _cache_line(t))] if t.cache is not None else []),
             ("cost", cost),
             ("time", _duration(self.wall_s)),
             *self._notes(),
@@ -240,6 +262,14 @@ AGAIN = {
     "transient": "after a transient error",
     "reask": "re-asks",
 }
+
+
+def _cache_line(t: Tally) -> str:
+    saved = "" if t.saved is None else f", {dollars(t.saved)} not spent"
+    return (
+        f"{t.cached:,} answers served, not bought{saved}; {t.stored:,} new answers stored"
+        f" in {t.cache}"
+    )
 
 
 def _rounds(t: Tally) -> str:

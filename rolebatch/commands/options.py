@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..cache.store import parse_size
 from ..config import DEFAULT_MODEL, RunConfig
 from ..providers.registry import MODES
 from ..records.shards import parse_shard
@@ -268,6 +269,46 @@ _OPTIONS += [
 ]
 
 
+class _Size(click.ParamType):
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_OPTIONS += [
+    click.option(
+        "--cache",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        envvar="ROLEBATCH_CACHE",
+        show_envvar=True,
+        help="Keep every valid answer in DIR and serve it again to any run that would"
+        " send the same request (another output, shard or CI run): it is not bought"
+        ' twice.  Its lines say "cached": true and cost 0.',
+    ),
+    click.option(
+        "--no-cache",
+        is_flag=True,
+        help="Neither read nor write the cache for this run (over --cache and ROLEBATCH_CACHE).",
+    ),
+    click.option(
+        "--cache-max-size",
+        type=_Size(),
+        default="1G",
+        show_default=True,
+        metavar="SIZE",
+        help="Most the cache may hold (500M, 2G, ...); past it, the answers used least"
+        " recently are dropped.",
+    ),
+]
+
+
 def _name(decorator: Callable[[Any], Any]) -> str:
     """The parameter a click decorator adds."""
 
@@ -295,4 +336,6 @@ def job_options(
 def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunConfig:
     options.pop("config", None)  # read already: its values are the options' defaults
     shard = parse_shard(options.pop("shard"), options.pop("shard_count"), os.environ)
+    if options.pop("no_cache", False):
+        options["cache"] = None
     return RunConfig(job=job, output=output, shard=shard, **options)

@@ -34,6 +34,7 @@ class Record(NamedTuple):
     role_id: str | None = None  # a sweep's role (records.roles)
     data: Mapping[str, Any] | None = None  # the task's own keys (RecordRules)
     role_metadata: Mapping[str, Any] | None = None  # what the roles file says of the role
+    sample: int = 0  # which of a sweep's --samples asks of the pair (0 to K-1)
 
 
 class RecordRules(Protocol):
@@ -180,7 +181,7 @@ class JobFile:
                 if shard is None or shard.holds(record.id):
                     yield record
                 continue
-            for place, name, text, role_id in sweep.expand(number, record.id):
+            for place, name, text, role_id, sample in sweep.expand(number, record.id):
                 if shard is None or shard.holds(name):
                     yield record._replace(
                         line=place,
@@ -189,6 +190,7 @@ class JobFile:
                         role=record.role if text is None else (text or None),
                         role_id=role_id or None,
                         role_metadata=sweep.metadata.get(role_id),
+                        sample=sample,
                     )
 
 
@@ -246,7 +248,7 @@ def open_job(
             if sweep is None:
                 pairs = [(number, record.id)]
             else:
-                pairs = [(place, name) for place, name, _, _ in sweep.expand(number, record.id)]
+                pairs = [(pair[0], pair[1]) for pair in sweep.expand(number, record.id)]
             for place, name in pairs:
                 if shard is not None and not shard.holds(name):
                     continue

@@ -67,6 +67,19 @@ class Usage:
     cached_tokens: int = 0
     seen: bool = False
 
+    @classmethod
+    def of(cls, counts: Mapping[str, int] | None) -> Usage:
+        """A line's ``usage`` (``as_dict``) read back."""
+        if not counts:
+            return cls()
+        return cls(
+            counts.get("prompt_tokens", 0),
+            counts.get("completion_tokens", 0),
+            counts.get("total_tokens", 0),
+            counts.get("cached_tokens", 0),
+            True,
+        )
+
     def add(self, usage: Any) -> None:
         counts = token_counts(usage)
         if counts is None:
@@ -112,6 +125,10 @@ class Outcome:
     cost: Decimal | None = None
     # What was mended in the answer that validated (``via.verdict.repair``).
     repaired: list[str] = field(default_factory=list)
+    # Served from the response cache (``via.cached``): nothing was bought; its
+    # usage is the original's, and ``saved`` what it would have cost now.
+    cached: bool = False
+    saved: Decimal | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,6 +163,7 @@ def output_line(
         **(extra or {}),
         **({"batch_id": batch_id} if batch_id else {}),
         **({"repaired": outcome.repaired} if outcome.ok and outcome.repaired else {}),
+        **({"cached": True} if outcome.cached else {}),
         # Last, so that it can be read back from the end of the line without
         # parsing the rest (see records.output).
         "cost_usd": None if outcome.cost is None else float(round(outcome.cost, 10)),

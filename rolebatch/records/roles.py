@@ -46,9 +46,9 @@ class Sweep:
         data = json.dumps([self.roles, self.samples], ensure_ascii=False)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
-    def expand(self, line: int, record_id: Any) -> Iterator[tuple[int, str, str | None, str]]:
-        """(place, id, role text, role id) of every pair of the record on ``line``
-        (text "": the control, the query alone; None: the record's own role)."""
+    def expand(self, line: int, record_id: Any) -> Iterator[tuple[int, str, str | None, str, int]]:
+        """(place, id, role text, role id, sample) of every ask of the record on
+        ``line`` (text "": the control, the query alone; None: the record's own role)."""
         place = (line - 1) * self.width
         for role_id, text in self.roles:
             for sample in range(self.samples):
@@ -58,7 +58,7 @@ class Sweep:
                     name += f"@{role_id}"
                 if self.samples > 1:
                     name += f"#{sample}"
-                yield place, name, text, role_id
+                yield place, name, text, role_id, sample
 
 
 def samples_only(samples: int) -> Sweep:

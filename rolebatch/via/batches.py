@@ -57,6 +57,7 @@ from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..secrets import Redactor
 from . import live
+from .cached import CachedAnswers
 from .journal import (
     Entry,
     Journal,
@@ -71,6 +72,7 @@ from .request import instructor_kwargs, line_fields
 from .verdict import Verdict, kind_of_status, replay, transient
 
 FIRST_POLL = 2.0
+CACHE_CHUNK = 500  # records looked up in the cache at once
 POLL_GROWTH = 1.5
 
 
@@ -80,6 +82,7 @@ async def buy(
     reporter: Reporter,
     handle_signals: bool,
     shut_down: str | None = None,
+    cache: CachedAnswers | None = None,
 ) -> None:
     """Buy the answers of every record still to do through the batch API.
     ``shut_down``: the model is gone (why, in words): the batches already at
@@ -88,6 +91,7 @@ async def buy(
     api = open_batches(checked.endpoint, checked.config.timeout)
     run = _BatchRun(checked, tally, reporter, api)
     run.shut_down = shut_down
+    run.cache = cache
     try:
         await run.go(handle_signals)
     finally:
@@ -110,6 +114,7 @@ class _BatchRun:
         self.queue_full = False  # the provider refused to queue more until a batch ends
         self.stopping: str | None = None
         self.shut_down: str | None = None  # the model is gone: submit nothing
+        self.cache: CachedAnswers | None = None  # --cache: a hit is written, not submitted
         # This run's own count of the rounds each record came back unexecuted
         # (or missing from the results); past the retries it is given up on.
         self.unexecuted: Counter[int] = Counter()
@@ -229,7 +234,7 @@ class _BatchRun:
         size = 0
         sent = False
         tag = new_tag()
-        for record in self._to_do():
+        for record in self._to_buy():
             request = self._next_request(record)
             if request is None:
                 continue  # judged final from its rounds: its line is written
@@ -250,6 +255,36 @@ class _BatchRun:
             sent = await self._send(tag, ids, pack) or sent
         if sent:
             self.tally.batch_rounds += 1
+
+    def _to_buy(self) -> Iterable[Record]:
+        """The records to do less those the cache answers, whose lines are
+        written here.  A record with rounds already is under way: its first
+        request was not answered by the cache."""
+        if self.cache is None:
+            yield from self._to_do()
+            return
+        fresh: list[Record] = []
+        for record in self._to_do():
+            if self.rounds.get(record.line):
+                yield record
+                continue
+            fresh.append(record)
+            if len(fresh) == CACHE_CHUNK:
+                yield from self._not_cached(fresh)
+                fresh = []
+        yield from self._not_cached(fresh)
+
+    def _not_cached(self, records: list[Record]) -> list[Record]:
+        assert self.cache is not None
+        misses, hits = self.cache.look_up(records)
+        label, task = self.checked.endpoint.label, self.checked.task
+        self._write(
+            [
+                (r.line, output_line(r, o, label, line_fields(self.config, task, r)), o, None)
+                for r, o in hits
+            ]
+        )
+        return [record for record, _ in misses]
 
     def _count_again(self, line: int) -> None:
         rounds = self.rounds.get(line)
@@ -512,9 +547,9 @@ class _BatchRun:
         rounds: list[Round],
         verdict: Verdict,
         live: Outcome | None = None,
-    ) -> tuple[int, str, Outcome]:
+    ) -> tuple[int, str, Outcome, bytes | None]:
         """The line of a record whose batch ``rounds`` are all it got, or
-        which went on ``live``."""
+        which went on ``live``, and its cache key if it is to be stored."""
         outcome = live or Outcome(verdict.response, verdict.error, repaired=verdict.repaired)
         outcome.attempts += len(rounds)
         if live is None:
@@ -535,7 +570,8 @@ class _BatchRun:
             outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
         label = self.checked.endpoint.label
         extra = line_fields(self.config, self.checked.task, record)
-        return record.line, output_line(record, outcome, label, extra, batch_id), outcome
+        key = self.cache.key(record) if self.cache is not None and outcome.ok else None
+        return record.line, output_line(record, outcome, label, extra, batch_id), outcome, key
 
     def _started(self, batch_id: str | None) -> float | None:
         for entry in self.journal.entries.values():
@@ -543,14 +579,18 @@ class _BatchRun:
                 return entry.at
         return None
 
-    def _write(self, lines: list[tuple[int, str, Outcome]]) -> None:
+    def _write(self, lines: list[tuple[int, str, Outcome, bytes | None]]) -> None:
+        """The lines into the output (their answers into the cache first: see
+        ``via.live._keep_and_append``), their rounds closed."""
         if not lines:
             return
-        self.output.append([(line, text) for line, text, _ in lines])
+        if self.cache is not None:
+            self.tally.stored += self.cache.keep((key, outcome) for _, _, outcome, key in lines)
+        self.output.append([(line, text) for line, text, _, _ in lines])
         self.output.sync()
-        for _, _, outcome in lines:
+        for _, _, outcome, _ in lines:
             self.tally.add(outcome)
-        closed = [line for line, _, _ in lines if line in self.rounds]
+        closed = [line for line, _, _, _ in lines if line in self.rounds]
         self.journal.close_rounds(closed)
         for line in closed:
             del self.rounds[line]

@@ -1,6 +1,7 @@
 """Buying answers live: one HTTP request per attempt, at the provider's pace.
 
     job file ──reader──▶ records ──▶ workers (client.ask) ──▶ lines ──writer──▶ output
+                  └── cache hits (--cache) ──────────────────────▶ lines
 
 Streams between the tasks are bounded, so memory stays flat however long the
 file is.  Workers run in a cancel scope of their own: when the run must stop
@@ -8,7 +9,11 @@ file is.  Workers run in a cancel scope of their own: when the run must stop
 cancelled, and the writer still drains every line that had finished, so
 completed work is never lost: a worker hands over an answer it holds
 shielded from that cancellation, and a record is counted only once its line
-is written.  Records already done in the output file are skipped by the reader.
+is written.  Records already done in the output file are skipped by the reader, which
+also looks the rest up in the response cache (``via.cached``) a few hundred
+at a time, off the event loop: a hit goes straight to the writer, and only
+misses reach the workers.  The writer stores each valid answer bought in the
+cache before its line is written.
 When --max-cost is reached, or on a first SIGINT/SIGTERM, no new record
 starts and the ones in flight finish.
 """
@@ -35,12 +40,16 @@ from ..providers.transport import open_transport
 from ..records.job import JobFile, Record
 from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
+from .cached import CachedAnswers
 from .client import Client
 from .request import line_fields
 
 READ_BATCH = 256
-# A finished record on its way to the writer: (job line, output line, outcome).
-Line = tuple[int, str, Outcome]
+# A finished record on its way to the writer: (job line, output line, outcome,
+# its cache key: None when it is not to be stored).
+Line = tuple[int, str, Outcome, bytes | None]
+# A record to buy, with its cache key (None: no cache).
+ToBuy = tuple[Record, bytes | None]
 
 
 @dataclass
@@ -51,6 +60,7 @@ class _Run:
     label: str
     tally: Tally
     output: OutputFile
+    cache: CachedAnswers | None = None
     work: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     aborted: list[AbortError] = field(default_factory=list)
     stopping: str | None = None  # why no new record starts (a signal, the budget)
@@ -131,12 +141,17 @@ async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterat
 
 
 async def buy(
-    checked: Plan, tally: Tally, reporter: Reporter, handle_signals: bool, cap: SpendCap | None
+    checked: Plan,
+    tally: Tally,
+    reporter: Reporter,
+    handle_signals: bool,
+    cap: SpendCap | None,
+    cache: CachedAnswers | None = None,
 ) -> None:
     config = checked.config
     try:
         async with open_client(checked, cap) as client:
-            run = _Run(client, checked.endpoint.label, tally, checked.output)
+            run = _Run(client, checked.endpoint.label, tally, checked.output, cache)
             await _flow(run, checked.job, reporter, handle_signals, config.grace)
     finally:
         reporter.finish(tally)
@@ -173,10 +188,10 @@ async def _flow(
             io.start_soon(_write, run, lines_recv)
             with run.work:
                 async with lines_send, anyio.create_task_group() as work:
-                    records_send, records_recv = anyio.create_memory_object_stream[Record](
+                    records_send, records_recv = anyio.create_memory_object_stream[ToBuy](
                         concurrency * 2
                     )
-                    work.start_soon(_read, job, run.output, records_send)
+                    work.start_soon(_read, run, job, records_send, lines_send.clone())
                     async with records_recv:
                         for _ in range(concurrency):
                             work.start_soon(_work, run, records_recv.clone(), lines_send.clone())
@@ -184,11 +199,15 @@ async def _flow(
         outer.cancel_scope.cancel()
 
 
-async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]) -> None:
+async def _read(
+    run: _Run, job: JobFile, send: ObjectSendStream[ToBuy], lines: ObjectSendStream[Line]
+) -> None:
     records = job.records()
+    output, cache = run.output, run.cache
+    config, task = run.client.config, run.client.task
 
-    def next_batch() -> list[Record]:
-        # An empty batch only when the file is exhausted: skipped records do
+    def next_batch() -> tuple[list[ToBuy], list[Line]]:
+        # Nothing in both only when the file is exhausted: skipped records do
         # not end the loop early.
         batch = []
         for record in records:
@@ -196,24 +215,38 @@ async def _read(job: JobFile, output: OutputFile, send: ObjectSendStream[Record]
                 batch.append(record)
                 if len(batch) == READ_BATCH:
                     break
-        return batch
+        if cache is None:
+            return [(record, None) for record in batch], []
+        misses, hits = cache.look_up(batch)
+        served = [
+            (r.line, output_line(r, o, run.label, line_fields(config, task, r)), o, None)
+            for r, o in hits
+        ]
+        return misses, served
 
-    async with send:
-        while batch := await anyio.to_thread.run_sync(next_batch):
-            for record in batch:
-                try:
-                    await send.send(record)
-                except anyio.BrokenResourceError:
-                    return  # every worker has stopped (SIGINT): nothing more to hand out
+    async with send, lines:
+        while not run.stopping:
+            to_buy, served = await anyio.to_thread.run_sync(next_batch)
+            if not to_buy and not served:
+                return
+            try:
+                for line in served:
+                    await lines.send(line)
+                for item in to_buy:
+                    if run.stopping:
+                        return
+                    await send.send(item)
+            except anyio.BrokenResourceError:
+                return  # the workers or the writer have stopped: nothing more to hand out
 
 
 async def _work(
     run: _Run,
-    records: ObjectReceiveStream[Record],
+    records: ObjectReceiveStream[ToBuy],
     lines: ObjectSendStream[Line],
 ) -> None:
     async with records, lines:
-        async for record in records:
+        async for record, key in records:
             if run.stopping:
                 return  # no new dispatch once asked to stop
             try:
@@ -231,7 +264,7 @@ async def _work(
             text = output_line(record, outcome, run.label, extra)
             with anyio.CancelScope(shield=True):
                 try:
-                    await lines.send((record.line, text, outcome))
+                    await lines.send((record.line, text, outcome, key))
                 except anyio.BrokenResourceError:
                     return  # the writer has stopped (the output cannot be written)
 
@@ -247,14 +280,21 @@ async def _write(run: _Run, lines: ObjectReceiveStream[Line]) -> None:
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             try:
-                await anyio.to_thread.run_sync(
-                    run.output.append, [(line, text) for line, text, _ in batch]
-                )
+                await anyio.to_thread.run_sync(_keep_and_append, run, batch)
             except AbortError as exc:
                 run.abort(exc)
                 return
-            for _, _, outcome in batch:  # counted once it is in the file
+            for _, _, outcome, _ in batch:  # counted once it is in the file
                 run.tally.add(outcome)
+
+
+def _keep_and_append(run: _Run, batch: list[Line]) -> None:
+    """The answers bought go into the cache first, then every line into the
+    output: a process killed between the two has its answers in the cache,
+    and the next run (this output's or another's) buys none of them again."""
+    if run.cache is not None:
+        run.tally.stored += run.cache.keep((key, outcome) for _, _, outcome, key in batch)
+    run.output.append([(line, text) for line, text, _, _ in batch])
 
 
 async def _report(reporter: Reporter, tally: Tally) -> None:

@@ -1,0 +1,158 @@
+"""Answers already bought, served again: the response cache (``--cache DIR``)
+from the buying side.  Live runs, both batch APIs, judges and panels use it
+the same way: before a record is bought its key is looked up, and a valid
+answer, once in hand, is stored under it (before its line is written, so a
+process killed between the two buys nothing again the next time).
+
+A record's key is the digest of everything that decides its answer, and
+nothing else (not the output, the record's id, the shard):
+
+    the provider, its base URL, the model and the mode
+    the request as instructor is asked to build it (messages, the response
+    model's schema, max_tokens, temperature, what the provider's ways add)
+    the sample number under --samples (three samples stay three answers)
+    the task's version (its fingerprint: schema, prompt version, rubric)
+    instructor's version (it spells the request from all of the above)
+
+Only a valid answer is stored; errors, refusals and truncations never are.
+A record that needed re-asks is stored as its final valid answer under the
+first request's key.  A line served from the cache says ``"cached": true``,
+costs 0, keeps the original's usage, and ``attempts`` is 0: nothing was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..cache.store import ResponseCache
+from ..config import RunConfig
+from ..cost.prices import Price
+from ..providers.registry import Endpoint
+from ..records.job import Record
+from ..records.lines import Outcome, Usage
+from ..tasks.task import Task
+from .request import instructor_kwargs
+
+KEY_VERSION = 1
+
+
+class CachedAnswers:
+    """The run's view of the store: keys of its records, hits as outcomes,
+    valid answers stored.  ``price``: what a hit would have cost now."""
+
+    def __init__(
+        self,
+        store: ResponseCache,
+        config: RunConfig,
+        endpoint: Endpoint,
+        task: Task,
+        price: Price | None,
+    ):
+        import instructor
+
+        self.store = store
+        self.config, self.endpoint, self.task, self.price = config, endpoint, task, price
+        self._base = json.dumps(
+            {
+                "key": KEY_VERSION,
+                "provider": endpoint.provider.name,
+                "base_url": endpoint.base_url,
+                "model": endpoint.model,
+                "mode": endpoint.mode,
+                "task": task.fingerprint(),
+                "instructor": instructor.__version__,
+            },
+            sort_keys=True,
+        )
+        self._schemas: dict[type[BaseModel], str] = {}
+
+    def key(self, record: Record) -> bytes:
+        kwargs = instructor_kwargs(self.config, self.endpoint, self.task, record)
+        model = kwargs.pop("response_model")
+        kwargs.pop("max_retries", None)  # how many re-asks: not what the answer is
+        schema = self._schemas.get(model)
+        if schema is None:
+            schema = json.dumps(model.model_json_schema(), sort_keys=True)
+            self._schemas[model] = schema
+        body = json.dumps(kwargs, sort_keys=True, ensure_ascii=False, default=str)
+        digest = hashlib.sha256(self._base.encode())
+        digest.update(b"\0" + schema.encode() + b"\0" + body.encode())
+        digest.update(b"\0" + str(record.sample).encode())
+        return digest.digest()
+
+    def look_up(
+        self, records: Sequence[Record]
+    ) -> tuple[list[tuple[Record, bytes]], list[tuple[Record, Outcome]]]:
+        """(misses with their keys, hits as outcomes).  Blocking."""
+        keys = [self.key(record) for record in records]
+        found = self.store.get_many(keys)
+        misses, hits = [], []
+        for record, key in zip(records, keys, strict=True):
+            value = found.get(key)
+            outcome = None if value is None else self.outcome(value)
+            if outcome is None:
+                misses.append((record, key))
+            else:
+                hits.append((record, outcome))
+        return misses, hits
+
+    def misses(self, records: Sequence[Record]) -> list[Record]:
+        """Those of ``records`` the cache does not hold; the others are not
+        marked as used (the estimate only looks).  Blocking."""
+        keys = [self.key(record) for record in records]
+        found = self.store.get_many(keys, touch=False)
+        return [r for r, k in zip(records, keys, strict=True) if self.outcome(found.get(k)) is None]
+
+    def outcome(self, value: Any) -> Outcome | None:
+        """A stored answer as this run's outcome; None for a value that is not
+        one of ours (a miss)."""
+        if not isinstance(value, dict) or not isinstance(value.get("response"), dict):
+            return None
+        usage = Usage.of(value.get("usage"))
+        saved = None
+        if self.price is not None and usage.seen:
+            saved = self.price.cost(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+            )
+        return Outcome(
+            response=value["response"], usage=usage, cost=Decimal(0), cached=True, saved=saved
+        )
+
+    def keep(self, items: Iterable[tuple[bytes | None, Outcome]]) -> int:
+        """Store the valid answers among ``items`` that were bought (a hit
+        is not stored again).  Blocking; how many were stored."""
+        values = [
+            (key, _value(outcome, self.endpoint.label))
+            for key, outcome in items
+            if key is not None and outcome.ok and not outcome.cached
+        ]
+        return self.store.put_many(values)
+
+
+def _value(outcome: Outcome, model: str) -> dict[str, Any]:
+    return {
+        "response": outcome.response,
+        "usage": outcome.usage.as_dict(),
+        "cost_usd": None if outcome.cost is None else float(outcome.cost),
+        "model": model,
+    }
+
+
+def open_cache(
+    config: RunConfig,
+    endpoint: Endpoint,
+    task: Task,
+    price: Price | None,
+    warn: Callable[[str], None],
+) -> CachedAnswers | None:
+    """The run's cache, opened (None without --cache).  Blocking."""
+    if config.cache is None:
+        return None
+    store = ResponseCache(config.cache, config.cache_max_size, warn).open()
+    return CachedAnswers(store, config, endpoint, task, price)
