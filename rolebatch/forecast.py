@@ -31,10 +31,14 @@ from .providers.models import shutdown_notice
 from .records.job import Record
 from .secrets import Redactor
 from .via.cached import CachedAnswers
-from .via.request import instructor_kwargs
+from .via.request import breakpoint_at, instructor_kwargs, min_cacheable
 from .via.verdict import replay
 
 CACHE_CHUNK = 500  # records looked up in the cache at once
+# Roles whose prompt-cache prefix the estimate follows (a job of a million
+# roles, each its own, is not worth the memory: past it, none is assumed).
+MAX_ROLES_FOLLOWED = 10_000
+OPENAI_CACHE_MIN = 1024
 # A personas answer (--layout personas) against a plain one, before any is measured.
 PERSONAS_FACTOR = 4
 
@@ -61,6 +65,9 @@ class Forecast:
     time_basis: str = ""
     spent: Decimal = Decimal(0)  # what the existing output cost
     cached: int = 0  # of the records to do, those the response cache answers (--cache)
+    # Prompt tokens assumed read from / written to the provider's prompt cache.
+    prompt_read: int = 0
+    prompt_written: int = 0
     cache: Path | None = None
     notes: list[str] = field(default_factory=list)
     shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
@@ -83,6 +90,8 @@ class Forecast:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "completion_basis": self.completion_basis,
+            "prompt_cache_read_tokens": self.prompt_read,
+            "prompt_cache_written_tokens": self.prompt_written,
             "cost_usd": usd(self.cost_live),
             "batch_cost_usd": usd(self.cost_batch),
             "price": self.live.describe() if self.live else None,
@@ -190,13 +199,30 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         to_do = _not_cached(checked, result, to_do)
     added: float | None = None
     prompt_chars = 0.0
+    roles: set[str] = set()
     for record in to_do:
         messages = task.messages(record, config.layout)
         size = len(json.dumps(messages, ensure_ascii=False))
         if added is None:
             added = _instructor_adds(checked, record, size)
         prompt_chars += size + added
+        prefix = _cacheable_prefix(checked, record, messages, added)
+        if prefix and record.role in roles:
+            result.prompt_read += prefix
+        elif prefix and len(roles) < MAX_ROLES_FOLLOWED:
+            roles.add(record.role or "")
+            if checked.endpoint.provider.prompt_cache == "breakpoint":
+                result.prompt_written += prefix
     result.prompt_tokens = round(prompt_chars / CHARS_PER_TOKEN)
+    if result.prompt_read or result.prompt_written:
+        rates = "the cache-read rate" + (
+            ", and each role's first at the cache-write rate" if result.prompt_written else ""
+        )
+        result.notes.append(
+            f"assumes {checked.endpoint.provider.name}'s prompt cache holds each role's prefix"
+            f" for every request after the role's first (they run a role at a time):"
+            f" {result.prompt_read:,} prompt tokens at {rates}"
+        )
     buying = result.to_do - result.cached
     provider = checked.endpoint.provider
     personas = config.layout == "personas"
@@ -228,6 +254,21 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
             f" instructions and examples; an unmeasured answer is guessed at {PERSONAS_FACTOR}x)."
             " Run a few records first: the estimate then measures their answers."
         )
+
+
+def _cacheable_prefix(checked: Plan, record: Record, messages: Any, added: float) -> int:
+    """Tokens of the record's prompt the provider's prompt cache would keep
+    (``via.request``): the role's prefix, what instructor puts before it
+    included; 0 when the provider has no such cache or it is too short."""
+    provider = checked.endpoint.provider
+    if not record.role or provider.prompt_cache is None:
+        return 0
+    if provider.prompt_cache == "breakpoint":
+        found = breakpoint_at(messages, record.role, min_cacheable(checked.endpoint.model))
+        return 0 if found is None else round((added + found[2]) / CHARS_PER_TOKEN)
+    # OpenAI's: automatic from 1,024 tokens, in steps of 128.
+    tokens = (added + len(record.role)) / CHARS_PER_TOKEN
+    return 0 if tokens < OPENAI_CACHE_MIN else int(tokens) // 128 * 128
 
 
 def _not_cached(checked: Plan, result: Forecast, records: Iterator[Record]) -> Iterator[Record]:
@@ -268,11 +309,15 @@ def _price(result: Forecast) -> None:
     buying = result.to_do - result.cached
     if not buying:
         return
-    each_prompt = result.prompt_tokens / buying
-    each_completion = result.completion_tokens / buying
+    each = [
+        result.prompt_tokens / buying,
+        result.completion_tokens / buying,
+        result.prompt_read / buying,
+        result.prompt_written / buying,
+    ]
     for price, attribute in ((result.live, "cost_live"), (result.batch, "cost_batch")):
         if price is not None:
-            setattr(result, attribute, price.estimate(each_prompt, each_completion) * buying)
+            setattr(result, attribute, price.estimate(*each) * buying)
 
 
 def _time(config: RunConfig, result: Forecast) -> None:

@@ -118,6 +118,7 @@ async def run_job(
             shutdown=shutdown,
         )
         price = checked.prices.batch if config.via == "batch" else checked.prices.live
+        tally.price = price
         if price is None:
             tally.unpriced = checked.endpoint.label
         else:

@@ -9,9 +9,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .records.lines import Outcome
+
+if TYPE_CHECKING:
+    from .cost.prices import Price
 
 
 @dataclass
@@ -45,6 +48,12 @@ class Tally:
     cached: int = 0
     saved: Decimal | None = None
     stored: int = 0
+    # The provider's prompt cache: prompt tokens read from it and written to
+    # it, and what it saved at ``price`` (reads' discount less writes' premium).
+    price: Price | None = None
+    prompt_read: int = 0
+    prompt_written: int = 0
+    prompt_saving: Decimal = Decimal(0)
     shutdown: Any = None  # the model's coming shutdown (``providers.models.Shutdown``)
     started: float = field(default_factory=time.monotonic)
 
@@ -71,8 +80,16 @@ class Tally:
             assert outcome.error is not None
             self.errors[outcome.error.kind] += 1
         self.attempts += outcome.attempts
-        self.prompt_tokens += outcome.usage.prompt_tokens
-        self.completion_tokens += outcome.usage.completion_tokens
+        usage = outcome.usage
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        if usage.cached_tokens or usage.cache_write_tokens:
+            self.prompt_read += usage.cached_tokens
+            self.prompt_written += usage.cache_write_tokens
+            if self.price is not None:
+                self.prompt_saving += self.price.cache_saving(
+                    usage.prompt_tokens, usage.cached_tokens, usage.cache_write_tokens
+                )
         if outcome.cost is not None:
             self.cost = (self.cost or Decimal(0)) + outcome.cost
 
@@ -147,6 +164,8 @@ class Summary:
             lines.append(f"  batches: {_rounds(t)}")
         if t.cache is not None:
             lines.append(f"  cache: {_cache_line(t)}")
+        if _prompt_cached(t):
+            lines.append(f"  prompt cache: {_prompt_cache_line(t)}")
         lines.append(
             f"  tokens: {t.tokens:,} (prompt {t.prompt_tokens:,},"
             f" completion {t.completion_tokens:,}); requests: {t.attempts:,}"
@@ -189,6 +208,12 @@ class Summary:
                 "saved_usd": usd(t.saved),
                 "stored": t.stored,
             },
+            "prompt_cache": {
+                "read_tokens": t.prompt_read,
+                "written_tokens": t.prompt_written,
+                "read_share": round(t.prompt_read / t.prompt_tokens, 4) if t.prompt_tokens else 0,
+                "saving_usd": None if t.price is None else usd(t.prompt_saving),
+            },
             "batch_rounds": t.batch_rounds,
             "requests_again": {reason: t.again[reason] for reason in AGAIN if t.again[reason]},
             "cost_usd": usd(t.cost),
@@ -221,6 +246,11 @@ class Summary:
             ("tokens", f"{t.tokens:,} in {t.attempts:,} requests"),
             *([("batches", _rounds(t))] if t.batch_rounds else []),
             *([("cache", _cache_line(t))] if t.cache is not None else []),
+            *(
+                [("prompt cache", _prompt_cache_line(t))]
+                if t.prompt_read + t.prompt_written
+                else []
+            ),
             ("cost", cost),
             ("time", _duration(self.wall_s)),
             *self._notes(),
@@ -269,6 +299,22 @@ def _cache_line(t: Tally) -> str:
     return (
         f"{t.cached:,} answers served, not bought{saved}; {t.stored:,} new answers stored"
         f" in {t.cache}"
+    )
+
+
+def _prompt_cached(t: Tally) -> bool:
+    return bool(t.prompt_read or t.prompt_written)
+
+
+def _prompt_cache_line(t: Tally) -> str:
+    share = t.prompt_read / t.prompt_tokens if t.prompt_tokens else 0.0
+    written = f", {t.prompt_written:,} written to it" if t.prompt_written else ""
+    saving = ""
+    if t.price is not None:
+        saving = f"; {'saved' if t.prompt_saving >= 0 else 'cost'} {dollars(abs(t.prompt_saving))}"
+    return (
+        f"{share:.0%} of prompt tokens read from the provider's cache ({t.prompt_read:,} of"
+        f" {t.prompt_tokens:,}{written}){saving}"
     )
 
 

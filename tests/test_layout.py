@@ -20,7 +20,7 @@ PACKAGE = ROOT / "rolebatch"
 # From the bottom up.  A module may import from its own layer or below.
 LAYERS = [
     {"errors", "secrets", "quirks"},
-    {"records", "pacing"},
+    {"records", "pacing", "cache"},
     {"providers", "tasks"},
     {"cost"},
     {"config", "progress"},

@@ -54,20 +54,37 @@ class Price:
     input: Rate
     output: Rate
     cached_input: Rate
+    # Prompt tokens written to the provider's cache (Anthropic: 1.25x input;
+    # None: at the input rate, as OpenAI's automatic cache is).
+    cache_write: Rate | None = None
 
-    def cost(self, prompt: int, completion: int, cached: int = 0) -> Decimal:
+    def cost(self, prompt: int, completion: int, cached: int = 0, written: int = 0) -> Decimal:
         """What a request that used these tokens costs (``cached`` of its prompt
-        tokens read from the provider's cache)."""
+        tokens read from the provider's cache, ``written`` written to it)."""
         cached = min(cached, prompt)
+        written = min(written, prompt - cached)
+        write = self.cache_write or self.input
         return (
-            (prompt - cached) * self.input.at(prompt)
+            (prompt - cached - written) * self.input.at(prompt)
             + cached * self.cached_input.at(prompt)
+            + written * write.at(prompt)
             + completion * self.output.at(prompt)
         ) / MILLION
 
-    def estimate(self, prompt: float, completion: float) -> Decimal:
-        """The cost of a guess at a request's tokens, for reservations."""
-        return self.cost(round(prompt), round(completion))
+    def cache_saving(self, prompt: int, cached: int, written: int) -> Decimal:
+        """What the provider's prompt cache saved on a request against no
+        cache at all: its reads' discount less its writes' premium."""
+        write = self.cache_write or self.input
+        rate = self.input.at(prompt)
+        return (
+            cached * (rate - self.cached_input.at(prompt)) - written * (write.at(prompt) - rate)
+        ) / MILLION
+
+    def estimate(
+        self, prompt: float, completion: float, cached: float = 0, written: float = 0
+    ) -> Decimal:
+        """The cost of a guess at a request's tokens, for reservations and the estimate."""
+        return self.cost(round(prompt), round(completion), round(cached), round(written))
 
     def halved(self) -> Price:
         return Price(
@@ -75,6 +92,7 @@ class Price:
             self.input.times(BATCH_DISCOUNT),
             self.output.times(BATCH_DISCOUNT),
             self.cached_input.times(BATCH_DISCOUNT),
+            None if self.cache_write is None else self.cache_write.times(BATCH_DISCOUNT),
         )
 
     def describe(self) -> str:
@@ -159,6 +177,7 @@ def _price(model_price: Any, source: str) -> Price | None:
         prompt,
         _rate(rates["output_mtok"]),
         _rate(rates["cache_read_mtok"]) if rates.get("cache_read_mtok") is not None else prompt,
+        _rate(rates["cache_write_mtok"]) if rates.get("cache_write_mtok") is not None else None,
     )
 
 

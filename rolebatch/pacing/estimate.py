@@ -54,7 +54,7 @@ class TokenEstimate:
         counts = token_counts(usage)
         if counts is None:
             return
-        prompt, completion, _ = counts
+        prompt, completion = counts[:2]
         self._completion = _follow(self._completion, completion)
         if prompt and prompt_size > 0:
             ratio = min(20.0, max(0.05, prompt / prompt_size))

@@ -64,15 +64,20 @@ class Provider:
     # The variable its own SDK reads a base URL from (OPENAI_BASE_URL,
     # ANTHROPIC_BASE_URL): the only variable that may move its key elsewhere.
     url_env: str | None = None
+    # How it caches a prompt's prefix, and how a request asks for it
+    # (``via.request``): "key" (OpenAI's automatic cache, steered by a
+    # ``prompt_cache_key``), "breakpoint" (Anthropic's: a ``cache_control``
+    # mark ends the prefix to keep); None: not known, nothing is added.
+    prompt_cache: str | None = None
 
     @property
     def batch_api(self) -> bool:
         return self.batches is not None
 
 
-def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str) -> Provider:
+def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str, **more: Any) -> Provider:
     """A hosted OpenAI-compatible API."""
-    return Provider(name, url, key, mode, True, prices_id=prices, documented=doc)
+    return Provider(name, url, key, mode, True, prices_id=prices, documented=doc, **more)
 
 
 # Local servers: bounded answers (a small model rambling to the end of its
@@ -92,6 +97,7 @@ PROVIDERS = {
             prices_id="openai",
             batches="openai_batches",
             url_env="OPENAI_BASE_URL",
+            prompt_cache="key",
         ),
         Provider(
             "anthropic",
@@ -110,6 +116,7 @@ PROVIDERS = {
             # Its model list has no shutdown dates (its deprecations page has).
             shutdowns=False,
             url_env="ANTHROPIC_BASE_URL",
+            prompt_cache="breakpoint",
         ),
         _host(
             "openrouter",
@@ -167,6 +174,7 @@ PROVIDERS = {
             "tools",
             "mistral",
             "https://docs.mistral.ai/api/",
+            prompt_cache="key",
         ),
         Provider("ollama", "http://localhost:11434/v1", None, "json_schema", False, **LOCAL_SERVER),
         Provider("vllm", "http://localhost:8000/v1", None, "json_schema", False, **LOCAL_SERVER),

@@ -22,6 +22,8 @@ from .shards import Shard
 COMMON_KEYS = ("id", "query", "role", "metadata")
 MAX_LINE_BYTES = 1_000_000
 MAX_PROBLEMS = 20
+# A sweep's records sent a role at a time within blocks of this many.
+ROLE_BLOCK = 4096
 
 
 class Record(NamedTuple):
@@ -171,7 +173,24 @@ class JobFile:
     sweep: Sweep | None = None
     rules: RecordRules = PLAIN  # the task's own keys
 
-    def records(self) -> Iterator[Record]:
+    def records(self, by_role: bool = False) -> Iterator[Record]:
+        """The records in file order; ``by_role``: a sweep's a role at a time
+        within blocks of ROLE_BLOCK (the requests of one role go out close
+        together, while the provider still has its prefix cached); ``line``
+        still says each one's place, and the output is put in that order."""
+        if not by_role or self.sweep is None or len(self.sweep.roles) < 2:
+            yield from self._records()
+            return
+        rank = {role_id: index for index, (role_id, _) in enumerate(self.sweep.roles)}
+        block: list[Record] = []
+        for record in self._records():
+            block.append(record)
+            if len(block) == ROLE_BLOCK:
+                yield from sorted(block, key=lambda r: (rank[r.role_id or ""], r.line))
+                block = []
+        yield from sorted(block, key=lambda r: (rank[r.role_id or ""], r.line))
+
+    def _records(self) -> Iterator[Record]:
         shard, sweep = self.shard, self.sweep
         for number, raw in _lines(self.path):
             record = _parse(raw, number, self.rules)

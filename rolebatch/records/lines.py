@@ -36,27 +36,30 @@ class RecordFailure(Exception):
         self.kind = kind
 
 
-def token_counts(usage: Any) -> tuple[int, int, int] | None:
-    """(prompt, completion, cached prompt) tokens of an answer's ``usage``, in
-    either protocol's words; None when the answer did not say.
+def token_counts(usage: Any) -> tuple[int, int, int, int] | None:
+    """(prompt, completion, prompt read from the provider's cache, prompt
+    written to it) tokens of an answer's ``usage``, in either protocol's
+    words; None when the answer did not say.  Reads and writes are part of
+    the prompt.
 
-    OpenAI: prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens.
-    Anthropic: input_tokens (which leaves out what was read from or written to
-    its cache: added back here), output_tokens, cache_read_input_tokens."""
+    OpenAI: prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens
+    (its cache is written at no charge: none counted).  Anthropic: input_tokens
+    (which leaves out what was read from or written to its cache: added back
+    here), output_tokens, cache_read_input_tokens, cache_creation_input_tokens."""
     if usage is None:
         return None
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)
     if prompt is not None or completion is not None:
         details = getattr(usage, "prompt_tokens_details", None)
-        return prompt or 0, completion or 0, getattr(details, "cached_tokens", None) or 0
+        return prompt or 0, completion or 0, getattr(details, "cached_tokens", None) or 0, 0
     given = getattr(usage, "input_tokens", None)
     output = getattr(usage, "output_tokens", None)
     if given is None and output is None:
         return None
     read = getattr(usage, "cache_read_input_tokens", None) or 0
     written = getattr(usage, "cache_creation_input_tokens", None) or 0
-    return (given or 0) + read + written, output or 0, read
+    return (given or 0) + read + written, output or 0, read, written
 
 
 @dataclass(slots=True)
@@ -64,7 +67,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # read from the provider's prompt cache
+    cache_write_tokens: int = 0  # written to it (Anthropic bills them apart)
     seen: bool = False
 
     @classmethod
@@ -77,6 +81,7 @@ class Usage:
             counts.get("completion_tokens", 0),
             counts.get("total_tokens", 0),
             counts.get("cached_tokens", 0),
+            counts.get("cache_write_tokens", 0),
             True,
         )
 
@@ -84,12 +89,13 @@ class Usage:
         counts = token_counts(usage)
         if counts is None:
             return
-        prompt, completion, cached = counts
+        prompt, completion, cached, written = counts
         self.seen = True
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         self.total_tokens += getattr(usage, "total_tokens", None) or prompt + completion
         self.cached_tokens += cached
+        self.cache_write_tokens += written
 
     def as_dict(self) -> dict[str, int] | None:
         if not self.seen:
@@ -101,6 +107,8 @@ class Usage:
         }
         if self.cached_tokens:
             counts["cached_tokens"] = self.cached_tokens
+        if self.cache_write_tokens:
+            counts["cache_write_tokens"] = self.cache_write_tokens
         return counts
 
 

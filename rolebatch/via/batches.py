@@ -221,7 +221,7 @@ class _BatchRun:
 
     def _to_do(self) -> Iterable[Record]:
         busy = self.journal.busy_lines(len(self.output.by_line))
-        for record in self.checked.job.records():
+        for record in self.checked.job.records(by_role=True):
             line = record.line
             if not self.output.is_done(line) and not busy[line] and line not in self.given_up:
                 yield record

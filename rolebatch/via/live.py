@@ -202,7 +202,7 @@ async def _flow(
 async def _read(
     run: _Run, job: JobFile, send: ObjectSendStream[ToBuy], lines: ObjectSendStream[Line]
 ) -> None:
-    records = job.records()
+    records = job.records(by_role=True)
     output, cache = run.output, run.cache
     config, task = run.client.config, run.client.task
 

@@ -2,14 +2,26 @@
 from the run's task (the messages and the response model), its options
 (``--max-tokens``, ``--temperature``, ``--max-reasks``) and its provider's
 ways (a default ``max_tokens``, a system prompt that must go as the user
-message, the schema in a JSON-mode response format).  Live runs, both
-batch APIs and the estimate build it here."""
+message, the schema in a JSON-mode response format, what asks for the
+provider's prompt cache).  Live runs, both batch APIs, the response cache's
+keys and the estimate build it here.
+
+The provider's prompt cache (``Provider.prompt_cache``) keeps a prompt's
+prefix for minutes and bills its tokens at a fraction the next time.  Every
+layout puts the role before the record's own text, so the prefix is the
+role's.  "key" providers (OpenAI, Mistral) cache on their own; every request
+of one role carries one ``prompt_cache_key``, which sends them to the same
+cache.  Anthropic caches only up to a ``cache_control`` mark: a role long
+enough to be cached (``min_cacheable``) ends a text block of its own with
+one, the text after it in another, so the model reads the same text."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..config import RunConfig
+from ..pacing.estimate import CHARS_PER_TOKEN
 from ..providers.registry import Endpoint
 from ..quirks.instructor import wrapped
 from ..records.job import Record
@@ -39,12 +51,74 @@ def instructor_kwargs(
         # Merged over what instructor sends by the transport (openai_http).
         schema = model.model_json_schema()
         kwargs["extra_body"] = {"response_format": {"type": "json_object", "schema": schema}}
+    if provider.prompt_cache == "key":
+        kwargs["prompt_cache_key"] = prompt_cache_key(task, config.layout, record.role)
+    elif provider.prompt_cache == "breakpoint" and record.role:
+        marked = with_breakpoint(messages, record.role, min_cacheable(endpoint.model))
+        if marked is not None:
+            kwargs["messages"] = marked
     max_tokens = config.max_tokens or provider.default_max_tokens
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
     if config.temperature is not None:
         kwargs["temperature"] = config.temperature
     return kwargs
+
+
+def prompt_cache_key(task: Task, layout: str, role: str | None) -> str:
+    """One key for every request whose prompt starts the same: the task's,
+    in the layout, under the role."""
+    prefix = f"{task.name}\0{layout}\0{role or ''}"
+    return "rolebatch-" + hashlib.sha256(prefix.encode()).hexdigest()[:32]
+
+
+def min_cacheable(model: str) -> int:
+    """The fewest tokens Anthropic caches for ``model`` (its prompt-caching
+    page: 2,048 for Haiku models, 1,024 for the others)."""
+    return 2048 if "haiku" in model.lower() else 1024
+
+
+def breakpoint_at(
+    messages: list[dict[str, Any]], role: str, least_tokens: int
+) -> tuple[int, int, int] | None:
+    """Where a cache mark goes after the role: (message, characters of its
+    content up to the mark, characters before the mark in all), the space or
+    newline after the role included; None when the prompt up to there is
+    under ``least_tokens`` (at about 4 characters a token), or the role is
+    not in it."""
+    before = 0
+    for index, message in enumerate(messages):
+        content = message["content"]
+        at = content.find(role) if isinstance(content, str) else -1
+        if at < 0:
+            before += len(content) if isinstance(content, str) else 0
+            continue
+        end = at + len(role)
+        while end < len(content) and content[end] in " \n":
+            end += 1
+        if (before + end) / CHARS_PER_TOKEN < least_tokens:
+            return None
+        return index, end, before + end
+    return None
+
+
+def with_breakpoint(
+    messages: list[dict[str, Any]], role: str, least_tokens: int
+) -> list[dict[str, Any]] | None:
+    """``messages`` with the role's text closing a text block marked
+    ``cache_control``, and the rest of its message in a block after it; None
+    where ``breakpoint_at`` finds no place for one."""
+    found = breakpoint_at(messages, role, least_tokens)
+    if found is None:
+        return None
+    index, end, _ = found
+    content = messages[index]["content"]
+    blocks: list[dict[str, Any]] = [
+        {"type": "text", "text": content[:end], "cache_control": {"type": "ephemeral"}}
+    ]
+    if end < len(content):
+        blocks.append({"type": "text", "text": content[end:]})
+    return [*messages[:index], {**messages[index], "content": blocks}, *messages[index + 1 :]]
 
 
 def line_fields(config: RunConfig, task: Task, record: Record) -> dict[str, Any]:

@@ -61,10 +61,36 @@ def error_body(status: int, message: str | None = None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"}}
 
 
+# The fewest tokens the fake caches before a cache_control mark (as Claude's 1,024).
+MIN_CACHEABLE = 1024
+
+
+def marked_prefix(body: dict[str, Any]) -> str | None:
+    """The text a request asks to be cached: tools, system and messages up to
+    the last block marked ``cache_control``; None when none is marked."""
+    parts = [json.dumps(body["tools"])] if body.get("tools") else []
+    found = None
+    system = body.get("system")
+    blocks: list[Any] = [system] if isinstance(system, str) else list(system or [])
+    for message in body.get("messages", []):
+        content = message.get("content")
+        blocks.extend([content] if isinstance(content, str) else content or [])
+    for block in blocks:
+        parts.append(block if isinstance(block, str) else block.get("text", ""))
+        if isinstance(block, dict) and block.get("cache_control"):
+            found = "\n".join(parts)
+    return found
+
+
 def message_for(
-    body: dict[str, Any], fault: Fault | None, cached_tokens: int = 0
+    body: dict[str, Any],
+    fault: Fault | None,
+    cached_tokens: int = 0,
+    cache: set[str] | None = None,
 ) -> dict[str, Any]:
-    """The message this server answers ``body`` with (``fault`` shapes it)."""
+    """The message this server answers ``body`` with (``fault`` shapes it).
+    ``cache``: the prefixes cached so far: a marked prefix of at least
+    MIN_CACHEABLE tokens is read from it when there, else written to it."""
     schema = request_schema(body) or {"type": "object", "properties": {}}
     value = synthesize(schema, first_text(body)[:60])
     if fault and fault.invalid:
@@ -88,6 +114,14 @@ def message_for(
         stop = "end_turn"
     prompt = prompt_tokens(body)
     cached = min(cached_tokens, prompt)
+    written = 0
+    prefix = marked_prefix(body) if cache is not None else None
+    if prefix is not None and tokens(prefix) >= MIN_CACHEABLE:
+        if prefix in cache:
+            cached = min(tokens(prefix), prompt)
+        else:
+            cache.add(prefix)
+            written = min(tokens(prefix), prompt)
     return {
         "id": "msg_fake",
         "type": "message",
@@ -97,18 +131,19 @@ def message_for(
         "stop_reason": stop,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": prompt - cached,
+            "input_tokens": prompt - cached - written,
             "output_tokens": tokens(text),
             "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": written,
         },
     }
 
 
 def usage_counts(message: dict[str, Any]) -> tuple[int, int]:
-    """(input, output) tokens of a message, cache reads counted as input."""
+    """(input, output) tokens of a message, cache reads and writes counted as input."""
     usage = message["usage"]
-    return usage["input_tokens"] + usage["cache_read_input_tokens"], usage["output_tokens"]
+    cache = usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+    return usage["input_tokens"] + cache, usage["output_tokens"]
 
 
 def _stamp(seconds: float) -> str:

@@ -75,6 +75,8 @@ class FakeState(Ledger):
     models: dict[str, dict[str, Any]] | None = field(default_factory=lambda: dict(MODELS))
     # GET /v1/models and /v1/models/{id} asked (None above: a server without them).
     model_lookups: list[str] = field(default_factory=list)
+    # Prompt prefixes the Messages API has cached (``anthropic.marked_prefix``).
+    prompt_prefixes: set[str] = field(default_factory=set)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -219,7 +221,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Limits are checked on arrival, as providers do (a 429 comes back at
         # once; the answer's tokens count when the request arrives).
         if messages_api:
-            completion = anthropic.message_for(body, fault, state.cached_tokens)
+            with state.lock:
+                completion = anthropic.message_for(
+                    body, fault, state.cached_tokens, state.prompt_prefixes
+                )
             prompt, answer = anthropic.usage_counts(completion)
         else:
             completion = completion_for(body, fault, state.cached_tokens)
@@ -299,6 +304,7 @@ class FakeServer:
             self.state.message_batches = MessageBatches()
             self.state.models = dict(MODELS)
             self.state.model_lookups = []
+            self.state.prompt_prefixes = set()
 
     def start(self) -> FakeServer:
         self._thread.start()
