@@ -587,6 +587,60 @@ def bench_shards(tmp: Path) -> None:
         print(_fidelity(label, ideal, wall, stats).replace("0.95 whole", "0.90 whole"))
 
 
+def _filled_cache(job: Path, cache: Path, url: str) -> None:
+    """The cache as runs of ``job`` at ``url`` would leave it: an answer
+    under every record's key (the keys computed as a run computes them)."""
+    from rolebatch.cache.store import ResponseCache
+    from rolebatch.providers.registry import resolve
+    from rolebatch.records.job import open_job
+    from rolebatch.records.lines import Outcome
+    from rolebatch.tasks.role import RolePrompt
+    from rolebatch.via.cached import CachedAnswers
+
+    config = RunConfig(job=job, model="openai/gpt-4o", base_url=url, api_key="sk", cache=cache)
+    endpoint = resolve("openai/gpt-4o", url, None, "sk")
+    store = ResponseCache(cache, config.cache_max_size, print).open()
+    answers = CachedAnswers(store, config, endpoint, RolePrompt(Response), None)
+    batch = []
+    for record in open_job(job).records():
+        outcome = Outcome(response={"poem": f"Poem {record.line}"}, attempts=1)
+        outcome.usage.add(
+            openai.types.CompletionUsage(prompt_tokens=60, completion_tokens=20, total_tokens=80)
+        )
+        batch.append((answers.key(record), outcome))
+        if len(batch) == 5000:
+            answers.keep(batch)
+            batch = []
+    answers.keep(batch)
+    store.close()
+
+
+def bench_cache(tmp: Path) -> None:
+    """A run served wholly from the response cache against a resume of the
+    same job: the whole process, 100,000 records.  The endpoint is a dead
+    address: a request sent would fail the run."""
+    n = 100_000
+    job = write_job(tmp / "cached.jsonl", n)
+    cache = tmp / "cache"
+    _filled_cache(job, cache, DEAD_URL)
+    env = {"OPENAI_API_KEY": "sk-bench"}
+    base = ["--model", "openai/gpt-4o", "--base-url", DEAD_URL, "--progress", "none"]
+    out = tmp / "cached.out.jsonl"
+    code, wall, peak = run_cli(["run", str(job), "-o", str(out), *base, "--cache", str(cache)], env)
+    hits = sum(1 for line in out.open() if '"cached": true' in line)
+    print(
+        f"cache: {n:,} records all served from the cache: exit {code}, {hits:,} cached lines,"
+        f" {wall:.1f} s ({n / wall:,.0f} rec/s), peak RSS {peak:,.0f} MB (target <= 120 MB)"
+    )
+    resumed = tmp / "resumed.out.jsonl"
+    _synthetic_output(job, resumed, range(n), DEAD_URL, shuffled=True)
+    code, rwall, rpeak = run_cli(["run", str(job), "-o", str(resumed), *base], env)
+    print(
+        f"cache: resume of the same job, every line done in completion order: exit {code},"
+        f" {rwall:.1f} s, peak RSS {rpeak:,.0f} MB; the all-hit run took {wall / rwall:.2f}x"
+    )
+
+
 BENCHES = {
     "rpm": bench_rpm,
     "tpm": bench_tpm,
@@ -597,6 +651,7 @@ BENCHES = {
     "scores": bench_scores,
     "local": bench_local,
     "shards": bench_shards,
+    "cache": bench_cache,
 }
 
 

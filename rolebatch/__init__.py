@@ -18,6 +18,7 @@ The package, from the top down (a module imports only from below it):
     tasks/      what is asked about a record, and what must come back
     providers/  where requests go: the providers, their transports and batch APIs
     records/    the record files: job, output state, result lines, shards, report
+    cache/      answers already bought, kept on disk (--cache)
     pacing/     how fast requests may go: limits, headers, the shared quota
     quirks/     workarounds for the libraries we build on
     errors      rolebatch's exceptions, and the exit code each one means

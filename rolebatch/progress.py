@@ -295,7 +295,7 @@ AGAIN = {
 
 
 def _cache_line(t: Tally) -> str:
-    saved = "" if t.saved is None else f", {dollars(t.saved)} not spent"
+    saved = f" ({dollars(t.saved)} saved)" if t.saved else ""
     return (
         f"{t.cached:,} answers served, not bought{saved}; {t.stored:,} new answers stored"
         f" in {t.cache}"

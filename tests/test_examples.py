@@ -26,3 +26,8 @@ def test_the_nightly_workflow_is_yaml_and_its_command_lines_parse():
         with sub.make_context(argv[0], argv[1:], parent=click.Context(cli)) as ctx:
             assert ctx.params
     assert "--fail-if-worse" in commands[1] and "--by output" in commands[1]
+    # The cache the run reads and fills is the folder the cache action keeps.
+    (kept,) = [s["with"] for s in steps if s.get("uses", "").startswith("actions/cache@")]
+    argv = shlex.split(commands[0])
+    assert argv[argv.index("--cache") + 1] == kept["path"]
+    assert kept["restore-keys"] and kept["key"].startswith(kept["restore-keys"])

@@ -4,6 +4,7 @@ live         one request per attempt, now, at the provider's pace
 client       one record asked: instructor over the transport, HTTP retries
 breaker      the run stopped when the endpoint, not the records, is at fault
 request      the request a record becomes: task, options and provider together
+cached       the response cache: a record's key, a hit as a line, answers stored
 verdict      what an answer means: parsed, a re-ask, or an error of a kind
 batches      through a provider's batch API: submit, wait, collect, in rounds
 journal      the batch steps written down before each next one
