@@ -183,7 +183,8 @@ async def _flow(
         outer.start_soon(_report, reporter, run.tally)
         if handle_signals:
             outer.start_soon(_watch_signals, run, grace)
-        lines_send, lines_recv = anyio.create_memory_object_stream[Line](concurrency * 4)
+        # Lines travel in lists: a worker's one, or a read batch's cache hits.
+        lines_send, lines_recv = anyio.create_memory_object_stream[list[Line]](concurrency * 4)
         async with anyio.create_task_group() as io:
             io.start_soon(_write, run, lines_recv)
             with run.work:
@@ -200,7 +201,7 @@ async def _flow(
 
 
 async def _read(
-    run: _Run, job: JobFile, send: ObjectSendStream[ToBuy], lines: ObjectSendStream[Line]
+    run: _Run, job: JobFile, send: ObjectSendStream[ToBuy], lines: ObjectSendStream[list[Line]]
 ) -> None:
     records = job.records(by_role=True)
     output, cache = run.output, run.cache
@@ -230,8 +231,8 @@ async def _read(
             if not to_buy and not served:
                 return
             try:
-                for line in served:
-                    await lines.send(line)
+                if served:
+                    await lines.send(served)
                 for item in to_buy:
                     if run.stopping:
                         return
@@ -243,7 +244,7 @@ async def _read(
 async def _work(
     run: _Run,
     records: ObjectReceiveStream[ToBuy],
-    lines: ObjectSendStream[Line],
+    lines: ObjectSendStream[list[Line]],
 ) -> None:
     async with records, lines:
         async for record, key in records:
@@ -264,19 +265,19 @@ async def _work(
             text = output_line(record, outcome, run.label, extra)
             with anyio.CancelScope(shield=True):
                 try:
-                    await lines.send((record.line, text, outcome, key))
+                    await lines.send([(record.line, text, outcome, key)])
                 except anyio.BrokenResourceError:
                     return  # the writer has stopped (the output cannot be written)
 
 
-async def _write(run: _Run, lines: ObjectReceiveStream[Line]) -> None:
+async def _write(run: _Run, lines: ObjectReceiveStream[list[Line]]) -> None:
     async with lines:
-        async for line in lines:
-            batch = [line]
+        async for first in lines:
+            batch = list(first)
             # Take whatever else is ready, so a busy run writes in chunks.
             while True:
                 try:
-                    batch.append(lines.receive_nowait())
+                    batch.extend(lines.receive_nowait())
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             try:

@@ -17,6 +17,7 @@ one, the text after it in another, so the model reads the same text."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -52,7 +53,7 @@ def instructor_kwargs(
         schema = model.model_json_schema()
         kwargs["extra_body"] = {"response_format": {"type": "json_object", "schema": schema}}
     if provider.prompt_cache == "key":
-        kwargs["prompt_cache_key"] = prompt_cache_key(task, config.layout, record.role)
+        kwargs["prompt_cache_key"] = prompt_cache_key(task.name, config.layout, record.role)
     elif provider.prompt_cache == "breakpoint" and record.role:
         marked = with_breakpoint(messages, record.role, min_cacheable(endpoint.model))
         if marked is not None:
@@ -65,10 +66,11 @@ def instructor_kwargs(
     return kwargs
 
 
-def prompt_cache_key(task: Task, layout: str, role: str | None) -> str:
+@functools.lru_cache(maxsize=1024)
+def prompt_cache_key(task: str, layout: str, role: str | None) -> str:
     """One key for every request whose prompt starts the same: the task's,
     in the layout, under the role."""
-    prefix = f"{task.name}\0{layout}\0{role or ''}"
+    prefix = f"{task}\0{layout}\0{role or ''}"
     return "rolebatch-" + hashlib.sha256(prefix.encode()).hexdigest()[:32]
 
 
