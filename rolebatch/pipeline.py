@@ -130,7 +130,9 @@ async def run_job(
         if tally.skipped < job.total:
             cache = await _open_cache(checked, price, tally, reporter)
             try:
-                if cap is not None and cap.total >= cap.limit:
+                if cap is not None and cap.total >= cap.limit and cache is None:
+                    # (With a cache, hits cost nothing: they are served, and
+                    # the first record to buy meets the cap.)
                     tally.aborted = live.budget_reached(cap, tally)
                 elif config.via == "batch":
                     try:

@@ -19,6 +19,8 @@ from rolebatch.cache.store import FILE, ResponseCache, parse_size
 from rolebatch.cli import main
 from tests.helpers import (
     ROOT,
+    SECRET_KEY,
+    capital_questions,
     poem_records,
     read_lines,
     start,
@@ -38,7 +40,8 @@ def summary(path: str = "s.json") -> dict:
     return json.loads(Path(path).read_text())
 
 
-def test_a_second_output_of_the_same_job_buys_nothing(rolebatch, fake, tmp_path):
+def test_a_second_output_of_the_same_job_buys_nothing(rolebatch, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step.md"))
     job = write_job(tmp_path / "j.jsonl", poem_records(6))
     first = rolebatch(*cached(str(job), "-o", "a.jsonl"))
     assert first.code == 0, first.err
@@ -61,6 +64,10 @@ def test_a_second_output_of_the_same_job_buys_nothing(rolebatch, fake, tmp_path)
     assert facts["cache"]["saved_usd"] == pytest.approx(saved, rel=1e-9)
     assert facts["requests"] == 0 and facts["cost_usd"] == 0
     assert "cache: 6 answers served, not bought" in second.err
+    assert "| cache | 6 answers served, not bought" in (tmp_path / "step.md").read_text()
+    # The key never reaches the cache: only digests of the requests and the answers.
+    for path in Path(CACHE).iterdir():
+        assert SECRET_KEY.encode() not in path.read_bytes()
 
 
 def test_an_edited_record_buys_one_request(rolebatch, fake, tmp_path):
@@ -132,6 +139,17 @@ def test_failures_are_never_cached_and_a_reask_is_stored_as_its_final_answer(
     assert again[4]["cached"] is True and again[4]["response"] == lines[4]["response"]
     assert again[4]["usage"] == lines[4]["usage"]  # both attempts' tokens
     assert summary()["cache"] == {**summary()["cache"], "answers": 3, "stored": 3}
+
+
+def test_a_spent_budget_still_serves_what_the_cache_holds(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(*cached(str(job), "-o", "a.jsonl")).code == 0
+    write_job(job, poem_records(4))
+    fake.reset()
+    run = rolebatch(*cached(str(job), "-o", "b.jsonl", "--max-cost", "0"))
+    assert run.code == 3 and "budget reached" in run.err
+    assert fake.requests == []
+    assert [line["id"] for line in whole_lines(Path("b.jsonl"))] == ["r0", "r1", "r2"]
 
 
 def test_no_cache_and_the_environment_variable(rolebatch, fake, tmp_path, monkeypatch):
@@ -298,6 +316,30 @@ def test_a_judge_grades_each_answer_once(rolebatch, fake, tmp_path):
     assert [line["response"] for line in read_lines(Path("j2.jsonl"))] == [
         line["response"] for line in read_lines(Path("j1.jsonl"))
     ]
+
+
+def test_a_panel_synthesizes_each_question_once(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "quiz.jsonl", capital_questions(4))
+    roles = write_job(
+        tmp_path / "roles.jsonl",
+        [{"id": "none", "role": ""}, {"id": "geo", "role": "You are a geographer."}],
+    )
+    assert (
+        rolebatch(str(job), "--task", "choice", "--roles", str(roles), "-o", "sweep.jsonl").code
+        == 0
+    )
+
+    def panel(out: str) -> int:
+        args = ["panel", "sweep.jsonl", "--synthesizer", "You are an editor.", "-o", out]
+        return main([*args, "--cache", CACHE, "--base-url", fake.base_url, "--progress", "none"])
+
+    fake.reset()
+    assert panel("p1.jsonl") == 0
+    assert len(fake.requests) == 4
+    fake.reset()
+    assert panel("p2.jsonl") == 0
+    assert fake.requests == []
+    assert all(line["cached"] for line in read_lines(Path("p2.jsonl")))
 
 
 def test_the_estimate_counts_the_hits(rolebatch, fake, tmp_path, capsys):
