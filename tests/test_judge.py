@@ -270,10 +270,17 @@ def test_what_is_not_an_output_or_has_no_such_role_is_refused(swept, fake, capsy
     assert fake.requests == []
 
 
-def test_an_estimate_of_the_judging_sends_nothing(swept, fake, capsys):
+def test_an_estimate_of_the_judging_sends_and_writes_nothing(swept, fake, capsys):
     code = judge(str(swept), "--rubric", "rubric.md", "--estimate", base_url=fake.base_url)
     assert code == 0
     shown = capsys.readouterr().out
     assert "records: 12, 12 to do" in shown and "through the batch API" in shown
+    assert shown.startswith("rolebatch estimate: sweep.jsonl with openai/gpt-4o")
     assert fake.requests == []
-    assert json.loads(Path("out/sweep.judged.records.jsonl").read_text().splitlines()[0])["answers"]
+    assert not Path("out").exists()  # not even the judge's records
+    # Judged: the estimate reads the output a run writes, and finds it done.
+    assert judge(str(swept), "--rubric", "rubric.md", base_url=fake.base_url) == 0
+    capsys.readouterr()
+    assert judge(str(swept), "--rubric", "rubric.md", "--estimate", base_url=fake.base_url) == 0
+    shown = capsys.readouterr().out
+    assert "0 to do; 12 already done in out/sweep.judged.jsonl" in shown

@@ -4,8 +4,11 @@ their records go, and the end: an estimate or the run."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -13,8 +16,11 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..records.output import read_sidecar
 from . import heavy_imports
+from .options import run_config
 from .outcome import Invocation
 from .run import execute
+
+T = TypeVar("T")
 
 
 def earlier_config(output: Path) -> dict[str, Any]:
@@ -33,6 +39,27 @@ def records_path(output: Path | None, stem: str) -> Path:
     return (output or Path("out") / f"{stem}.jsonl").with_suffix(".records.jsonl")
 
 
+def derived_run(
+    output: Path | None,
+    stem: str,
+    options: dict[str, Any],
+    make: Callable[[Path], T],
+    estimate: bool,
+) -> tuple[RunConfig, T]:
+    """The run over records that ``make`` writes: beside the output
+    (``records_path``), or for an estimate, which writes nothing, in a
+    folder of its own that is gone when the estimate is done (the output
+    it reads is the one a run would write)."""
+    records = records_path(output, stem)
+    if not estimate:
+        return run_config(records, output, options), make(records)
+    real = run_config(records, output, dict(options)).output_path()
+    scratch = tempfile.mkdtemp(prefix="rolebatch-estimate-")
+    click.get_current_context().call_on_close(lambda: shutil.rmtree(scratch, True))
+    made = make(Path(scratch) / records.name)
+    return run_config(Path(scratch) / records.name, real, options), made
+
+
 def inherit_model(before: dict[str, Any], options: dict[str, Any]) -> None:
     """The earlier run's model (and its base URL) unless the command line,
     the environment or the settings give one."""
@@ -44,13 +71,21 @@ def inherit_model(before: dict[str, Any], options: dict[str, Any]) -> None:
 
 
 def estimate_or_run(
-    config: RunConfig, estimate: bool, notes: list[str], invocation: Invocation
+    config: RunConfig,
+    estimate: bool,
+    notes: list[str],
+    invocation: Invocation,
+    earlier: Path | None = None,
 ) -> int:
+    """The estimate (of the run over ``earlier``, the output read), or the run."""
     if estimate:
         with heavy_imports():
             from ..forecast import forecast
 
-        click.echo(forecast(config).text())
+        result = forecast(config)
+        if earlier is not None:  # not the scratch records it was made from
+            result.job = earlier
+        click.echo(result.text())
         for note in notes:
             click.echo(f"  note: {note}")
         return 0

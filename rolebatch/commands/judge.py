@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from .derived import earlier_config, estimate_or_run, inherit_model, records_path
-from .options import job_options, run_config
+from ..errors import UsageError
+from .derived import derived_run, earlier_config, estimate_or_run, inherit_model
+from .options import job_options
 from .outcome import Invocation, run_options
 from .settings import WithSettings, config_option
 
@@ -34,6 +35,15 @@ NOT_FOR_A_JUDGE = ("job", "task", "schema", "layout", "roles", "samples")
     " to the same question, asked in both orders.  [default: grade each answer alone]",
 )
 @click.option(
+    "--against-output",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="OUTPUT",
+    help="Head to head with another output of the same job (the model JUDGED is to"
+    " replace): each answer against that output's answer to the same record (by id;"
+    " a sweep's ids carry the role and sample), asked in both orders, blind to which"
+    " model wrote which.",
+)
+@click.option(
     "--show-role",
     is_flag=True,
     help="Show the judge the role that wrote each answer (it is blind by default).",
@@ -46,6 +56,7 @@ def judge(
     judged: Path,
     rubric: Path,
     against: str | None,
+    against_output: Path | None,
     show_role: bool,
     estimate: bool,
     output: Path | None,
@@ -58,19 +69,29 @@ def judge(
     the baseline role's answer.  The judged output is an ordinary output:
     resumable, priced, --via batch, shards, limits, --max-cost, settings.
     `rolebatch report` reads it (--score field:score; pairwise by itself)."""
-    from ..evaluate.judging import make_records
+    from ..evaluate.judging import Made, make_records
 
+    if against is not None and against_output is not None:
+        raise UsageError("--against ROLE_ID or --against-output OUTPUT: one of them")
     inherit_model(earlier_config(judged), options)  # the judge's model: the run's by default
+    if against_output is not None:
+        earlier_config(against_output)  # an output of rolebatch run too
+        if against_output.resolve() == judged.resolve():
+            raise UsageError(f"--against-output {against_output}: that is JUDGED itself")
+        against = against_output.stem  # the baseline's name in the report
     stem = f"{judged.stem}.{'judged' if against is None else f'against-{against}'}"
-    records = records_path(output, stem)
-    made = make_records(judged, records, against)
-    config = run_config(records, output, options)
+
+    def made_in(records: Path) -> Made:
+        return make_records(judged, records, against, against_output)
+
+    config, made = derived_run(output, stem, options, made_in, estimate)
     config = replace(config, task="judge", rubric=rubric, against=against, show_role=show_role)
+    baseline = against_output or (f"{against}" if against else None)
     notes = [
         f"judged {made.answers:,} answers of {judged}"
         + (
-            f"; {made.without_baseline:,} had no {against} answer to compare with"
-            if against
+            f"; {made.without_baseline:,} had no {baseline} answer to compare with"
+            if baseline
             else ""
         )
     ]
@@ -79,4 +100,4 @@ def judge(
             f"the judge is the model that wrote the answers ({config.model}): judges prefer"
             " their own model's answers; a judge of another family (--model) is the fairer one"
         )
-    return estimate_or_run(config, estimate, notes, invocation)
+    return estimate_or_run(config, estimate, notes, invocation, judged)

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .derived import earlier_config, estimate_or_run, inherit_model, records_path
+from .derived import derived_run, earlier_config, estimate_or_run, inherit_model
 from .judge import NOT_FOR_A_JUDGE
-from .options import job_options, run_config
+from .options import job_options
 from .outcome import Invocation, run_options
 from .settings import WithSettings, config_option
 
@@ -54,7 +54,7 @@ def panel(
     neutrally in a seeded shuffled order, and gives the task's own answer.
     The panel's lines say role_id "panel" and which roles it combined:
     `rolebatch report SWEEP FINAL` compares it with every role and the control."""
-    from ..evaluate.panels import make_records
+    from ..evaluate.panels import Made, make_records
     from ..tasks import open_task
 
     config_before = earlier_config(sweep)
@@ -67,11 +67,13 @@ def panel(
     inner = open_task(task, schema)
     inherit_model(config_before, options)
     stem = f"{sweep.stem}.panel"
-    records = records_path(output, stem)
-    made = make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
-    config = run_config(records, output, options)
+
+    def made_in(records: Path) -> Made:
+        return make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
+
+    config, made = derived_run(output, stem, options, made_in, estimate)
     config = replace(config, task=f"panel:{task}", schema=schema)
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
     if made.single:
         notes.append(f"questions left out (one ok answer is no panel): {made.single:,}")
-    return estimate_or_run(config, estimate, notes, invocation)
+    return estimate_or_run(config, estimate, notes, invocation, sweep)

@@ -19,7 +19,8 @@ import click
     "--by",
     default="role",
     show_default=True,
-    help="Group lines by role (a sweep's role id, else the role text), model, output"
+    help="Group lines by role (a sweep's role id, else the role text), model,"
+    " judged_model (a judge's lines: the model that wrote the answers), output"
     " (the output file each came from: last week's run against today's, paired by the"
     " record's id), metadata.KEY (the record's) or role.KEY (what the roles file says"
     " of the role);"

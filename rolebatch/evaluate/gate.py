@@ -19,6 +19,7 @@ report's own statistics, never by a bare mean against a threshold.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import UsageError
@@ -47,7 +48,7 @@ def decide(
         ]
         rules.append({"rule": "fail-if-worse", "passed": not worse, "failing": worse})
     if margin is not None:
-        rules.append(_noninferiority(scores, comparisons, margin))
+        rules.append(_noninferiority(scores, comparisons, pairwise, margin))
     if fail_under is not None:
         if scores is None:
             raise UsageError("--fail-under needs scores: give --score")
@@ -73,24 +74,48 @@ def decide(
 
 
 def _noninferiority(
-    scores: dict[str, Any] | None, comparisons: list[dict[str, Any]], margin: float
+    scores: dict[str, Any] | None,
+    comparisons: list[dict[str, Any]],
+    pairwise: dict[str, Any] | None,
+    margin: float,
 ) -> dict[str, Any]:
+    """Every comparison with the baseline shown no worse by more than
+    ``margin``: a paired difference's interval above -margin, a head-to-head's
+    win rate's interval above 0.5 - margin; one-sided p-values, Holm-adjusted
+    together, under NI_ALPHA."""
     if margin <= 0:
         raise UsageError(f"--non-inferiority {margin}: the margin must be above 0")
-    if scores is None or not comparisons:
+    heads = (pairwise or {}).get("rows") or []
+    if not comparisons and not heads:
         raise UsageError(
             "--non-inferiority needs groups compared with a baseline: give --score, and"
-            " --baseline GROUP where the outputs have no control"
+            " --baseline GROUP where the outputs have no control; or a judge's head-to-head"
         )
-    adjusted = stats.holm([c["p_noninferior"] for c in comparisons])
+    for r in heads:
+        decided = r["wins"] + r["losses"]
+        r["p_noninferior"] = stats.p_noninferior_rate(r["wins"], decided, margin)
+        # At a true win rate of one half a decided question is a coin: SD 0.5.
+        r["needed"] = math.ceil(
+            (
+                (stats.normal_quantile(1 - stats.NI_ALPHA) + stats.normal_quantile(stats.POWER))
+                * 0.5
+                / margin
+            )
+            ** 2
+        )
+    adjusted = stats.holm([c["p_noninferior"] for c in [*comparisons, *heads]])
     failing = []
-    for c, p_holm in zip(comparisons, adjusted, strict=True):
+    for c, p_holm in zip([*comparisons, *heads], adjusted, strict=True):
         c["p_noninferior_holm"] = p_holm
         c["noninferior"] = p_holm is not None and p_holm < stats.NI_ALPHA
-        if not c["noninferior"]:
-            failing.append(
-                {**_figures(c), "p_noninferior_holm": p_holm, "questions_needed": c["needed"]}
-            )
+        if c["noninferior"]:
+            continue
+        if "win_rate" in c:
+            shown = {k: c.get(k) for k in ("key", "win_rate", "ci_low", "ci_high", "questions")}
+            shown["decided"] = c["wins"] + c["losses"]
+        else:
+            shown = _figures(c)
+        failing.append({**shown, "p_noninferior_holm": p_holm, "questions_needed": c["needed"]})
     return {
         "rule": "non-inferiority",
         "margin": margin,
@@ -137,6 +162,18 @@ def _why(rule: dict[str, Any], failing: dict[str, Any]) -> str:
     if rule["rule"] == "fail-under":
         return f"{key} (mean {_n(failing['mean'])}, interval up to {_n(failing['ci_high'])})"
     needed = failing.get("questions_needed")
+    if "win_rate" in failing:
+        size = (
+            f"; about {needed:,} decided questions would show it if the two are even (80 %"
+            " power, one-sided 0.025, before Holm)"
+            if needed and needed > failing["decided"]
+            else ""
+        )
+        return (
+            f"{key} (win rate {_n(failing['win_rate'])}, interval from {_n(failing['ci_low'])},"
+            f" above {0.5 - rule['margin']:g} needed, p Holm {_n(failing['p_noninferior_holm'])},"
+            f" {failing['decided']} decided questions{size})"
+        )
     size = (
         f"; about {needed:,} questions would show it for this spread (80 % power,"
         " one-sided 0.025, before Holm)"

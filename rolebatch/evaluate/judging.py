@@ -7,6 +7,12 @@ these records, so resume, cost, limits, batch APIs and shards are a run's.
     pairwise    two records an answer that has a baseline answer to the same
                 question (the role --against, and the same sample): ``~ab``
                 with the answer first, ``~ba`` with the baseline first
+    outputs     pairwise, the baseline answer from another output of the same
+                job (--against-output: the model it replaces): the answer to
+                the same record, met by id (a sweep's ids carry role and sample)
+
+Every record keeps the judged line's ``metadata``, so a report groups the
+judge's lines by it as it groups the answers.
 
 The records are written one line at a time; pairing finds each baseline
 answer through a flat table of key hashes and its byte offset, so a judged
@@ -73,17 +79,25 @@ def _judged(line: dict[str, Any]) -> dict[str, Any]:
     return judged
 
 
-def make_records(output: Path, target: Path, against: str | None = None) -> Made:
-    """Write the judge's records for ``output`` to ``target``."""
+def make_records(
+    output: Path, target: Path, against: str | None = None, against_output: Path | None = None
+) -> Made:
+    """Write the judge's records for ``output`` to ``target``: each answer
+    alone, against the role ``against``'s, or against ``against_output``'s
+    answer to the same record (``against`` then names it)."""
     made = Made(models=set())
     with records_file(target) as out:
-        if against is None:
+        if against_output is not None:
+            assert against is not None
+            _outputs(output, against_output, out, against, made)
+        elif against is None:
             for _, line in ok_lines(output):
                 made.answers += 1
                 made.models.add(str(line.get("model")))
                 record = {
                     "id": line.get("id"),
                     "query": line.get("query"),
+                    "metadata": _metadata(line),
                     "answers": [_answer(line)],
                     "judged": _judged(line),
                 }
@@ -123,22 +137,70 @@ def _pairwise(output: Path, out: Any, against: str, made: Made) -> None:
             if base is None:
                 made.without_baseline += 1
                 continue
-            judged = _judged(line)
-            for order, answers, roles in (
-                ("ab", [_answer(line), _answer(base)], [line.get("role"), base.get("role")]),
-                ("ba", [_answer(base), _answer(line)], [base.get("role"), line.get("role")]),
-            ):
-                record = {
-                    "id": f"{line.get('id')}~{order}",
-                    "query": line.get("query"),
-                    "answers": answers,
-                    "judged": {
-                        **judged,
-                        "pair": line.get("id"),
-                        "order": order,
-                        "against": against,
-                        "roles": roles,
-                    },
-                }
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                made.records += 1
+            _both_orders(line, base, against, out, made)
+
+
+def _both_orders(
+    line: dict[str, Any], base: dict[str, Any], against: str, out: Any, made: Made, **more: Any
+) -> None:
+    """The two records of a pair: the answer first, then the baseline first."""
+    judged = _judged(line)
+    for order, answers, roles in (
+        ("ab", [_answer(line), _answer(base)], [line.get("role"), base.get("role")]),
+        ("ba", [_answer(base), _answer(line)], [base.get("role"), line.get("role")]),
+    ):
+        record = {
+            "id": f"{line.get('id')}~{order}",
+            "query": line.get("query"),
+            "metadata": _metadata(line),
+            "answers": answers,
+            "judged": {
+                **judged,
+                "pair": line.get("id"),
+                "order": order,
+                "against": against,
+                "roles": roles,
+                **more,
+            },
+        }
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        made.records += 1
+
+
+def _outputs(output: Path, baseline: Path, out: Any, against: str, made: Made) -> None:
+    """Each ok answer of ``output`` against ``baseline``'s ok answer to the
+    same record (by id), in flat memory: the baseline's lines are found
+    through a table of id hashes and byte offsets."""
+    offsets = array("q")
+    index = HashIndex(values=True)
+    for offset, line in ok_lines(baseline):
+        index.put(id_hash(str(line.get("id"))), len(offsets))
+        offsets.append(offset)
+    if not len(offsets):
+        raise UsageError(f"--against-output {baseline}: it has no ok answers to compare with")
+    with baseline.open("rb") as source:
+        for _, line in ok_lines(output):
+            made.answers += 1
+            made.models.add(str(line.get("model")))
+            key = str(line.get("id"))
+            found = index.get(id_hash(key))
+            base = None
+            if found is not None:
+                source.seek(offsets[found])
+                base = json.loads(source.readline())
+                if str(base.get("id")) != key:
+                    base = None  # another id with the same hash
+            if base is None:
+                made.without_baseline += 1
+                continue
+            if base.get("query") != line.get("query"):
+                raise UsageError(
+                    f"--against-output {baseline}: record {key!r} asks another question there"
+                    f" than in {output}: the two outputs are not of the same job"
+                )
+            _both_orders(line, base, against, out, made, against_model=base.get("model"))
+
+
+def _metadata(line: dict[str, Any]) -> Any:
+    metadata = line.get("metadata")
+    return metadata if isinstance(metadata, dict) else None

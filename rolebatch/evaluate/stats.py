@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 ALPHA = 0.05
 POWER = 0.8
 
 
-def _z(level: float) -> float:
+def normal_quantile(level: float) -> float:
+    """The standard normal quantile at ``level``."""
     from scipy.special import ndtri
 
     return float(ndtri(level))
@@ -161,7 +162,9 @@ def paired(
         found.p_noninferior = float(stdtr(n - 1, -(diff + margin) / se))
     sd = se * math.sqrt(n)
     if sd > 0:
-        found.needed = math.ceil(((_z(1 - NI_ALPHA) + _z(POWER)) * sd / margin) ** 2)
+        found.needed = math.ceil(
+            ((normal_quantile(1 - NI_ALPHA) + normal_quantile(POWER)) * sd / margin) ** 2
+        )
     return found
 
 
@@ -182,12 +185,35 @@ def _table(condition: Sequence[float], baseline: Sequence[float]) -> tuple[int, 
 def _newcombe_p(table: tuple[int, int, int, int], bound: float) -> float:
     """The smallest one-sided alpha at which Newcombe's interval's lower end
     is above ``bound`` (its lower end falls as z grows: found by bisection)."""
-    from scipy.special import ndtr
 
     def low(z: float) -> float:
         found = newcombe(*table, z=z)[0]
         assert found is not None
         return found
+
+    return _lower_end_p(low, bound)
+
+
+def p_noninferior_rate(wins: int, decided: int, margin: float) -> float:
+    """A head-to-head's non-inferiority: the smallest one-sided alpha at which
+    the Wilson interval of the win rate (``wins`` of ``decided``) has its
+    lower end above 0.5 - ``margin``.  Under NI_ALPHA: the lower end of the
+    two-sided 95 % interval is above it."""
+    if decided <= 0:
+        return 1.0
+
+    def low(z: float) -> float:
+        found = wilson(wins, decided, z)[0]
+        assert found is not None
+        return found
+
+    return _lower_end_p(low, 0.5 - margin)
+
+
+def _lower_end_p(low: Callable[[float], float], bound: float) -> float:
+    """The one-sided p at which an interval's lower end, ``low(z)`` (falling
+    as z grows), meets ``bound``: found by bisection on z."""
+    from scipy.special import ndtr
 
     if low(0.0) <= bound:
         return 1.0  # even at no confidence the difference is not above it
@@ -293,7 +319,7 @@ def wilson(successes: float, n: float, z: float | None = None) -> tuple[float | 
     inside [0, 1] and is never a point); ``z``: another normal quantile."""
     if n <= 0:
         return None, None
-    z = _z(1 - ALPHA / 2) if z is None else z
+    z = normal_quantile(1 - ALPHA / 2) if z is None else z
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n)) / (1 + z * z / n)

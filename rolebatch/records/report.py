@@ -122,6 +122,10 @@ JOIN = " · "
 OUTPUT_KEY = "\x00output"
 
 
+# What --by takes besides metadata.KEY and role.KEY.
+GROUPINGS = ("role", "model", "judged_model", "output")
+
+
 def group_of(line: dict[str, Any], by: str) -> str:
     """The group of ``line`` under ``by``: one key, or two (``model,role``)."""
     if "," in by:
@@ -136,6 +140,8 @@ def group_of(line: dict[str, Any], by: str) -> str:
         return f"{key}+{line['condition']}" if line.get("condition") else key
     if by == "model":
         return str(line.get("model"))
+    if by == "judged_model":  # a judge's line: the model that wrote what it judged
+        return str(line.get("judged_model"))
     if by == "output":
         return str(line.get(OUTPUT_KEY))
     where, _, key = by.partition(".")
@@ -152,11 +158,11 @@ def read(
     with its group (the scores of ``evaluate``), in the same one pass."""
     keys = by.split(",")
     if len(keys) > 2 or any(
-        key not in ("role", "model", "output") and not key.startswith(("metadata.", "role."))
-        for key in keys
+        key not in GROUPINGS and not key.startswith(("metadata.", "role.")) for key in keys
     ):
         raise UsageError(
-            f"--by {by!r}: expected role, model, output, metadata.KEY or role.KEY, or two of them"
+            f"--by {by!r}: expected role, model, judged_model, output, metadata.KEY or role.KEY,"
+            " or two of them"
             " (model,role: each model's roles against that model's baseline)"
         )
     groups: dict[str, Group] = {}
