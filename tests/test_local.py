@@ -208,3 +208,73 @@ def test_the_schema_is_enforced_token_by_token_at_full_speed():
         review = Review.model_validate_json(text, strict=True)
         assert 1 <= review.stars <= 5 and len(review.tags) <= 3
         assert finish == "stop", text
+
+
+TOPICS = ["coffee", "the moon", "rain", "a lighthouse", "snow", "a train"]
+
+
+def _topics_job(path: Path, order: list[int]) -> Path:
+    return write_job(
+        path,
+        [
+            {
+                "id": f"t{i}",
+                "query": f"Write a short poem about {TOPICS[i]}.",
+                "role": "You are a poet.",
+            }
+            for i in order
+        ],
+    )
+
+
+def test_the_same_answers_interrupted_or_not_in_any_order(capsys, tmp_path):
+    """Each record is sampled with a seed of its own (from its id and sample):
+    an interrupted run resumed, or the job in another order, answers as an
+    uninterrupted run does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, wait_for_lines, whole_lines
+
+    forward = _topics_job(tmp_path / "forward.jsonl", list(range(6)))
+    assert main(["run", str(forward), "-o", "a.jsonl", "--progress", "none"]) == 0
+    first = {line["id"]: line for line in read_lines(Path("a.jsonl"))}
+    assert len({json.dumps(line["response"]) for line in first.values()}) > 1
+    assert len({line["seed"] for line in first.values()}) == 6
+
+    # Interrupted after two records (SIGINT: the one in hand finishes), then resumed.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rolebatch",
+            "run",
+            str(forward),
+            "-o",
+            "b.jsonl",
+            "--progress",
+            "none",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_lines(Path("b.jsonl"), proc, 2, limit=300)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    assert 2 <= len(whole_lines(Path("b.jsonl"))) < 6
+    assert main(["run", str(forward), "-o", "b.jsonl", "--progress", "none"]) == 0
+    # And the job backwards.
+    backward = _topics_job(tmp_path / "backward.jsonl", list(range(5, -1, -1)))
+    assert main(["run", str(backward), "-o", "c.jsonl", "--progress", "none"]) == 0
+    for out in ("b.jsonl", "c.jsonl"):
+        again = {line["id"]: line for line in read_lines(Path(out))}
+        assert {k: v["response"] for k, v in again.items()} == {
+            k: v["response"] for k, v in first.items()
+        }
+        assert {k: v["seed"] for k, v in again.items()} == {k: v["seed"] for k, v in first.items()}

@@ -102,3 +102,31 @@ def test_report_table_is_aligned_and_bad_input_is_exit_2(tmp_path, capsys):
     assert main(["report", str(broken)]) == 2
     assert "broken.jsonl:2: not a JSON line" in capsys.readouterr().err
     assert main(["report", str(out), "--by", "colour"]) == 2
+
+
+def test_an_output_given_twice_or_a_copy_of_it_is_refused(tmp_path, capsys):
+    from tests.helpers import scored_line
+
+    out = tmp_path / "quiz.jsonl"
+    out.write_text(
+        "".join(json.dumps(scored_line(q, r, 1)) + "\n" for q in range(3) for r in ("none", "a"))
+    )
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(out.read_bytes())
+    assert main(["report", str(out), str(out)]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert main(["report", str(out), str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert str(copy) in err and str(out) in err and "count twice" in err
+    # Compared as outputs, the same answers in both are what is wanted.
+    assert main(["report", str(out), str(copy), "--by", "output"]) == 0
+    # Outputs of two models answer the same records: no line is counted twice.
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        "".join(
+            json.dumps({**scored_line(q, r, 1), "model": "openai/gpt-4o-mini"}) + "\n"
+            for q in range(3)
+            for r in ("none", "a")
+        )
+    )
+    assert main(["report", str(out), str(other), "--by", "model,role"]) == 0

@@ -268,11 +268,17 @@ class LocalModel:
             "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
             "repeat_penalty": REPEAT_PENALTY,
         }
+        if kwargs.get("seed") is not None:  # the record's own: the same answer whenever asked
+            options["seed"] = kwargs["seed"]
 
         def generate() -> dict[str, Any]:
             from llama_cpp import LogitsProcessorList
 
             guide = self._guides.guide(bounded(schema))
+            # The whole prompt evaluated afresh: reusing the previous prompt's
+            # cached prefix splits it differently and moves the logits enough
+            # to sample another answer for the same record and seed.
+            self._llama.reset()
             try:
                 return self._llama.create_completion(
                     prompt, logits_processor=LogitsProcessorList([guide]), **options

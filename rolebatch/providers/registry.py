@@ -69,6 +69,9 @@ class Provider:
     # ``prompt_cache_key``), "breakpoint" (Anthropic's: a ``cache_control``
     # mark ends the prefix to keep); None: not known, nothing is added.
     prompt_cache: str | None = None
+    # It takes a ``seed`` parameter, and samples the same answer for the same
+    # request and seed as best it can (``via.request.record_seed``).
+    seed: bool = False
 
     @property
     def batch_api(self) -> bool:
@@ -83,7 +86,12 @@ def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str, **mor
 # Local servers: bounded answers (a small model rambling to the end of its
 # context would hold a slot for minutes; "truncated" says when an answer needs
 # more), and in flight only what the server works on.
-LOCAL_SERVER: dict[str, Any] = {"default_max_tokens": 512, "queues": True, "shutdowns": False}
+LOCAL_SERVER: dict[str, Any] = {
+    "default_max_tokens": 512,
+    "queues": True,
+    "shutdowns": False,
+    "seed": True,
+}
 
 PROVIDERS = {
     p.name: p
@@ -98,6 +106,7 @@ PROVIDERS = {
             batches="openai_batches",
             url_env="OPENAI_BASE_URL",
             prompt_cache="key",
+            seed=True,
         ),
         Provider(
             "anthropic",
@@ -125,6 +134,7 @@ PROVIDERS = {
             "tools",
             "openrouter",
             "https://openrouter.ai/docs/quickstart",
+            seed=True,
         ),
         _host(
             "gemini",
@@ -141,6 +151,7 @@ PROVIDERS = {
             "tools",
             "groq",
             "https://console.groq.com/docs/openai",
+            seed=True,
         ),
         _host(
             "together",
@@ -150,6 +161,7 @@ PROVIDERS = {
             "md_json",
             "together",
             "https://docs.together.ai/docs/inference/openai-compatibility",
+            seed=True,
         ),
         _host(
             "fireworks",
@@ -158,6 +170,7 @@ PROVIDERS = {
             "json",
             "fireworks",
             "https://docs.fireworks.ai/tools-sdks/openai-compatibility",
+            seed=True,
         ),
         _host(
             "deepseek",
@@ -192,7 +205,15 @@ PROVIDERS = {
             **LOCAL_SERVER,
         ),
         # Any other OpenAI-compatible server: needs --base-url.
-        Provider("compat", None, "OPENAI_API_KEY", "json_schema", False, url_env="OPENAI_BASE_URL"),
+        Provider(
+            "compat",
+            None,
+            "OPENAI_API_KEY",
+            "json_schema",
+            False,
+            url_env="OPENAI_BASE_URL",
+            seed=True,
+        ),
         # The embedded offline model (providers.local); no server, no key.
         Provider(
             "local",
@@ -205,6 +226,7 @@ PROVIDERS = {
             shutdowns=False,
             # A base model rambles to the end of its context without a bound.
             default_max_tokens=128,
+            seed=True,
         ),
     )
 }

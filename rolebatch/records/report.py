@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .ids import HashIndex, id_hash
 from .lines import read_output
 
 CATEGORIES = 8
@@ -165,10 +166,31 @@ def read(
             " or two of them"
             " (model,role: each model's roles against that model's baseline)"
         )
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    resolved = [path.resolve() for path in paths]
+    for k, path in enumerate(resolved):
+        if path in resolved[:k]:
+            raise UsageError(f"{paths[k]}: given twice: its lines would count twice")
+    # Lines met in two outputs count twice, unless the outputs are the groups.
+    seen = HashIndex(values=True) if len(paths) > 1 and "output" not in keys else None
     groups: dict[str, Group] = {}
-    for path in [paths] if isinstance(paths, Path) else paths:
-        _read(path, by, groups, observe)
+    for index, path in enumerate(paths):
+        _read(path, by, groups, observe, None if seen is None else (seen, index, paths))
     return groups
+
+
+def identity(line: dict[str, Any]) -> str:
+    """What a line answers: its record (a sweep's id carries the role and the
+    sample), the model, the condition it was asked under (personas), and for
+    a judge's line the model it judged."""
+    parts = (
+        line.get("id"),
+        line.get("role_id"),
+        line.get("model"),
+        line.get("condition"),
+        line.get("judged_model"),
+    )
+    return "\x00".join(str(part) for part in parts)
 
 
 def _read(
@@ -176,9 +198,20 @@ def _read(
     by: str,
     groups: dict[str, Group],
     observe: Callable[[dict[str, Any], str], None] | None,
+    seen: tuple[HashIndex, int, list[Path]] | None = None,
 ) -> None:
     name = path.name
     for _, line in read_output(path):
+        if seen is not None:
+            index, at, paths = seen
+            first = index.add(id_hash(identity(line)), at)
+            if first is not None and first != at:
+                raise UsageError(
+                    f"{path}: the line of {line.get('id')!r} ({line.get('model')}) is in"
+                    f" {paths[first]} too: one answer would count twice (a copy of an"
+                    " output, or a resumed copy of it); give each output once, or"
+                    " --by output to compare them"
+                )
         line[OUTPUT_KEY] = name
         key = group_of(line, by)
         groups.setdefault(key, Group()).add(line)

@@ -280,7 +280,14 @@ class _BatchRun:
         label, task = self.checked.endpoint.label, self.checked.task
         self._write(
             [
-                (r.line, output_line(r, o, label, line_fields(self.config, task, r)), o, None)
+                (
+                    r.line,
+                    output_line(
+                        r, o, label, line_fields(self.config, self.checked.endpoint, task, r)
+                    ),
+                    o,
+                    None,
+                )
                 for r, o in hits
             ]
         )
@@ -569,7 +576,7 @@ class _BatchRun:
         if live is None:
             outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
         label = self.checked.endpoint.label
-        extra = line_fields(self.config, self.checked.task, record)
+        extra = line_fields(self.config, self.checked.endpoint, self.checked.task, record)
         key = self.cache.key(record) if self.cache is not None and outcome.ok else None
         return record.line, output_line(record, outcome, label, extra, batch_id), outcome, key
 

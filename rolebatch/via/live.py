@@ -205,7 +205,7 @@ async def _read(
 ) -> None:
     records = job.records(by_role=True)
     output, cache = run.output, run.cache
-    config, task = run.client.config, run.client.task
+    config, endpoint, task = run.client.config, run.client.endpoint, run.client.task
 
     def next_batch() -> tuple[list[ToBuy], list[Line]]:
         # Nothing in both only when the file is exhausted: skipped records do
@@ -220,7 +220,7 @@ async def _read(
             return [(record, None) for record in batch], []
         misses, hits = cache.look_up(batch)
         served = [
-            (r.line, output_line(r, o, run.label, line_fields(config, task, r)), o, None)
+            (r.line, output_line(r, o, run.label, line_fields(config, endpoint, task, r)), o, None)
             for r, o in hits
         ]
         return misses, served
@@ -261,7 +261,8 @@ async def _work(
                 return
             # The answer is in hand (and paid for): it reaches the writer even
             # when a second signal has just cancelled the workers.
-            extra = line_fields(run.client.config, run.client.task, record)
+            client = run.client
+            extra = line_fields(client.config, client.endpoint, client.task, record)
             text = output_line(record, outcome, run.label, extra)
             with anyio.CancelScope(shield=True):
                 try:

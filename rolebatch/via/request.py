@@ -13,7 +13,11 @@ role's.  "key" providers (OpenAI, Mistral) cache on their own; every request
 of one role carries one ``prompt_cache_key``, which sends them to the same
 cache.  Anthropic caches only up to a ``cache_control`` mark: a role long
 enough to be cached (``min_cacheable``) ends a text block of its own with
-one, the text after it in another, so the model reads the same text."""
+one, the text after it in another, so the model reads the same text.
+
+Where the provider takes a ``seed`` (``Provider.seed``), every request of a
+record carries the same one, derived from its id and sample (``record_seed``),
+and its line says it."""
 
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ def instructor_kwargs(
         # Merged over what instructor sends by the transport (openai_http).
         schema = model.model_json_schema()
         kwargs["extra_body"] = {"response_format": {"type": "json_object", "schema": schema}}
+    if provider.seed:
+        kwargs["seed"] = record_seed(record)
     if provider.prompt_cache == "key":
         kwargs["prompt_cache_key"] = prompt_cache_key(task.name, config.layout, record.role)
     elif provider.prompt_cache == "breakpoint" and record.role:
@@ -123,10 +129,23 @@ def with_breakpoint(
     return [*messages[:index], {**messages[index], "content": blocks}, *messages[index + 1 :]]
 
 
-def line_fields(config: RunConfig, task: Task, record: Record) -> dict[str, Any]:
+def line_fields(
+    config: RunConfig, endpoint: Endpoint, task: Task, record: Record
+) -> dict[str, Any]:
     """What a record's output line says beyond the contract's keys: what its
-    task repeats, and the condition it was asked under when not the usual."""
+    task repeats, the condition it was asked under when not the usual, and
+    the seed it was sampled with, where the provider takes one."""
     fields = task.line_fields(record)
     if config.layout == "personas":
         fields["condition"] = "personas"
+    if endpoint.provider.seed:
+        fields["seed"] = record_seed(record)
     return fields
+
+
+def record_seed(record: Record) -> int:
+    """The sampling seed of a record: from its id and sample number, so that
+    its answer does not depend on when, or beside which others, it is asked
+    (an interrupted run resumed answers as an uninterrupted one)."""
+    digest = hashlib.sha256(f"{record.id}\0{record.sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
