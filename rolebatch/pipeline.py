@@ -98,14 +98,15 @@ async def run_job(
     shutdown = await anyio.to_thread.run_sync(shutdown_notice, checked.endpoint)
     if shutdown is not None and not shutdown.past:
         reporter.warn(shutdown.warning())
+    shut_down = None if shutdown is None or not shutdown.past else shutdown.refusal()
+    if shut_down and not (config.via == "batch" and Journal.load(output.path).at_provider()):
+        # Nothing is sent to a model that is gone, and nothing is written;
+        # batches already bought are still collected (below), nothing new
+        # is submitted.
+        raise UsageError(shut_down)
     try:
         output.lock()
         _refuse_live_while_batches_are_out(config, output.path)
-        shut_down = None if shutdown is None or not shutdown.past else shutdown.refusal()
-        if shut_down and not (config.via == "batch" and Journal.load(output.path).at_provider()):
-            # Nothing is sent to a model that is gone; batches already bought
-            # are still collected (below), nothing new is submitted.
-            raise UsageError(shut_down)
         resumed = await anyio.to_thread.run_sync(
             output.open, config.fresh, config.retry_failed, job
         )

@@ -65,6 +65,9 @@ def test_a_date_in_the_past_stops_the_run_before_anything_is_bought(rolebatch, f
     assert "nothing was sent" in result.err
     assert fake.requests == [] and Path("o.jsonl").read_bytes() == before
     assert json.loads(Path("s.json").read_text())["exit_code"] == 2
+    # A refusal of a new output writes nothing: no output, no lock, no folder.
+    result = rolebatch(str(job), "-o", "new/o.jsonl")
+    assert result.code == 2 and not Path("new").exists()
 
 
 @pytest.mark.parametrize(

@@ -58,3 +58,33 @@ def test_bad_settings_are_exit_2_naming_the_file_and_the_key(rolebatch, tmp_path
     assert result.code == 2
     assert "q.toml" in result.err and message in result.err
     assert not Path("out").exists()
+
+
+def test_a_settings_file_with_a_byte_order_mark_is_read(rolebatch, fake, tmp_path):
+    job = write_job(tmp_path / "q.jsonl", queries(1))
+    (tmp_path / "q.toml").write_bytes("\ufeffmax-tokens = 44\n".encode())
+    assert rolebatch(str(job), "-o", "s.jsonl").code == 0
+    assert fake.requests[0].body["max_tokens"] == 44
+
+
+def test_a_missing_file_named_by_settings_names_the_settings_file(rolebatch, fake, tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    job = write_job(jobs / "q.jsonl", queries(1))
+    write_job(jobs / "roles.jsonl", ROLES[:2])
+    # Written as if paths were read from the settings file's folder.
+    (jobs / "q.toml").write_text('roles = "roles.jsonl"\n')
+    result = rolebatch(str(job), "-o", "s.jsonl")
+    assert result.code == 2 and fake.requests == []
+    assert "jobs/q.toml: key 'roles': roles.jsonl: no such file" in result.err
+    assert "write 'jobs/roles.jsonl'" in result.err.replace(str(tmp_path) + "/", "")
+
+
+def test_judge_and_panel_help_show_their_own_defaults(capsys):
+    from rolebatch.cli import main
+
+    for command, words in (("judge", "out/<JUDGED stem>"), ("panel", "out/<SWEEP stem>")):
+        assert main([command, "--help"]) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert words in shown and "default: out/<job stem>.jsonl" not in shown
+        assert "default: the model of" in shown and "gemma" not in shown

@@ -49,7 +49,15 @@ NOT_FOR_A_JUDGE = ("job", "task", "schema", "layout", "roles", "samples")
     help="Show the judge the role that wrote each answer (it is blind by default).",
 )
 @click.option("--estimate", is_flag=True, help="Say what judging would cost and take; buy nothing.")
-@job_options(leave_out=NOT_FOR_A_JUDGE)
+@job_options(
+    leave_out=NOT_FOR_A_JUDGE,
+    said={
+        "output": "The judge's output.  [default: out/<JUDGED stem>.judged.jsonl, or"
+        " .against-<role or output>.jsonl]",
+        "model": "The judge's model (provider/name).  [default: the model of JUDGED; a"
+        " judge of another family is the fairer one]",
+    },
+)
 @config_option
 @run_options
 def judge(

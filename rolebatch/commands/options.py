@@ -319,15 +319,25 @@ def _name(decorator: Callable[[Any], Any]) -> str:
 
 
 def job_options(
-    command: Callable[..., Any] | None = None, *, leave_out: tuple[str, ...] = ()
+    command: Callable[..., Any] | None = None,
+    *,
+    leave_out: tuple[str, ...] = (),
+    said: dict[str, str] | None = None,
 ) -> Any:
     """JOB and the options that say how its answers are bought (less
-    ``leave_out``, for a command that makes its own records: a judge)."""
+    ``leave_out``, for a command that makes its own records: a judge);
+    ``said``: the help of an option whose default is the command's own
+    (a judge's output and model), in place of run's."""
 
     def apply(command: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(_OPTIONS):
             if _name(option) not in leave_out:
                 command = option(command)
+        for param in getattr(command, "__click_params__", []):
+            if said and param.name in said:
+                param.help = said[param.name]
+                param.show_default = False
+                param.show_envvar = False
         return command
 
     return apply(command) if command is not None else apply

@@ -37,7 +37,13 @@ from .settings import WithSettings, config_option
 @click.option(
     "--estimate", is_flag=True, help="Say what the panel would cost and take; buy nothing."
 )
-@job_options(leave_out=tuple(k for k in NOT_FOR_A_JUDGE if k != "layout"))
+@job_options(
+    leave_out=tuple(k for k in NOT_FOR_A_JUDGE if k != "layout"),
+    said={
+        "output": "The panel's output.  [default: out/<SWEEP stem>.panel.jsonl]",
+        "model": "The synthesizer's model (provider/name).  [default: the model of SWEEP]",
+    },
+)
 @config_option
 @run_options
 def panel(

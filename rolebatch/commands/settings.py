@@ -18,6 +18,8 @@ import click
 
 from ..errors import UsageError
 
+# Files a setting names that must exist before the run.
+INPUT_PATHS = frozenset({"roles", "rubric", "against_output"})
 # Not settings: where the job and its settings are.
 NOT_SETTINGS = frozenset({"job", "config", "help"})
 DEFAULT_MAP = click.core.ParameterSource.DEFAULT_MAP
@@ -71,7 +73,8 @@ class WithSettings(click.Command):
 
     def _read(self, ctx: click.Context, path: Path, explicit: bool) -> dict[str, Any]:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            # A BOM (some Windows editors write one) is not TOML: read past it.
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise UsageError(f"--config {path}: no such file") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -108,8 +111,25 @@ class WithSettings(click.Command):
                 converted = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
                 raise UsageError(f"{path}: key {key!r}: {exc.message}") from None
+            if name in INPUT_PATHS:
+                _check_input(path, key, Path(str(converted)))
             defaults[name] = converted
         return defaults
+
+
+def _check_input(settings: Path, key: str, value: Path) -> None:
+    """A file a settings file names must be there, read from where rolebatch
+    runs (as on the command line); a missing one names the settings file."""
+    if value.exists():
+        return
+    beside = settings.parent / value
+    hint = (
+        f"; {beside} exists: paths in a settings file are read from where rolebatch runs,"
+        f" so write {str(beside)!r}"
+        if not value.is_absolute() and beside.exists()
+        else " (paths in a settings file are read from where rolebatch runs)"
+    )
+    raise UsageError(f"{settings}: key {key!r}: {value}: no such file{hint}")
 
 
 def config_option(command: Any) -> Any:
