@@ -87,6 +87,14 @@ def test_two_outputs_judged_head_to_head_blind_in_both_orders(two_outputs, fake,
     assert data["pairwise"]["baseline"] == "old" and data["pairwise"]["consistency"] == 1.0
     low, high = wilson_ci(12, 12)
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    # What the report is of, and what it found, in its JSON too.
+    about = data["provenance"]
+    assert about["models"] == [OLD] and about["calls"] == 24 and about["requests"] == 24
+    assert about["groups"] == 1 and about["by"] == "judged_model" and about["rolebatch"]
+    assert data["headline"] == [
+        f"{NEW} against old: won 12 of 12 decided questions (0 tied), win rate 1.00"
+        f" ({low:.3f} to 1.000): better"
+    ]
     # --by metadata.KEY works on a judge's lines.
     code, data = report(capsys, "h2h.jsonl", "--by", "metadata.topic")
     assert sorted(r["key"] for r in data["pairwise"]["rows"]) == ["nature", "science"]

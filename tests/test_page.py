@@ -168,11 +168,24 @@ def test_a_browser_shows_the_head_the_gate_first_and_axes_that_say_what_they_mea
     top = dom.split("<h1>", 1)[1].split("<h2>", 1)[0]
     assert "12 questions" in top and "4 groups by role" in top and "scorer <b>choice" in top
     assert "newest line written" in top and "model" in top
+    assert "48 calls (48 requests)" in top and "rolebatch " in top
+    assert "roles none, " in top
     assert 'data-gate="failed"' in top or "data-gate='failed'" in top
     assert "non-inferiority at a margin of 0.01: FAILED" in top
+    # The headline comes first, before where the figures come from.
+    headline = top.split('class="headline"', 1)[1].split("data-provenance", 1)[0]
+    assert "detectable from none (3 comparisons, Holm)" in headline or " than none: " in headline
     axes = re.findall(r'<text class="axis"[^>]*>([^<]+)</text>', dom)
-    assert axes[0].startswith("mean score (choice) by role")
-    assert axes[1].startswith("difference in mean score from none")
+    assert axes[0].startswith("share correct by role")
+    assert axes[1].startswith("difference in share correct from none")
+    # Chance (three options: 1/3) drawn and named in the legend; the baseline too.
+    assert 'class="chance"' in dom.split("</svg>", 1)[0]
+    assert "chance (0.33: an option picked at random)" in dom
+    assert "none, the baseline" in dom and "the baseline's mean" in dom
+    # Nothing wider than the window, no cell that wraps.
+    widths = [int(w) for w in re.findall(r'<svg[^>]* width="(\d+)"', dom)]
+    assert widths and max(widths) <= 1000
+    assert "white-space: nowrap" in dom and "overflow-x: auto" in dom
     # The paired table in its plot's order.
     plot = dom.split("question by question")[1].split("</svg>")[0]
     plotted = re.findall(r'data-group="([^"]+)"', plot)
@@ -180,3 +193,30 @@ def test_a_browser_shows_the_head_the_gate_first_and_axes_that_say_what_they_mea
     assert [g for g in re.findall(r"<td>([^<]+)</td>", table) if g in plotted] == plotted
     # A choice's option is which option, not a quantity: no mean of it.
     assert "option: mean" not in dom and "option = 1" in dom
+
+
+def test_a_head_to_head_page_draws_its_outcomes_and_says_an_unreliable_judge_first(
+    rolebatch, fake, tmp_path, capsys
+):
+    """A judge that always picks the first answer: every pair a tie, nothing
+    decided; the page still draws each role's questions (all tied), names
+    the unreliable judge in the headline, and no "– to –" is left."""
+    job = write_job(tmp_path / "t.jsonl", [{"query": f"Write about thing {i}."} for i in range(3)])
+    roles = write_job(tmp_path / "roles.jsonl", ROLES[:3])
+    assert rolebatch(str(job), "-o", "sweep.jsonl", "--roles", str(roles)).code == 0
+    Path("rubric.md").write_text("5: vivid. 1: off topic.\n")
+    fake.reset()
+    fake.fault(answer={"reasoning": "r", "winner": "A"})
+    args = ["judge", "sweep.jsonl", "--rubric", "rubric.md", "--against", "none", "-o", "h.jsonl"]
+    assert main([*args, "--base-url", fake.base_url, "--progress", "none"]) == 0
+    capsys.readouterr()
+    assert main(["report", "h.jsonl", "--format", "html"]) == 0
+    path = tmp_path / "h2h.html"
+    path.write_text(capsys.readouterr().out)
+    dom = _chromium(_browser(), tmp_path / "profile", "--dump-dom", path.as_uri()).stdout
+    headline = dom.split('class="headline"', 1)[1].split("</div>", 1)[0]
+    assert "the judge is unreliable" in headline and "0% of pairs" in headline
+    assert "geographer against none: no question decided (3 tied)" in headline
+    assert dom.count('class="tied"') == 2 and 'class="won"' not in dom
+    assert "Nothing to plot" not in dom and "– to –" not in dom and "none decided" in dom
+    assert "share of questions won, tied and lost against none" in dom

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +119,19 @@ def report(
     shows it at the top, and with $GITHUB_STEP_SUMMARY set the verdicts are
     appended there."""
     from ..evaluate.pairwise import Pairwise
+    from ..evaluate.provenance import Provenance
     from ..evaluate.scores import Scores
+    from ..evaluate.tables import headline
     from ..records.report import as_data, cells, finite, read, render
 
     scores = Scores(score, errors, required=score is not None, by=by, scale=_scale(outputs, score))
     heads = Pairwise()
+    seen = Provenance()
 
     def observe(line: dict[str, Any], group: str) -> None:
         scores.add(line, group)
         heads.add(line, group)
+        seen.add(line)
 
     groups = read(list(outputs), by, observe=observe)
     if not groups:
@@ -143,9 +146,14 @@ def report(
     figures = scores.report(baseline, seed, margin)
     pairwise = heads.report()
     gate = decide(figures, pairwise, fail_if_worse, margin, fail_under)
+    questions = figures["questions"] if figures else None
+    about = seen.as_dict(list(outputs), questions, len(groups), by)
+    found = headline(figures, pairwise)
     if fmt == "json":
         data = {
             "by": by,
+            "headline": found,
+            "provenance": about,
             "groups": as_data(groups),
             "scores": figures,
             "pairwise": pairwise,
@@ -160,9 +168,7 @@ def report(
         from ..evaluate.page import page
 
         title = f"rolebatch report: {', '.join(o.name for o in outputs)}"
-        written = max(o.stat().st_mtime for o in outputs if o.is_file())
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(written))
-        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate, when))
+        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate, about, found))
     else:
         click.echo(render(groups, fmt, by), nl=False)
         from ..evaluate.tables import pairwise_text, text

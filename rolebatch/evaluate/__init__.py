@@ -12,10 +12,13 @@ tell a real difference from noise: the wing above the pipeline.
              fail-under), decided by those statistics
     earlier   an earlier output's ok lines, and the records file a judge or a
              panel writes from them (replaced only when it changes)
-    judging   a judge's records, made from the output it judges
+    judging   a judge's records, made from the output it judges (or two outputs
+             head to head)
     pairwise  head-to-head judgements per role: wins, ties, losses, consistency
     panels    a panel's records: each question with every role's answer, shuffled
-    tables   the figures as a terminal table, markdown and CSV
+    provenance  what a report is of: models, dates, roles, temperatures, calls,
+             the chance level, the version
+    tables   the figures as a terminal table, markdown and CSV; the headline
     page     the figures as one self-contained HTML page
 
 It reads output lines (``records``); nothing below imports it.

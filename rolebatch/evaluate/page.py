@@ -1,7 +1,12 @@
 """``rolebatch report --format html``: one self-contained page (no script, no
-font, nothing fetched): a dot plot of every group's score with its 95 %
-interval, sorted, the baseline marked; the paired differences against the
-baseline, the significant ones marked; and the tables."""
+font, nothing fetched), for a paper or a slide: the headline (what the study
+found, and the gate's outcome), where the figures come from (models, dates,
+roles, temperature, questions, groups, calls, version), a dot plot of every
+group's score with its 95 % interval, sorted, the baseline and the chance
+level marked; the paired differences against the baseline, the significant
+ones marked; a head-to-head's wins, ties and losses; and the tables.  Every
+axis says what it measures, every plot has its legend, no cell wraps, and a
+wide table scrolls in its own box: the page fits 1,000 px."""
 
 from __future__ import annotations
 
@@ -27,7 +32,20 @@ p.note { color: #4b5563; margin: 4px 0 10px; }
 .gate.passed { background: #ecfdf5; border: 1px solid #059669; }
 .gate.failed { background: #fef2f2; border: 1px solid #dc2626; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #e5e7eb; text-align: right;
+         white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.headline { font-size: 16px; background: #f8fafc; border-left: 4px solid #2563eb;
+            padding: 8px 14px; margin: 10px 0 14px; }
+.headline p { margin: 2px 0; }
+p.legend { color: #4b5563; font-size: 12px; margin: 0 0 12px; }
+.swatch { display: inline-block; width: 18px; height: 0; vertical-align: middle;
+          border-top: 3px solid #2563eb; margin: 0 4px 0 10px; }
+.swatch.baseline { border-top-color: #b45309; } .swatch.better { border-top-color: #059669; }
+.swatch.worse { border-top-color: #dc2626; } .swatch.dashed { border-top: 2px dashed #6b7280; }
+.swatch.dotted { border-top: 2px dotted #7c3aed; }
+.chance { stroke: #7c3aed; stroke-dasharray: 1 3; stroke-width: 2; }
+.won { fill: #059669; } .tied { fill: #d1d5db; } .lost { fill: #dc2626; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f4f6; font-weight: 600; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d2330; }
@@ -81,14 +99,22 @@ def _ticks(low: float, high: float, x: Any, height: float) -> str:
     return "".join(parts)
 
 
-def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: str) -> str:
-    """One row a group: a point at ``value`` on its interval."""
+def _plot(
+    rows: list[dict[str, Any]],
+    marker: Any,
+    zero: float | None,
+    caption: str,
+    chance: float | None = None,
+) -> str:
+    """One row a group: a point at ``value`` on its interval; a dashed line
+    at ``zero`` (the baseline's mean, no difference, an even win rate) and a
+    dotted one at ``chance``."""
     drawn = [r for r in rows if r["value"] is not None]
     if not drawn:
-        return "<p class='note'>Nothing to plot.</p>"
+        return ""
     lows = [r["low"] if r["low"] is not None else r["value"] for r in drawn]
     highs = [r["high"] if r["high"] is not None else r["value"] for r in drawn]
-    extra = [zero] if zero is not None else []
+    extra = [v for v in (zero, chance) if v is not None]
     low, high, x = _scale(min(lows + extra), max(highs + extra))
     height = PAD + ROW * len(drawn) + 24 + AXIS
     parts = [
@@ -99,6 +125,11 @@ def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: 
     if zero is not None:
         parts.append(
             f'<line class="zero" x1="{x(zero):.1f}" y1="8" x2="{x(zero):.1f}"'
+            f' y2="{height - 22 - AXIS}"/>'
+        )
+    if chance is not None:
+        parts.append(
+            f'<line class="chance" x1="{x(chance):.1f}" y1="8" x2="{x(chance):.1f}"'
             f' y2="{height - 22 - AXIS}"/>'
         )
     for i, row in enumerate(drawn):
@@ -120,9 +151,19 @@ def _plot(rows: list[dict[str, Any]], marker: Any, zero: float | None, caption: 
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
+    """A table in a box of its own that scrolls sideways when it is wide."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _legend(*items: tuple[str, str]) -> str:
+    """A plot's legend: (swatch class, what it is)."""
+    shown = "".join(f"<span class='swatch {cls}'></span>{_e(what)}" for cls, what in items)
+    return f"<p class='legend'>{shown}</p>"
 
 
 def page(
@@ -132,35 +173,30 @@ def page(
     descriptive: tuple[list[str], list[list[Any]]],
     pairwise: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
-    written: str | None = None,
+    about: dict[str, Any] | None = None,
+    headline: list[str] | None = None,
 ) -> str:
-    """The whole page, as text: a head that says what the study is (its
-    models, when its newest line was written, its questions, groups and
-    scorer), then the gate's outcome, if one was given."""
+    """The whole page, as text: the headline and the gate's outcome first,
+    then where the figures come from, then the plots and the tables."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
     ]
-    if scores is not None:
-        models = ", ".join(scores.get("models") or []) or "-"
-        head = [
-            f"model{'s' if len(scores.get('models') or []) > 1 else ''} <b>{_e(models)}</b>",
-            *([f"newest line written {_e(written)}"] if written else []),
-            f"{scores['questions']:,} questions",
-            f"{len(scores['groups']):,} groups by {_e(by)}",
-            f"scorer <b>{_e(scores['scorer'])}</b>",
-        ]
-        parts.append(f"<p class='head'>{'; '.join(head)}</p>")
-    if gate is not None:
-        word = "passed" if gate["passed"] else "failed"
-        parts += [
-            f"<div class='gate {word}' data-gate='{word}'><b>The gate {word}</b><br>",
-            "<br>".join(_e(line) for line in lines(gate)[:-1]),
-            "</div>",
-        ]
+    if headline or gate is not None:
+        said = "".join(f"<p>{_e(line)}.</p>" for line in headline or [])
+        if gate is not None:
+            word = "passed" if gate["passed"] else "failed"
+            said += (
+                f"<div class='gate {word}' data-gate='{word}'><b>The gate {word}</b><br>"
+                + "<br>".join(_e(line) for line in lines(gate)[:-1])
+                + "</div>"
+            )
+        parts.append(f"<div class='headline'>{said}</div>")
+    if about is not None:
+        parts.append(_provenance(about, scores))
     if scores:
-        parts.append(_scores(by, scores))
+        parts.append(_scores(by, scores, (about or {}).get("chance")))
     if pairwise:
         parts.append(_pairwise(pairwise))
     header, rows = descriptive
@@ -169,7 +205,28 @@ def page(
     return "".join(parts)
 
 
-def _scores(by: str, scores: dict[str, Any]) -> str:
+def _provenance(about: dict[str, Any], scores: dict[str, Any] | None) -> str:
+    models = about["models"]
+    temperatures = ", ".join("default" if t is None else f"{t:g}" for t in about["temperatures"])
+    said = [
+        f"model{'s' if len(models) > 1 else ''} <b>{_e(', '.join(models) or '-')}</b>",
+        *(
+            [f"newest line written {_e(about['newest_line_written'])}"]
+            if about["newest_line_written"]
+            else []
+        ),
+        *([f"roles {_e(', '.join(about['roles']))}"] if about["roles"] else []),
+        *([f"temperature {_e(temperatures)}"] if temperatures else []),
+        *([f"{about['questions']:,} questions"] if about["questions"] is not None else []),
+        f"{about['groups']:,} groups by {_e(about['by'])}",
+        f"{about['calls']:,} calls ({about['requests']:,} requests)",
+        *([f"scorer <b>{_e(scores['scorer'])}</b>"] if scores else []),
+        f"rolebatch {_e(about['rolebatch'])}",
+    ]
+    return f"<p class='head' data-provenance>{'; '.join(said)}</p>"
+
+
+def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str:
     errors = "count as 0" if scores["errors_as"] == "0" else "are left out"
     groups = sorted(scores["groups"], key=lambda g: (g["mean"] is None, -(g["mean"] or 0)))
     rows = [
@@ -184,6 +241,13 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
         for g in groups
     ]
     base = next((g["mean"] for g in groups if g["baseline"]), None)
+    measure = "share correct" if scores.get("binary") else f"mean score ({scores['scorer']})"
+    baseline_name = scores["baseline"] or "the baseline"
+    legend = [("baseline", f"{baseline_name}, the baseline"), ("", "another group")]
+    if base is not None:
+        legend.append(("dashed", "the baseline's mean"))
+    if chance is not None:
+        legend.append(("dotted", f"chance ({chance:.2f}: an option picked at random)"))
     parts = [
         f"<h2>Score by {_e(by)}</h2>",
         f"<p class='note'>Scorer <b>{_e(scores['scorer'])}</b>; error lines {errors};"
@@ -194,8 +258,10 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
             rows,
             lambda r: "baseline" if r["baseline"] else "",
             base,
-            f"mean score ({scores['scorer']}) by {by}, with its 95 % interval",
+            f"{measure} by {by}, with its 95 % interval",
+            chance,
         ),
+        _legend(*legend),
         _table(
             ["group", "n", "errors", "mean", "95% interval"],
             [
@@ -229,7 +295,13 @@ def _scores(by: str, scores: dict[str, Any]) -> str:
                 diff_rows,
                 marker,
                 0.0,
-                f"difference in mean score from {against}, with its 95 % interval",
+                f"difference in {measure} from {against}, with its 95 % interval",
+            ),
+            _legend(
+                ("better", "better (Holm)"),
+                ("worse", "worse (Holm)"),
+                ("", "no detectable difference"),
+                ("dashed", "no difference"),
             ),
             _table(
                 [
@@ -300,22 +372,38 @@ def _point(row: dict[str, Any], value: float | None) -> dict[str, Any]:
 
 
 def _pairwise(pairwise: dict[str, Any]) -> str:
-    """Head-to-head judgements (``rolebatch judge --against``)."""
+    """Head-to-head judgements (``rolebatch judge --against``,
+    ``--against-output``): every group's questions won, tied and lost, drawn
+    always; the win rate with its interval where questions were decided."""
     rows = [_point(r, r["win_rate"]) for r in pairwise["rows"]]
     consistency = pairwise.get("consistency")
+    against = pairwise["baseline"]
+    rates = _plot(
+        rows,
+        lambda r: {"better": "significant", "worse": "worse"}.get(r["verdict"], ""),
+        0.5,
+        f"win rate against {against} (questions won of those decided), with its 95 % interval",
+    )
     return "".join(
         [
-            f"<h2>Head to head against {_e(pairwise['baseline'])}</h2>",
-            "<p class='note'>Win rate (questions won of those decided; a pair counts only"
-            " when both orders agree, and a question's samples are one unit, decided by"
-            " their net) with its 95 % interval. Position consistency:"
-            f" {_fmt(consistency)}{' (unreliable judge)' if pairwise.get('unreliable') else ''}."
-            "</p>",
-            _plot(
-                rows,
-                lambda r: {"better": "significant", "worse": "worse"}.get(r["verdict"], ""),
-                0.5,
-                f"win rate against {pairwise['baseline']} (questions won of those decided)",
+            f"<h2>Head to head against {_e(against)}</h2>",
+            "<p class='note'>A pair counts only when both orders agree, and a question's"
+            " samples are one unit, decided by their net. Position consistency:"
+            f" {_fmt(consistency)}.</p>",
+            _outcomes(pairwise["rows"], against),
+            _legend(("won", "won"), ("tied", "tied"), ("lost", "lost")),
+            *(
+                [
+                    rates,
+                    _legend(
+                        ("better", "better (Holm)"),
+                        ("worse", "worse (Holm)"),
+                        ("", "no detectable difference"),
+                        ("dashed", "even (0.5)"),
+                    ),
+                ]
+                if rates
+                else []
             ),
             _table(
                 [
@@ -334,8 +422,10 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
                         r["wins"],
                         r["ties"],
                         r["losses"],
-                        _fmt(r["win_rate"]),
-                        f"{_fmt(r['ci_low'])} to {_fmt(r['ci_high'])}",
+                        _fmt(r["win_rate"]) if r["win_rate"] is not None else "none decided",
+                        f"{_fmt(r['ci_low'])} to {_fmt(r['ci_high'])}"
+                        if r["ci_low"] is not None
+                        else "none decided",
                         _fmt(r["p_holm"], 4),
                         r["verdict"],
                     ]
@@ -344,3 +434,36 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
             ),
         ]
     )
+
+
+def _outcomes(rows: list[dict[str, Any]], against: str) -> str:
+    """A bar a group: the shares of its questions won, tied and lost."""
+    height = PAD + ROW * len(rows) + 24 + AXIS
+
+    def x(share: float) -> float:
+        return LABEL + share * (WIDTH - LABEL - PAD)
+
+    parts = [
+        f'<svg role="img" aria-label="questions won, tied and lost" width="{WIDTH}"'
+        f' height="{height}" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
+        _ticks(0.0, 1.0, x, height),
+    ]
+    for i, r in enumerate(rows):
+        y = PAD + ROW * i
+        total = r["wins"] + r["ties"] + r["losses"]
+        parts.append(f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(r["key"])}</text>')
+        start = 0.0
+        for cls, count in (("won", r["wins"]), ("tied", r["ties"]), ("lost", r["losses"])):
+            if not total or not count:
+                continue
+            share = count / total
+            parts.append(
+                f'<rect class="{cls}" x="{x(start):.1f}" y="{y - 8}"'
+                f' width="{x(start + share) - x(start):.1f}" height="16"/>'
+            )
+            start += share
+    parts.append(
+        f'<text class="axis" x="{(x(0) + x(1)) / 2:.1f}" y="{height - 4}" text-anchor="middle">'
+        f"share of questions won, tied and lost against {_e(against)}</text></svg>"
+    )
+    return "".join(parts)

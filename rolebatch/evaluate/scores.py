@@ -244,6 +244,7 @@ class Scores:
         comparisons = self._compare(strata, bases, margin)
         figures: dict[str, Any] = {
             "scorer": self.spec,
+            "binary": bool(groups) and all(g.binary for g in groups),
             "models": sorted({str(g.model) for g in groups}),
             "errors_as": "0" if self.errors == "zero" else "left out",
             "questions": self.questions,

@@ -273,3 +273,60 @@ def pairwise_csv(pairwise: dict[str, Any]) -> str:
     for row in pairwise["rows"]:
         writer.writerow(["" if row[k] is None else plain(row[k]) for k in PAIRWISE_COLUMNS])
     return out.getvalue()
+
+
+def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> list[str]:
+    """What the study found, in a sentence or two, for the top of the page:
+    the verdicts that are real, or that none is and the smallest difference
+    the study could have found; a head-to-head's wins; an unreliable judge."""
+    said: list[str] = []
+    comparisons = (scores or {}).get("comparisons") or []
+    if comparisons:
+        against = scores.get("baseline") or "each baseline" if scores else ""
+        real = [c for c in comparisons if c["verdict"] in ("better", "worse")]
+        for c in sorted(real, key=lambda c: -abs(c["diff"] or 0)):
+            said.append(
+                f"{c['key']} is {c['verdict']} than {c.get('baseline') or against}:"
+                f" {c['diff']:+.3f} ({_f(c['ci_low'])} to {_f(c['ci_high'])}, p Holm"
+                f" {_f(c['p_holm'], 4)}, {c['n_pairs']} questions)"
+            )
+        if not real:
+            mdes = [c["mde"] for c in comparisons if c.get("mde") is not None]
+            smallest = (
+                f"; the smallest difference this study could detect is {min(mdes):.2f}"
+                + (f"–{max(mdes):.2f}" if max(mdes) - min(mdes) >= 0.005 else "")
+                if mdes
+                else ""
+            )
+            n = len(comparisons)
+            said.append(
+                f"no {'group differs' if n > 1 else 'difference is'} detectable from"
+                f" {against} ({n} comparison{'s' if n != 1 else ''}, Holm){smallest}"
+            )
+    elif scores is not None:
+        said.append(f"{len(scores['groups'])} groups, no baseline to compare them with")
+    if pairwise:
+        for r in pairwise["rows"]:
+            decided = r["wins"] + r["losses"]
+            if not decided:
+                said.append(
+                    f"{r['key']} against {pairwise['baseline']}: no question decided"
+                    f" ({r['ties']} tied)"
+                )
+                continue
+            said.append(
+                f"{r['key']} against {pairwise['baseline']}: won {r['wins']} of {decided}"
+                f" decided questions ({r['ties']} tied), win rate {r['win_rate']:.2f}"
+                f" ({_f(r['ci_low'])} to {_f(r['ci_high'])}): {r['verdict']}"
+            )
+        if pairwise.get("unreliable"):
+            said.append(
+                f"the judge is unreliable: its two orders agreed on"
+                f" {pairwise['consistency']:.0%} of pairs, so its verdicts follow the order it"
+                " is shown the answers in, not the answers"
+            )
+    return said
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

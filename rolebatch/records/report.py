@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
@@ -298,9 +299,15 @@ def plain(value: Any) -> Any:
 
 
 def as_data(groups: dict[str, Group]) -> dict[str, dict[str, Any]]:
-    """Per group, each metric's value: what ``--format json`` prints."""
-    table = [(metric, [plain(v) for v in values]) for metric, values in rows(groups)]
+    """Per group, each metric's value: what ``--format json`` prints, each
+    metric named as an identifier ("ok share" is ``ok_share``)."""
+    table = [(identifier(metric), [plain(v) for v in values]) for metric, values in rows(groups)]
     return {name: {metric: values[i] for metric, values in table} for i, name in enumerate(groups)}
+
+
+def identifier(metric: str) -> str:
+    """A metric's name as a JSON key: lower case, words joined by _."""
+    return re.sub(r"[^0-9a-z]+", "_", metric.lower()).strip("_")
 
 
 def render(groups: dict[str, Group], fmt: str, by: str) -> str:
