@@ -156,3 +156,27 @@ def test_a_judge_estimate_writes_nothing(two_outputs, fake, capsys):
     assert "24 to do" in capsys.readouterr().out
     assert sorted(p.name for p in Path(".").rglob("*")) == before
     assert fake.requests == []
+
+
+def test_two_judged_outputs_grouped_by_the_model_judged(two_outputs, fake, capsys):
+    new, old = two_outputs
+    fake.fault(match="NEW verses", answer={"reasoning": "r", "score": 9})
+    fake.fault(match="OLD verses", answer={"reasoning": "r", "score": 6})
+    for judged, out in ((new, "new.judged.jsonl"), (old, "old.judged.jsonl")):
+        assert judge(fake, str(judged), "--rubric", "rubric.md", "-o", out) == 0
+    code, data = report(
+        capsys,
+        "new.judged.jsonl",
+        "old.judged.jsonl",
+        "--by",
+        "judged_model",
+        "--score",
+        "field:score",
+        "--baseline",
+        OLD,
+    )
+    assert code == 0
+    means = {g["key"]: g["mean"] for g in data["scores"]["groups"]}
+    assert means == {NEW: 9.0, OLD: 6.0}
+    (c,) = data["scores"]["comparisons"]
+    assert c["key"] == NEW and c["n_pairs"] == 12 and c["diff"] == 3.0
