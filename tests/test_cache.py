@@ -106,15 +106,14 @@ def test_samples_stay_distinct_answers_bought_once(rolebatch, fake, tmp_path):
         {text: 3 for text in {r.text for r in fake.requests}}
     )
     assert len(fake.requests) == 9
+    assert len({r.body["seed"] for r in fake.requests}) == 9  # a seed per sample
     with sqlite3.connect(Path(CACHE) / FILE) as db:
         assert db.execute("SELECT count(*) FROM answers").fetchone()[0] == 9
     fake.reset()
     assert rolebatch(*cached(str(job), "-o", "b.jsonl", *options)).code == 0
     assert fake.requests == []
-    # A plain run's answer is sample 0's: the first of the three, not a fourth.
-    fake.reset()
-    assert rolebatch(*cached(str(job), "-o", "c.jsonl", "--temperature", "1")).code == 0
-    assert fake.requests == []
+    with sqlite3.connect(Path(CACHE) / FILE) as db:  # nothing stored twice
+        assert db.execute("SELECT count(*) FROM answers").fetchone()[0] == 9
 
 
 def test_failures_are_never_cached_and_a_reask_is_stored_as_its_final_answer(

@@ -174,9 +174,12 @@ def test_pairwise_figures_against_a_computation_of_their_own(tmp_path, capsys):
     assert heads["incomplete"] == 1
     assert main(["report", str(path), "--format", "html"]) == 0
     page = capsys.readouterr().out
-    plot = page.split("Head to head against none")[1].split("<svg", 1)[1].split("</svg>")[0]
-    assert sorted(re.findall(r'data-group="([^"]+)"', plot)) == ["pirate", "poet"]
-    assert plot.count('class="interval"') == 2
+    head = page.split("Head to head against none")[1]
+    bars, rates = (part.split("</svg>")[0] for part in head.split("<svg")[1:3])
+    assert sorted(re.findall(r'data-group="([^"]+)"', bars)) == ["pirate", "poet"]
+    assert bars.count('class="won"') == 2 and bars.count('class="lost"') == 2
+    assert sorted(re.findall(r'data-group="([^"]+)"', rates)) == ["pirate", "poet"]
+    assert rates.count('class="interval"') == 2
 
 
 def test_one_order_s_verdict_is_read_from_the_answer_s_side():

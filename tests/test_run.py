@@ -25,6 +25,7 @@ CONTRACT_KEYS = [
     "usage",
     "latency_s",
     "metadata",
+    "seed",
     "cost_usd",
 ]
 

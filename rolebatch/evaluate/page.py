@@ -451,7 +451,10 @@ def _outcomes(rows: list[dict[str, Any]], against: str) -> str:
     for i, r in enumerate(rows):
         y = PAD + ROW * i
         total = r["wins"] + r["ties"] + r["losses"]
-        parts.append(f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(r["key"])}</text>')
+        parts.append(
+            f'<g class="outcomes" data-group="{_e(r["key"])}">'
+            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(r["key"])}</text>'
+        )
         start = 0.0
         for cls, count in (("won", r["wins"]), ("tied", r["ties"]), ("lost", r["losses"])):
             if not total or not count:
@@ -462,6 +465,7 @@ def _outcomes(rows: list[dict[str, Any]], against: str) -> str:
                 f' width="{x(start + share) - x(start):.1f}" height="16"/>'
             )
             start += share
+        parts.append("</g>")
     parts.append(
         f'<text class="axis" x="{(x(0) + x(1)) / 2:.1f}" y="{height - 4}" text-anchor="middle">'
         f"share of questions won, tied and lost against {_e(against)}</text></svg>"

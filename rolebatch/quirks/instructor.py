@@ -76,6 +76,14 @@ def wrapped(model: type[BaseModel]) -> type[BaseModel]:
     return instructor.openai_schema(model)
 
 
+def version() -> str:
+    """instructor's version: it spells the request from what it is given, so
+    an answer kept for a request (``via.cached``) is kept under it."""
+    import instructor
+
+    return str(instructor.__version__)
+
+
 def check_response_model(model: type[BaseModel], name: str) -> None:
     """Refuse, before anything is sent, a model instructor would refuse on every call."""
     if _async_validators is None:

@@ -34,6 +34,7 @@ from ..cache.store import ResponseCache
 from ..config import RunConfig
 from ..cost.prices import Price
 from ..providers.registry import Endpoint
+from ..quirks.instructor import version as instructor_version
 from ..records.job import Record
 from ..records.lines import Outcome, Usage
 from ..tasks.task import Task
@@ -54,8 +55,6 @@ class CachedAnswers:
         task: Task,
         price: Price | None,
     ):
-        import instructor
-
         self.store = store
         self.config, self.endpoint, self.task, self.price = config, endpoint, task, price
         self._base = json.dumps(
@@ -66,7 +65,7 @@ class CachedAnswers:
                 "model": endpoint.model,
                 "mode": endpoint.mode,
                 "task": task.fingerprint(),
-                "instructor": instructor.__version__,
+                "instructor": instructor_version(),
             },
             sort_keys=True,
         )
