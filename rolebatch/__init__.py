@@ -22,7 +22,8 @@ The package, from the top down (a module imports only from below it):
     pacing/     how fast requests may go: limits, headers, the shared quota
     quirks/     workarounds for the libraries we build on
     errors      rolebatch's exceptions, and the exit code each one means
-    secrets     API keys kept out of every message
+    redaction   API keys kept out of every message (not `secrets`: the standard
+                library has one)
 """
 
 from .config import RunConfig

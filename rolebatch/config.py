@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .cache.store import DEFAULT_MAX_SIZE
+from .pacing.backoff import BACKOFF_BASE, BACKOFF_MAX
 from .records.shards import Shard, output_stem, shard_output
 from .tasks.layout import Layout
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from .tasks.task import Task
 
 DEFAULT_MODEL = "local/gemma-3-270m"
+# How answers are bought, and where a batch run's re-asks go.
+Via = Literal["live", "batch"]
+Reask = Literal["batch", "live"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,8 @@ class RunConfig:
     itpm: float | None = None
     otpm: float | None = None
     # Seconds before the first HTTP retry; doubles each retry, with jitter.
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
+    backoff_base: float = BACKOFF_BASE
+    backoff_max: float = BACKOFF_MAX
     # Consecutive connection errors / 5xx (no success between) that end the run.
     breaker_threshold: int = 20
     # Resume: start over instead; keep earlier error lines instead of retrying them.
@@ -62,13 +66,13 @@ class RunConfig:
     # Dollars the output file may cost in all; None: no cap.
     max_cost: float | None = None
     # How answers are bought: "live", or "batch" (the provider's batch API).
-    via: str = "live"
+    via: Via = "live"
     # Batch API: wait for the results (else submit, collect what ended, exit 4),
     # requests per batch, the longest pause between polls, and where re-asks go.
     wait: bool = True
     batch_size: int = 50_000
     poll_interval: float = 60.0
-    reask: str = "batch"
+    reask: Reask = "batch"
     # A sweep: every record under every role of this file, each pair
     # ``samples`` times (records.roles).
     roles: Path | None = None

@@ -29,7 +29,7 @@ from .plan import Plan, plan
 from .progress import dollars
 from .providers.models import shutdown_notice
 from .records.job import Record
-from .secrets import Redactor
+from .redaction import Redactor
 from .via.cached import CachedAnswers
 from .via.request import breakpoint_at, instructor_kwargs, min_cacheable
 from .via.verdict import replay

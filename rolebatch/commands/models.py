@@ -36,7 +36,7 @@ def models(provider: str, base_url: str | None, fmt: str) -> int:
     and the days left, soonest first, then those with none announced."""
     from ..providers.models import list_models, today
     from ..providers.registry import resolve
-    from ..secrets import Redactor
+    from ..redaction import Redactor
 
     chosen = PROVIDERS[provider]
     if not chosen.shutdowns:

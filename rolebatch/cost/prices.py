@@ -139,7 +139,7 @@ def lookup(endpoint: Endpoint, override: str | None = None) -> Prices:
     if override:
         price = parse_price(override)
         return Prices(price, price.halved() if batch_api else None)
-    if endpoint.provider.name == "local":
+    if endpoint.provider.free:
         return Prices(FREE, None)
     if endpoint.provider.prices_id is None:
         return Prices(None, None)

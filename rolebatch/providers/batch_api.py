@@ -32,7 +32,7 @@ from ..errors import (
     StatusError,
     UsageError,
 )
-from ..pacing.backoff import backoff_delay, retry_after
+from ..pacing.backoff import BACKOFF_BASE, BACKOFF_MAX, backoff_delay, retry_after
 from .registry import Endpoint
 
 CALL_RETRIES = 5
@@ -140,14 +140,14 @@ async def call_api(
                 raise EndpointError(
                     f"{endpoint.base_url} kept failing: {exc.status} {exc.message}"
                 ) from None
-            wait = retry_after(exc.headers) or backoff_delay(attempt, 0.5, 30)
+            wait = retry_after(exc.headers) or backoff_delay(attempt, BACKOFF_BASE, BACKOFF_MAX)
         except ConnectionFailure as exc:
             if attempt == CALL_RETRIES:
                 raise EndpointError(
                     f"cannot reach {endpoint.base_url}: {exc}. Run the same command"
                     " again later: batches at the provider are collected then."
                 ) from None
-            wait = backoff_delay(attempt, 0.5, 30)
+            wait = backoff_delay(attempt, BACKOFF_BASE, BACKOFF_MAX)
         await anyio.sleep(min(wait, 60))
     raise AssertionError("unreachable")
 

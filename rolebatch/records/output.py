@@ -8,7 +8,7 @@
                                   run again, answers of records no longer in the job
 
 Lines are appended as records finish (completion order: that is what makes a
-kill -9 lose nothing but the records in flight), flushed after every batch and
+kill -9 lose nothing but the records in flight), flushed after every write and
 fsync'ed at most once a second and at the end.  A re-run reads the file back:
 ids already ``ok`` are skipped, error lines are retried (unless told not to), a
 torn last line is cut off.  When every record is done, the file is rewritten in

@@ -55,7 +55,7 @@ from ..progress import Reporter, Tally
 from ..providers.batch_api import BatchAPI, BatchInfo, QueueFull, Result, Unknown, open_batches
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
-from ..secrets import Redactor
+from ..redaction import Redactor
 from . import live
 from .cached import CachedAnswers
 from .journal import (
@@ -235,7 +235,7 @@ class _BatchRun:
         sent = False
         tag = new_tag()
         for record in self._to_buy():
-            request = self._next_request(record)
+            request = self._request_or_line(record)
             if request is None:
                 continue  # judged final from its rounds: its line is written
             attempt, body = request
@@ -303,7 +303,7 @@ class _BatchRun:
     def _batch_size(self) -> int:
         return max(1, min(self.config.batch_size, self.api.max_requests))
 
-    def _next_request(self, record: Record) -> tuple[int, dict[str, Any]] | None:
+    def _request_or_line(self, record: Record) -> tuple[int, dict[str, Any]] | None:
         """(attempt, request) of the record's next request; None when its
         rounds already decide it (its line is written then)."""
         rounds = self.rounds.get(record.line, [])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..errors import EndpointError, RequestFailed, StatusError
 from ..providers.registry import MODES, Endpoint
-from ..secrets import Redactor
+from ..redaction import Redactor
 
 # Before anything has succeeded, this many requests in a row answered with the
 # same one of these statuses and the same message end the run: the endpoint is

@@ -42,7 +42,7 @@ from ..providers.transport import Transport
 from ..quirks.instructor import patched
 from ..records.job import Record
 from ..records.lines import Outcome, token_counts
-from ..secrets import Redactor
+from ..redaction import Redactor
 from ..tasks.task import Task
 from .breaker import Breaker
 from .request import instructor_kwargs

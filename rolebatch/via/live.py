@@ -44,7 +44,7 @@ from .cached import CachedAnswers
 from .client import Client
 from .request import line_fields
 
-READ_BATCH = 256
+READ_CHUNK = 256  # records read (and looked up in the cache) per thread hop
 # A finished record on its way to the writer: (job line, output line, outcome,
 # its cache key: None when it is not to be stored).
 Line = tuple[int, str, Outcome, bytes | None]
@@ -183,7 +183,7 @@ async def _flow(
         outer.start_soon(_report, reporter, run.tally)
         if handle_signals:
             outer.start_soon(_watch_signals, run, grace)
-        # Lines travel in lists: a worker's one, or a read batch's cache hits.
+        # Lines travel in lists: a worker's one, or a read chunk's cache hits.
         lines_send, lines_recv = anyio.create_memory_object_stream[list[Line]](concurrency * 4)
         async with anyio.create_task_group() as io:
             io.start_soon(_write, run, lines_recv)
@@ -207,18 +207,18 @@ async def _read(
     output, cache = run.output, run.cache
     config, endpoint, task = run.client.config, run.client.endpoint, run.client.task
 
-    def next_batch() -> tuple[list[ToBuy], list[Line]]:
+    def next_chunk() -> tuple[list[ToBuy], list[Line]]:
         # Nothing in both only when the file is exhausted: skipped records do
         # not end the loop early.
-        batch = []
+        chunk = []
         for record in records:
             if not output.is_done(record.line):  # done ones are not asked again
-                batch.append(record)
-                if len(batch) == READ_BATCH:
+                chunk.append(record)
+                if len(chunk) == READ_CHUNK:
                     break
         if cache is None:
-            return [(record, None) for record in batch], []
-        misses, hits = cache.look_up(batch)
+            return [(record, None) for record in chunk], []
+        misses, hits = cache.look_up(chunk)
         served = [
             (r.line, output_line(r, o, run.label, line_fields(config, endpoint, task, r)), o, None)
             for r, o in hits
@@ -227,7 +227,7 @@ async def _read(
 
     async with send, lines:
         while not run.stopping:
-            to_buy, served = await anyio.to_thread.run_sync(next_batch)
+            to_buy, served = await anyio.to_thread.run_sync(next_chunk)
             if not to_buy and not served:
                 return
             try:
@@ -274,29 +274,29 @@ async def _work(
 async def _write(run: _Run, lines: ObjectReceiveStream[list[Line]]) -> None:
     async with lines:
         async for first in lines:
-            batch = list(first)
+            ready = list(first)
             # Take whatever else is ready, so a busy run writes in chunks.
             while True:
                 try:
-                    batch.extend(lines.receive_nowait())
+                    ready.extend(lines.receive_nowait())
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             try:
-                await anyio.to_thread.run_sync(_keep_and_append, run, batch)
+                await anyio.to_thread.run_sync(_keep_and_append, run, ready)
             except AbortError as exc:
                 run.abort(exc)
                 return
-            for _, _, outcome, _ in batch:  # counted once it is in the file
+            for _, _, outcome, _ in ready:  # counted once it is in the file
                 run.tally.add(outcome)
 
 
-def _keep_and_append(run: _Run, batch: list[Line]) -> None:
+def _keep_and_append(run: _Run, ready: list[Line]) -> None:
     """The answers bought go into the cache first, then every line into the
     output: a process killed between the two has its answers in the cache,
     and the next run (this output's or another's) buys none of them again."""
     if run.cache is not None:
-        run.tally.stored += run.cache.keep((key, outcome) for _, _, outcome, key in batch)
-    run.output.append([(line, text) for line, text, _, _ in batch])
+        run.tally.stored += run.cache.keep((key, outcome) for _, _, outcome, key in ready)
+    run.output.append([(line, text) for line, text, _, _ in ready])
 
 
 async def _report(reporter: Reporter, tally: Tally) -> None:

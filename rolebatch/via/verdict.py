@@ -25,7 +25,7 @@ from ..errors import ConnectionFailure, StatusError, TimedOut
 from ..providers.registry import Endpoint
 from ..quirks.instructor import patched
 from ..records.lines import ErrorInfo, RecordFailure
-from ..secrets import Redactor
+from ..redaction import Redactor
 
 
 class Truncated(Exception):
