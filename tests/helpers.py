@@ -243,3 +243,16 @@ def scored_line(
         **extra,
         "cost_usd": None,
     }
+
+
+def wait_for_batch(out: Path, proc: subprocess.Popen, limit: float = 60) -> None:
+    """Until the run has journaled a batch as created (the provider has it),
+    or it ended."""
+    from rolebatch.via.journal import Journal
+
+    deadline = time.monotonic() + limit
+    while proc.poll() is None:
+        if any(e.step == "created" for e in Journal.load(out).entries.values()):
+            return
+        assert time.monotonic() < deadline, "the run journaled no batch"
+        time.sleep(0.02)

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from decimal import Decimal
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ANTHROPIC_KEY, CLAUDE, poem_records, read_lines, write_job
+from tests.helpers import ANTHROPIC_KEY, CLAUDE, poem_records, read_lines, wait_for_batch, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "out.jsonl"
@@ -267,7 +266,7 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it(claude, fake, tmp_path, 
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     proc = _start(fake, job)
     assert batches(fake).plan.created.wait(30), "no batch was created"
-    time.sleep(0.3)  # and journaled
+    wait_for_batch(Path(OUT), proc)  # and journaled
     assert main(["cancel", OUT]) == 0
     capsys.readouterr()
     _, err = proc.communicate(timeout=30)

@@ -35,6 +35,9 @@ def test_ctrl_c_before_the_run_starts_is_quiet(fake, tmp_path):
     out = tmp_path / "out.jsonl"
     proc = start(fake, job, out)
     with job.open("w"):
+        # A worker thread holds the reading end, and the process cannot end
+        # before it does: no condition to wait on shows the signal was taken
+        # before the pipe closes (then the job would read as empty), so a pause.
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
+from tests.helpers import SECRET_KEY, poem_records, read_lines, wait_for_batch, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "o.jsonl"
@@ -259,7 +258,7 @@ def test_interrupted_while_waiting_the_batches_go_on_and_are_collected(rolebatch
     job = write_job(tmp_path / "j.jsonl", poem_records(3))
     proc = _start(fake, job)
     assert fake.state.batches.plan.created.wait(30), "no batch was created"
-    time.sleep(0.3)  # and journaled
+    wait_for_batch(Path(OUT), proc)  # and journaled
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
@@ -475,7 +474,7 @@ def test_a_batch_cancelled_while_the_run_waits_stops_it_and_the_rest_goes_next_r
     job = write_job(tmp_path / "j.jsonl", poem_records(4))
     proc = _start(fake, job)
     assert fake.state.batches.plan.created.wait(30), "no batch was created"
-    time.sleep(0.3)  # and journaled
+    wait_for_batch(Path(OUT), proc)  # and journaled
     assert main(["cancel", OUT]) == 0  # as an operator would, from another shell
     capsys.readouterr()
     _, err = proc.communicate(timeout=30)
