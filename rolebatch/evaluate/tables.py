@@ -299,9 +299,10 @@ def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> 
                 else ""
             )
             n = len(comparisons)
+            who = "no group differs" if n > 1 else f"{comparisons[0]['key']} does not differ"
             said.append(
-                f"no {'group differs' if n > 1 else 'difference is'} detectable from"
-                f" {against} ({n} comparison{'s' if n != 1 else ''}, Holm){smallest}"
+                f"{who} detectably from {against} ({n} comparison{'s' if n != 1 else ''},"
+                f" Holm){smallest}"
             )
     elif scores is not None:
         said.append(f"{len(scores['groups'])} groups, no baseline to compare them with")
