@@ -1,6 +1,6 @@
 """The package reads as its map says: no import cycles, no module importing
 from a layer above its own, and every module named in its package's
-docstring and in the README's layout table.
+docstring and in docs/architecture.md's layout table.
 
 Imports are read from the source (every import statement, those inside
 functions and under TYPE_CHECKING included), not from a running process.
@@ -144,8 +144,8 @@ def test_every_module_is_named_in_its_package_docstring(package: Path):
     assert missing == [], f"{package.name}/__init__.py's docstring leaves out {missing}"
 
 
-def test_every_module_is_in_the_readme_layout_table():
-    readme = (ROOT / "README.md").read_text()
+def test_every_module_is_in_the_architecture_pages_layout_table():
+    readme = (ROOT / "docs/architecture.md").read_text()
     table = readme.split("### The package", 1)[1].split("\n\n**Adding", 1)[0]
     paths = [
         str(path.relative_to(PACKAGE))

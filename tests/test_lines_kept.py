@@ -309,7 +309,7 @@ def test_a_roles_line_without_an_id_says_it_is_required(rolebatch, tmp_path):
 
 
 def test_the_readme_settings_example_works_on_the_job_it_is_written_for(tmp_path, capsys):
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/providers.md").read_text()
     example = readme.split("## Settings beside the job")[1].split("```toml\n")[1]
     settings = example.split("```")[0]
     shutil.copytree(ROOT / "jobs", "jobs")

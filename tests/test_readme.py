@@ -1,6 +1,7 @@
-"""The README's commands, read as a user follows them from top to bottom:
-no two of them write one output under two configurations (the second would
-be refused, exit 2), and every relative link resolves."""
+"""The README and its docs pages, read as a user follows them: no two of
+their commands write one output under two configurations (the second would
+be refused, exit 2), every relative link resolves to a file and a heading,
+and the README stays a front page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 # What makes an output another configuration (an output belongs to one).
 CONFIGURING = (
     "--model",
@@ -30,8 +32,8 @@ CONFIGURING = (
 
 
 def commands() -> list[list[str]]:
-    """Every rolebatch command in the README's sh and console blocks."""
-    text = README.read_text()
+    """Every rolebatch command in the sh and console blocks, README first."""
+    text = "\n".join(page.read_text() for page in PAGES)
     found = []
     for block in re.findall(r"```(?:sh|console)\n(.*?)```", text, re.S):
         joined = block.replace("\\\n", " ")
@@ -87,8 +89,40 @@ def test_no_two_readme_commands_write_one_output_two_ways():
     assert clashes == []
 
 
-def test_every_relative_link_resolves():
-    text = README.read_text()
-    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
-    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    found, in_code = set(), False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and re.match(r"^#{1,6} ", line):
+            found.add(_slug(line.lstrip("#")))
+    return found
+
+
+def test_every_relative_link_resolves_to_a_file_and_a_heading():
+    missing = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if "://" in target:
+                continue
+            path, _, anchor = target.partition("#")
+            file = page if not path else (page.parent / path).resolve()
+            if not file.exists():
+                missing.append(f"{page.name}: {target}")
+            elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+                missing.append(f"{page.name}: {target} (no such heading)")
     assert missing == []
+
+
+def test_the_readme_is_a_front_page():
+    text = README.read_text()
+    assert len(text) <= 25_000
+    assert "## Contents" in text and "## Two commands" in text and "## A first job" in text
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name})" in text, f"the README does not link {page.name}"

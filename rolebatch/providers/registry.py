@@ -59,7 +59,7 @@ class Provider:
     shutdowns: bool = True
     # The modes it takes (None: all of MODES).
     modes: tuple[str, ...] | None = None
-    # Where its settings come from, for the README.
+    # Where its settings come from, for docs/providers.md.
     documented: str = ""
     # The variable its own SDK reads a base URL from (OPENAI_BASE_URL,
     # ANTHROPIC_BASE_URL): the only variable that may move its key elsewhere.

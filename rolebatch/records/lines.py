@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import UsageError
 from .job import Record
 
-# The documented error kinds; README lists them.
+# The documented error kinds; the README (Output) lists them.
 ERROR_KINDS = (
     "rate_limit",  # 429 after all retries
     "server",  # 5xx / 409 after all retries
