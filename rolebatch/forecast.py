@@ -99,6 +99,7 @@ class Forecast:
             "seconds": None if self.seconds is None else round(self.seconds, 1),
             "time_basis": self.time_basis,
             "model_shutdown": self.shutdown.as_dict() if self.shutdown is not None else None,
+            "notes": list(self.notes),
         }
 
     def text(self) -> str:
@@ -117,7 +118,7 @@ class Forecast:
             )
         buying = self.to_do - self.cached
         if not buying:
-            return "\n".join(lines)
+            return "\n".join([*lines, *(f"  note: {note}" for note in self.notes)])
         each = self.prompt_tokens / buying
         lines.append(
             f"  prompt tokens: {self.prompt_tokens:,} ({each:,.0f} a record, from the requests"

@@ -180,3 +180,13 @@ def test_two_judged_outputs_grouped_by_the_model_judged(two_outputs, fake, capsy
     assert means == {NEW: 9.0, OLD: 6.0}
     (c,) = data["scores"]["comparisons"]
     assert c["key"] == NEW and c["n_pairs"] == 12 and c["diff"] == 3.0
+
+
+def test_a_judge_estimate_as_json(two_outputs, fake, capsys):
+    new, old = two_outputs
+    args = [str(new), "--against-output", str(old), "--rubric", "rubric.md"]
+    capsys.readouterr()
+    assert judge(fake, *args, "--estimate", "--json") == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["to_do"] == 24 and facts["job"] == str(new)
+    assert any("judged 12 answers of new.jsonl" in note for note in facts["notes"])

@@ -16,6 +16,7 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..records.output import read_sidecar
 from . import heavy_imports
+from .estimate import show
 from .options import run_config
 from .outcome import Invocation
 from .run import execute
@@ -76,6 +77,7 @@ def estimate_or_run(
     notes: list[str],
     invocation: Invocation,
     earlier: Path | None = None,
+    as_json: bool = False,
 ) -> int:
     """The estimate (of the run over ``earlier``, the output read), or the run."""
     if estimate:
@@ -85,8 +87,6 @@ def estimate_or_run(
         result = forecast(config)
         if earlier is not None:  # not the scratch records it was made from
             result.job = earlier
-        click.echo(result.text())
-        for note in notes:
-            click.echo(f"  note: {note}")
+        show(result, as_json, notes)
         return 0
     return execute(config, invocation, notes)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,6 +26,12 @@ def estimate(job: Path, output: Path | None, as_json: bool, **options: object) -
     with heavy_imports():
         from ..forecast import forecast  # instructor, to build a request as it would go
 
-    result = forecast(run_config(job, output, options))
-    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.text())
+    show(forecast(run_config(job, output, options)), as_json)
     return 0
+
+
+def show(result: Any, as_json: bool, notes: Sequence[str] = ()) -> None:
+    """An estimate as text or one JSON object, with ``notes`` (what judge and
+    panel add): the one renderer of ``estimate`` and ``judge``/``panel --estimate``."""
+    result.notes.extend(notes)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.text())

@@ -49,6 +49,7 @@ NOT_FOR_A_JUDGE = ("job", "task", "schema", "layout", "roles", "samples")
     help="Show the judge the role that wrote each answer (it is blind by default).",
 )
 @click.option("--estimate", is_flag=True, help="Say what judging would cost and take; buy nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --estimate: as one JSON object.")
 @job_options(
     leave_out=NOT_FOR_A_JUDGE,
     said={
@@ -67,6 +68,7 @@ def judge(
     against_output: Path | None,
     show_role: bool,
     estimate: bool,
+    as_json: bool,
     output: Path | None,
     invocation: Invocation,
     **options: object,
@@ -108,4 +110,4 @@ def judge(
             f"the judge is the model that wrote the answers ({config.model}): judges prefer"
             " their own model's answers; a judge of another family (--model) is the fairer one"
         )
-    return estimate_or_run(config, estimate, notes, invocation, judged)
+    return estimate_or_run(config, estimate, notes, invocation, judged, as_json)

@@ -37,6 +37,7 @@ from .settings import WithSettings, config_option
 @click.option(
     "--estimate", is_flag=True, help="Say what the panel would cost and take; buy nothing."
 )
+@click.option("--json", "as_json", is_flag=True, help="With --estimate: as one JSON object.")
 @job_options(
     leave_out=tuple(k for k in NOT_FOR_A_JUDGE if k != "layout"),
     said={
@@ -51,6 +52,7 @@ def panel(
     synthesizer: str,
     seed: int,
     estimate: bool,
+    as_json: bool,
     output: Path | None,
     invocation: Invocation,
     **options: object,
@@ -82,4 +84,4 @@ def panel(
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
     if made.single:
         notes.append(f"questions left out (one ok answer is no panel): {made.single:,}")
-    return estimate_or_run(config, estimate, notes, invocation, sweep)
+    return estimate_or_run(config, estimate, notes, invocation, sweep, as_json)
