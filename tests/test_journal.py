@@ -35,7 +35,19 @@ def test_closed_rounds_are_forgotten_and_a_later_round_starts_afresh(tmp_path: P
 def test_answers_kept_by_an_earlier_version_are_read_as_answers(tmp_path: Path):
     journal = Journal(tmp_path / "out.jsonl")
     journal.directory.mkdir()
-    journal.answers_path.write_text(
+    journal.rounds_path.write_text(
         '{"line": 2, "attempt": 1, "batch_id": "b1", "completion": {"id": "c"}}\n'
     )
     assert journal.rounds() == {2: [Round(1, "b1", "answer", completion={"id": "c"})]}
+
+
+def test_rounds_an_earlier_version_kept_as_answers_jsonl_are_taken_over(tmp_path: Path):
+    journal = Journal(tmp_path / "out.jsonl")
+    journal.directory.mkdir()
+    (journal.directory / "answers.jsonl").write_text(
+        '{"line": 5, "attempt": 1, "batch_id": "b1", "kind": "unexecuted"}\n'
+    )
+    assert journal.rounds() == {5: [Round(1, "b1", "unexecuted")]}
+    assert journal.rounds_path.exists() and not (journal.directory / "answers.jsonl").exists()
+    journal.close_rounds([5])
+    assert journal.rounds() == {}

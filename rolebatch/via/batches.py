@@ -166,7 +166,7 @@ class _BatchRun:
             if not pending and next(iter(self._to_do()), None) is None:
                 if self.given_up:
                     raise self._gave_up()
-                self.journal.forget_answers()
+                self.journal.forget_rounds()
                 return
             if self.stopping:
                 raise Interrupted(

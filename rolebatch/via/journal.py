@@ -2,7 +2,7 @@
 
     out/job.jsonl.batches/journal.jsonl     one event a line, fsync'ed
     out/job.jsonl.batches/<tag>.jsonl       a request file, until its batch is collected
-    out/job.jsonl.batches/answers.jsonl     each record's rounds so far, until it is done
+    out/job.jsonl.batches/rounds.jsonl      each record's rounds so far, until it is done
 
 A batch is bought in steps, and each step is journaled before the next:
 
@@ -18,7 +18,7 @@ provider's batches and adopts it instead of creating another.  Before
 upload), so the file is uploaded again; a file costs nothing.
 
 A record that goes into another round keeps what its rounds so far came to
-in ``answers.jsonl`` (the output line comes only when the record is done):
+in ``rounds.jsonl`` (the output line comes only when the record is done):
 an answer that needs a re-ask, a transient error (5xx, 429, a timeout), or
 nothing at all (its batch expired or was cancelled before it ran).  From
 them the next round's request, the count of attempts, the retry budget and
@@ -146,7 +146,12 @@ class Journal:
         return self.directory / "journal.jsonl"
 
     @property
-    def answers_path(self) -> Path:
+    def rounds_path(self) -> Path:
+        return self.directory / "rounds.jsonl"
+
+    @property
+    def _legacy_rounds_path(self) -> Path:
+        """Where an earlier rolebatch kept the rounds (named "answers")."""
         return self.directory / "answers.jsonl"
 
     def request_file(self, tag: str) -> Path:
@@ -199,8 +204,10 @@ class Journal:
         """Per job line still open, its rounds so far, oldest first.  A round
         written twice (a batch collected again after a crash) counts once."""
         kept: dict[int, dict[int, Round]] = {}
+        if not self.rounds_path.exists() and self._legacy_rounds_path.exists():
+            os.replace(self._legacy_rounds_path, self.rounds_path)  # an earlier version's
         try:
-            with self.answers_path.open("rb") as handle:
+            with self.rounds_path.open("rb") as handle:
                 for raw in handle:
                     if not raw.endswith(b"\n"):
                         break
@@ -212,7 +219,7 @@ class Journal:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, KeyError) as exc:
-            raise OutputError(f"cannot read {self.answers_path}: {exc}") from None
+            raise OutputError(f"cannot read {self.rounds_path}: {exc}") from None
         return {line: [by[a] for a in sorted(by)] for line, by in kept.items() if by}
 
     # -- writing --------------------------------------------------------
@@ -264,11 +271,11 @@ class Journal:
 
     def keep_rounds(self, rounds: list[tuple[int, Round]]) -> None:
         """Write down (job line, round) pairs of records that go again."""
-        self._append(self.answers_path, (r.as_item(line) for line, r in rounds))
+        self._append(self.rounds_path, (r.as_item(line) for line, r in rounds))
 
     def close_rounds(self, lines: Iterable[int]) -> None:
         """These records have their lines: their rounds are over."""
-        self._append(self.answers_path, ({"line": line, "closed": True} for line in lines))
+        self._append(self.rounds_path, ({"line": line, "closed": True} for line in lines))
 
     def write_requests(self, tag: str, lines: list[bytes]) -> Path:
         path = self.request_file(tag)
@@ -282,10 +289,10 @@ class Journal:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.entries.clear()
 
-    def forget_answers(self) -> None:
-        """Every record is done: the answers kept for re-asks are history."""
+    def forget_rounds(self) -> None:
+        """Every record is done: the rounds kept for re-asks are history."""
         with contextlib.suppress(OSError):
-            self.answers_path.unlink()
+            self.rounds_path.unlink()
 
 
 def busy_message(entries: list[Entry]) -> str:
