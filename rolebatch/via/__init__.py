@@ -3,6 +3,7 @@
 live         one request per attempt, now, at the provider's pace
 client       one record asked: instructor over the transport, HTTP retries
 breaker      the run stopped when the endpoint, not the records, is at fault
+signals      SIGINT/SIGTERM while buying: the first stops new work, a second all
 request      the request a record becomes: task, options and provider together
 cached       the response cache: a record's key, a hit as a line, answers stored
 verdict      what an answer means: parsed, a re-ask, or an error of a kind

@@ -39,7 +39,6 @@ With --no-wait the run submits, collects whatever has ended, and exits 4
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -56,7 +55,7 @@ from ..providers.batch_api import BatchAPI, BatchInfo, QueueFull, Result, Unknow
 from ..records.job import Record
 from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
 from ..redaction import Redactor
-from . import live
+from . import live, signals
 from .cached import CachedAnswers
 from .journal import (
     Entry,
@@ -131,7 +130,7 @@ class _BatchRun:
         failure: Exception | None = None
         async with anyio.create_task_group() as tasks:
             if handle_signals:
-                tasks.start_soon(self._watch_signals)
+                tasks.start_soon(signals.watch, self._asked_to_stop, self._now.cancel)
             with self._now:
                 try:
                     await self._loop()
@@ -207,15 +206,11 @@ class _BatchRun:
         with anyio.move_on_after(seconds):
             await self._wake.wait()
 
-    async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self.stopping is not None:
-                    self._now.cancel()  # a second signal: stop at once
-                    return
-                self.stopping = signal.Signals(signum).name
-                if self._wake is not None:
-                    self._wake.set()
+    def _asked_to_stop(self, name: str) -> None:
+        """A first signal: submit nothing more, stop waiting (a second stops at once)."""
+        self.stopping = name
+        if self._wake is not None:
+            self._wake.set()
 
     # -- submitting --------------------------------------------------------
 

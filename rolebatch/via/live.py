@@ -21,7 +21,6 @@ starts and the ones in flight finish.
 from __future__ import annotations
 
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from ..providers.transport import open_transport
 from ..records.job import JobFile, Record
 from ..records.lines import Outcome, output_line
 from ..records.output import OutputFile
+from . import signals
 from .cached import CachedAnswers
 from .client import Client
 from .request import line_fields
@@ -182,7 +182,7 @@ async def _flow(
     async with anyio.create_task_group() as outer:
         outer.start_soon(_report, reporter, run.tally)
         if handle_signals:
-            outer.start_soon(_watch_signals, run, grace)
+            outer.start_soon(signals.watch, *_stop_on_signals(run, grace))
         # Lines travel in lists: a worker's one, or a read chunk's cache hits.
         lines_send, lines_recv = anyio.create_memory_object_stream[list[Line]](concurrency * 4)
         async with anyio.create_task_group() as io:
@@ -305,17 +305,22 @@ async def _report(reporter: Reporter, tally: Tally) -> None:
         reporter.update(tally)
 
 
-async def _watch_signals(run: _Run, grace: float) -> None:
+def _stop_on_signals(run: _Run, grace: float) -> tuple[Any, Any]:
     """First SIGINT/SIGTERM: stop dispatching, give calls in flight ``grace``
-    seconds to finish.  A second one: stop them now."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if run.stopping is None:
-                run.stopping = signal.Signals(signum).name
-                run.work.deadline = anyio.current_time() + grace
-            else:
-                run.forced = True
-                run.work.cancel()
+    seconds to finish.  A second one: stop them now (``signals.watch``)."""
+
+    def first(name: str) -> None:
+        if run.stopping is not None:  # stopping already (the budget): now, then
+            second()
+            return
+        run.stopping = name
+        run.work.deadline = anyio.current_time() + grace
+
+    def second() -> None:
+        run.forced = True
+        run.work.cancel()
+
+    return first, second
 
 
 async def reask(checked: Plan, items: list[tuple[Record, list[Any]]]) -> list[Outcome | AbortError]:
