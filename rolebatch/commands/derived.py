@@ -14,7 +14,7 @@ import click
 
 from ..config import RunConfig
 from ..errors import UsageError
-from ..records.output import read_sidecar
+from ..records.sidecar import read_sidecar
 from . import heavy_imports
 from .estimate import show
 from .options import run_config

@@ -210,7 +210,7 @@ def _step_summary(
 def _scale(outputs: tuple[Path, ...], score: str | None) -> tuple[float, float] | None:
     """The scale of a judge's scores (its rubric's), when every output is a
     judge's on one scale and the score read is the judge's own."""
-    from ..records.output import read_sidecar
+    from ..records.sidecar import read_sidecar
 
     if score != "field:score":
         return None

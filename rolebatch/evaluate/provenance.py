@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..records.output import read_sidecar
+from ..records.sidecar import read_sidecar
 
 
 @dataclass

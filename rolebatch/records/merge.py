@@ -34,8 +34,9 @@ from typing import Any
 from ..errors import OutputError, UsageError
 from .job import PLAIN, JobFile, RecordRules, open_job
 from .lines import line_cost
-from .output import RETIRED_KEYS, OutputFile, describe_change, parse_head, read_sidecar
+from .output import OutputFile, parse_head
 from .roles import Sweep
+from .sidecar import RETIRED_KEYS, describe_change, read_sidecar
 
 NONE = 0
 OFFSET_BITS = 48  # files up to 256 TB; the file's index above that

@@ -49,16 +49,9 @@ from .job import PLAIN, JobFile, RecordRules
 from .lines import line_cost
 from .roles import Sweep
 from .shards import Shard
+from .sidecar import SIDECAR_FORMAT, changes, read_sidecar, roles_of, sidecar_path
 
 FSYNC_INTERVAL = 1.0
-# The sidecar's format: 2 added the sweep's roles and the "sampled" key.
-SIDECAR_FORMAT = 2
-# Fingerprint keys an older sidecar may lack without having been different.
-_ADDED_IN = {"sampled": 2}
-# Fingerprint keys an older sidecar may have that no longer tell runs apart:
-# the job's path (a job is known by its records: the ids and the digest of
-# their lines, checked on every resume and merge, wherever the checkout is).
-RETIRED_KEYS = frozenset({"job"})
 # Our own lines start with the id, line and status keys, in that order.
 _HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
 _USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
@@ -125,7 +118,7 @@ class OutputFile:
 
     @property
     def meta_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".rolebatch.json")
+        return sidecar_path(self.path)
 
     @property
     def lock_path(self) -> Path:
@@ -298,7 +291,7 @@ class OutputFile:
         if meta is None:
             survey.changes = ["it was not written by rolebatch"]
             return survey
-        survey.changes = self._changes(meta, job)
+        survey.changes = changes(meta, self.fingerprint, job.sweep)
         if survey.changes:
             return survey  # its answers say nothing about this configuration's
         survey.resumed = self._map(meta, retry_failed, job)
@@ -410,30 +403,6 @@ class OutputFile:
             self._finished = finished
         return meta
 
-    def _changes(self, meta: dict[str, Any], job: JobFile) -> list[str]:
-        """How this run's configuration differs from the one the output was
-        written under, in words: every key of either, and the sweep's roles."""
-        stored, now = meta["config"], self.fingerprint
-        version = meta.get("rolebatch", 1)
-        changes = []
-        for key in [*now, *(key for key in stored if key not in now)]:
-            if key not in stored and version < _ADDED_IN.get(key, 0):
-                continue  # an older sidecar did not record it
-            if key in RETIRED_KEYS:
-                continue
-            if stored.get(key) != now.get(key):
-                changes.append(describe_change(key, stored.get(key), now.get(key)))
-        sweep = meta.get("sweep") or {}
-        before = {str(role_id): text for role_id, text in sweep.get("roles", [])}
-        for role_id, text in _roles_of(job.sweep).items():
-            if role_id in before and before[role_id] != text:
-                changes.append(
-                    f"role {role_id!r} was {before[role_id]!r} when its lines were written, and"
-                    f" is {text!r} now (ids of a text roles file are its line numbers: add"
-                    " new roles at the end, or give ids in a JSONL roles file)"
-                )
-        return changes
-
     def _check_fingerprint(self, job: JobFile) -> dict[str, Any]:
         meta = self._read_meta()
         if meta is None:
@@ -444,7 +413,7 @@ class OutputFile:
                 f"{self.path} exists but was not written by rolebatch (no"
                 f" {self.meta_path.name}); use --fresh to overwrite it, or -o to write elsewhere"
             )
-        changed = self._changes(meta, job)
+        changed = changes(meta, self.fingerprint, job.sweep)
         if changed:
             raise UsageError(
                 f"cannot resume {self.path}: it was made with another configuration ("
@@ -564,7 +533,7 @@ class OutputFile:
 
     def _take_sweep(self, job: JobFile) -> None:
         """The sweep's roles (word for word) and their metadata, as the sidecar keeps them."""
-        self.roles = _roles_of(job.sweep)
+        self.roles = roles_of(job.sweep)
         self.role_metadata = dict(job.sweep.metadata) if job.sweep else {}
         self.samples = job.sweep.samples if job.sweep else 1
 
@@ -688,49 +657,6 @@ def _token_id(token: bytes) -> Any:
     if token.startswith(b'"') and b"\\" not in token:
         return token[1:-1].decode()
     return json.loads(token)
-
-
-def _roles_of(sweep: Sweep | None) -> dict[str, str | None]:
-    """A sweep's roles, id -> text, as the sidecar keeps them ({}: no roles)."""
-    if sweep is None:
-        return {}
-    return {role_id: text for role_id, text in sweep.roles if role_id}
-
-
-def describe_change(key: str, before: Any, now: Any) -> str:
-    """One difference of configuration, in words a user knows."""
-    if key == "sweep":
-        if before:
-            return "it holds a sweep's lines (--roles / --samples) and this is a plain run"
-        return "it holds a plain run's lines and this is a sweep (--roles / --samples)"
-    if key == "sampled":
-        if before:
-            return (
-                "its lines are samples (--samples K, ids ending #0, #1, ...) and this run's are not"
-            )
-        return "its lines are not samples and this run's are (--samples)"
-    if key == "shard":
-        was = f"shard {before}'s lines" if before else "the whole job's lines"
-        run = f"shard {now}" if now else "the whole job"
-        return f"it holds {was} and this run is {run}"
-
-    def shown(value: Any) -> str:
-        return "not set" if value is None else repr(value)
-
-    return f"{key} was {shown(before)}, now {shown(now)}"
-
-
-def read_sidecar(output: Path) -> dict[str, Any] | None:
-    """The sidecar of ``output``, parsed (None: there is none)."""
-    path = output.with_name(output.name + ".rolebatch.json")
-    try:
-        meta = json.loads(path.read_text())
-        meta["config"]
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError, OSError):
-        raise UsageError(f"{path} is damaged; use --fresh to start over") from None
-    return meta
 
 
 def _stat_stamp(path: Path) -> list[int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..providers.batch_api import BatchAPI, BatchInfo, open_batches
 from ..providers.registry import resolve
-from ..records.output import read_sidecar
+from ..records.sidecar import read_sidecar
 from .journal import Entry, Journal
 
 
