@@ -7,6 +7,7 @@ ids      a flat table of id hashes, for a million records in flat memory
 lines    what became of one record, as one output line
 output   the output file, which is also the run's state (resume, order)
 sidecar  the configuration an output was written under, and its changes in words
+files    writing a file so that a failure leaves it whole (a temp file, an append)
 merge    shard outputs joined into one output in input order
 report   an output's lines compared per role, model or metadata key
 """

@@ -4,6 +4,7 @@ those lines back."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -179,6 +180,14 @@ def output_line(
     return json.dumps(line, ensure_ascii=False) + "\n"
 
 
+# Our own lines start with the id, line and status keys, in that order, and
+# usage keeps its two counts first: read without parsing the whole line.
+LINE_HEAD = re.compile(
+    rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"'
+)
+LINE_USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
+_LINE_FIELD = re.compile(rb'^(\{"id": (?:"(?:[^"\\]|\\.)*"|-?\d+), "line": )(\d+)')
+
 _COST_KEY = b', "cost_usd": '
 
 
@@ -218,3 +227,42 @@ def read_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(line, dict) or "status" not in line:
                 raise UsageError(f"{path}:{number}: not a rolebatch output line")
             yield start, line
+
+
+def with_line(raw: bytes, line: int) -> bytes:
+    """The result line saying it is on ``line`` of the job."""
+    match = _LINE_FIELD.match(raw)
+    if match is not None:
+        if int(match.group(2)) == line:
+            return raw
+        return match.group(1) + str(line).encode() + raw[match.end() :]
+    data = json.loads(raw)
+    data["line"] = line
+    return (json.dumps(data, ensure_ascii=False) + "\n").encode()
+
+
+def parse_head(raw: bytes) -> tuple[Any, int, bool] | None:
+    """(id, line, ok) of one of our lines, or None if it is not a whole line of ours."""
+    if not raw.endswith(b"\n"):
+        return None
+    match = LINE_HEAD.match(raw)
+    if match is not None:
+        return token_id(match.group(1)), int(match.group(2)), match.group(3) == b"ok"
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if (
+        not isinstance(data, dict)
+        or "id" not in data
+        or data.get("status") not in ("ok", "error")
+        or not isinstance(data.get("line"), int)
+    ):
+        return None
+    return data["id"], data["line"], data["status"] == "ok"
+
+
+def token_id(token: bytes) -> Any:
+    if token.startswith(b'"') and b"\\" not in token:
+        return token[1:-1].decode()
+    return json.loads(token)

@@ -33,8 +33,8 @@ from typing import Any
 
 from ..errors import OutputError, UsageError
 from .job import PLAIN, JobFile, RecordRules, open_job
-from .lines import line_cost
-from .output import OutputFile, parse_head
+from .lines import line_cost, parse_head
+from .output import OutputFile
 from .roles import Sweep
 from .sidecar import RETIRED_KEYS, describe_change, read_sidecar
 

@@ -34,28 +34,24 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import OutputError, UsageError
+from .files import appending, cannot_write, fsync_dir, tmp_of, written
 from .ids import HashIndex, id_hash
 from .job import PLAIN, JobFile, RecordRules
-from .lines import line_cost
+from .lines import LINE_HEAD, LINE_USAGE, line_cost, parse_head, token_id, with_line
 from .roles import Sweep
 from .shards import Shard
 from .sidecar import SIDECAR_FORMAT, changes, read_sidecar, roles_of, sidecar_path
 
 FSYNC_INTERVAL = 1.0
-# Our own lines start with the id, line and status keys, in that order.
-_HEAD = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"|-?\d+), "line": (\d+), "status": "(ok|error)"')
-_USAGE = re.compile(rb'"usage": \{"prompt_tokens": (\d+), "completion_tokens": (\d+)')
-_LINE_FIELD = re.compile(rb'^(\{"id": (?:"(?:[^"\\]|\\.)*"|-?\d+), "line": )(\d+)')
 NONE = -1  # in by_line: no result yet
 _TWO_IDS = -1  # in the id table: two ids share this hash; look in the exact dict
 
@@ -199,14 +195,9 @@ class OutputFile:
             ) from None
         # Ours alone now: what a run killed mid-rewrite left behind goes (it
         # holds nothing the output and its sidecar do not, and may fill a disk).
-        for tmp in (self._tmp_of(self.path), self._tmp_of(self.meta_path)):
+        for tmp in (tmp_of(self.path), tmp_of(self.meta_path)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-
-    @staticmethod
-    def _tmp_of(path: Path) -> Path:
-        """Where a new ``path`` is written before it replaces the old one."""
-        return path.with_name(path.name + ".tmp")
 
     def open(self, fresh: bool, retry_failed: bool, job: JobFile) -> Resumed:
         """Lock, read back what is there, and get ready to append."""
@@ -259,8 +250,8 @@ class OutputFile:
                 "errors": errors,
                 "cost_usd": str(self.lines_cost),
             }
-        tmp = self._tmp_of(self.meta_path)
-        with _written(self.meta_path, tmp):
+        tmp = tmp_of(self.meta_path)
+        with written(self.meta_path, tmp):
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
             os.replace(tmp, self.meta_path)
 
@@ -297,7 +288,7 @@ class OutputFile:
         survey.resumed = self._map(meta, retry_failed, job)
         with self.path.open("rb") as handle:
             for raw in handle:
-                match = _USAGE.search(raw)
+                match = LINE_USAGE.search(raw)
                 if match is not None and parse_head(raw) is not None:
                     survey.answers += 1
                     survey.prompt_tokens += int(match.group(1))
@@ -381,9 +372,9 @@ class OutputFile:
         offset, size = self.offsets[ordinal], 256
         while True:
             chunk = os.pread(self._reader, size, offset)
-            match = _HEAD.match(chunk)
+            match = LINE_HEAD.match(chunk)
             if match is not None:
-                return _token_id(match.group(1))
+                return token_id(match.group(1))
             end = chunk.find(b"\n")
             if end >= 0 or len(chunk) < size:
                 parsed = parse_head(chunk[: end + 1])
@@ -461,7 +452,7 @@ class OutputFile:
         try:
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            raise OutputError(_cannot_write(self.path, exc)) from None
+            raise OutputError(cannot_write(self.path, exc)) from None
         self._synced = time.monotonic()
 
     # -- finishing ------------------------------------------------------
@@ -486,9 +477,9 @@ class OutputFile:
         in_order = self._lines_job == job.digest and expected == len(self.offsets)
         if not in_order:
             self._set_aside()
-            tmp = self._tmp_of(self.path)
+            tmp = tmp_of(self.path)
             kept = Decimal(0)
-            with _written(self.path, tmp):
+            with written(self.path, tmp):
                 with self.path.open("rb") as source, tmp.open("wb") as target:
                     for line, ordinal in enumerate(self.by_line):
                         if ordinal == NONE:
@@ -498,7 +489,7 @@ class OutputFile:
                         cost = line_cost(raw)
                         if cost:
                             kept += Decimal(repr(cost))
-                        target.write(_with_line(raw, line))
+                        target.write(with_line(raw, line))
                     target.flush()
                     os.fsync(target.fileno())
                 # What the dropped lines cost is written down before they go: a
@@ -507,7 +498,7 @@ class OutputFile:
                 self.lines_cost = kept
                 self._write_meta()
                 os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             self._size = self.path.stat().st_size
         self._lines_job = job.digest
         self._take_sweep(job)  # the file now holds these roles' lines only
@@ -524,7 +515,7 @@ class OutputFile:
         self._take_sweep(job)
         self._write_meta()
         os.replace(merged, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._size = self.path.stat().st_size
         self.lines_cost = cost
         self._lines_job = job.digest
@@ -548,7 +539,7 @@ class OutputFile:
                 placed[ordinal] = 1
         if all(placed):
             return
-        with self.path.open("rb") as source, _appending(self.replaced_path) as write:
+        with self.path.open("rb") as source, appending(self.replaced_path) as write:
             for ordinal, here in enumerate(placed):
                 if not here:
                     source.seek(self.offsets[ordinal])
@@ -620,104 +611,6 @@ def _ordinal(value: int) -> int:
     return value if value >= 0 else -(value + 2)
 
 
-def _with_line(raw: bytes, line: int) -> bytes:
-    """The result line saying it is on ``line`` of the job."""
-    match = _LINE_FIELD.match(raw)
-    if match is not None:
-        if int(match.group(2)) == line:
-            return raw
-        return match.group(1) + str(line).encode() + raw[match.end() :]
-    data = json.loads(raw)
-    data["line"] = line
-    return (json.dumps(data, ensure_ascii=False) + "\n").encode()
-
-
-def parse_head(raw: bytes) -> tuple[Any, int, bool] | None:
-    """(id, line, ok) of one of our lines, or None if it is not a whole line of ours."""
-    if not raw.endswith(b"\n"):
-        return None
-    match = _HEAD.match(raw)
-    if match is not None:
-        return _token_id(match.group(1)), int(match.group(2)), match.group(3) == b"ok"
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if (
-        not isinstance(data, dict)
-        or "id" not in data
-        or data.get("status") not in ("ok", "error")
-        or not isinstance(data.get("line"), int)
-    ):
-        return None
-    return data["id"], data["line"], data["status"] == "ok"
-
-
-def _token_id(token: bytes) -> Any:
-    if token.startswith(b'"') and b"\\" not in token:
-        return token[1:-1].decode()
-    return json.loads(token)
-
-
 def _stat_stamp(path: Path) -> list[int]:
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-
-
-@contextlib.contextmanager
-def _written(path: Path, tmp: Path) -> Iterator[None]:
-    """Writing ``path`` through ``tmp``: an OSError (the disk full, a
-    read-only folder) is an OutputError that names ``path`` and its cause,
-    and leaves no ``tmp`` behind; ``path`` is as it was."""
-    try:
-        yield
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(_cannot_write(path, exc)) from None
-        raise
-
-
-@contextlib.contextmanager
-def _appending(path: Path) -> Iterator[Callable[[bytes], None]]:
-    """A ``write`` that appends to ``path``, fsync'ed at the end: all of it
-    or, when a write fails, none of it (the file cut back to where it was;
-    an OutputError naming it)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise OutputError(_cannot_write(path, exc)) from None
-    start = os.fstat(fd).st_size
-
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    try:
-        yield write
-        os.fsync(fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, start)
-        raise OutputError(_cannot_write(path, exc)) from None
-    finally:
-        os.close(fd)
-
-
-def _cannot_write(path: Path, exc: OSError) -> str:
-    return (
-        f"cannot write {path}: {exc.strerror or exc}. Every line bought is kept in the"
-        " output; free some space (or fix the folder) and run the same command again: it"
-        " buys nothing that is done"
-    )
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
