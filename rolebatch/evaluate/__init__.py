@@ -20,6 +20,7 @@ tell a real difference from noise: the wing above the pipeline.
              the chance level, the version
     tables   the figures as a terminal table, markdown and CSV; the headline
     page     the figures as one self-contained HTML page
+    plots    its plots as inline SVG: dots on intervals, won/tied/lost bars, legends
 
 It reads output lines (``records``); nothing below imports it.
 """

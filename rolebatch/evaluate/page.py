@@ -11,17 +11,11 @@ wide table scrolls in its own box: the page fits 1,000 px."""
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 from .gate import lines
+from .plots import dot_plot, legend, outcomes
 from .tables import footnotes, study_lines
-
-WIDTH = 760
-LABEL = 190  # room for the group names on the left
-ROW = 26
-PAD = 28
-AXIS = 16  # room under the ticks for what the axis measures
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -66,90 +60,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _scale(low: float, high: float) -> tuple[float, float, Any]:
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    span = high - low
-    low, high = low - span * 0.05, high + span * 0.05
-
-    def x(value: float) -> float:
-        return LABEL + (value - low) / (high - low) * (WIDTH - LABEL - PAD)
-
-    return low, high, x
-
-
-def _nice_step(span: float) -> float:
-    """A round step giving about five ticks over ``span``."""
-    raw = span / 5
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-
-
-def _ticks(low: float, high: float, x: Any, height: float) -> str:
-    step = _nice_step(high - low)
-    value = math.ceil(low / step) * step
-    parts = []
-    while value <= high + 1e-12:
-        px = x(value)
-        parts.append(
-            f'<line class="grid" x1="{px:.1f}" y1="8" x2="{px:.1f}" y2="{height - 22 - AXIS}"/>'
-            f'<text x="{px:.1f}" y="{height - 6 - AXIS}" text-anchor="middle">{value:g}</text>'
-        )
-        value = round(value + step, 10)
-    return "".join(parts)
-
-
-def _plot(
-    rows: list[dict[str, Any]],
-    marker: Any,
-    zero: float | None,
-    caption: str,
-    chance: float | None = None,
-) -> str:
-    """One row a group: a point at ``value`` on its interval; a dashed line
-    at ``zero`` (the baseline's mean, no difference, an even win rate) and a
-    dotted one at ``chance``."""
-    drawn = [r for r in rows if r["value"] is not None]
-    if not drawn:
-        return ""
-    lows = [r["low"] if r["low"] is not None else r["value"] for r in drawn]
-    highs = [r["high"] if r["high"] is not None else r["value"] for r in drawn]
-    extra = [v for v in (zero, chance) if v is not None]
-    low, high, x = _scale(min(lows + extra), max(highs + extra))
-    height = PAD + ROW * len(drawn) + 24 + AXIS
-    parts = [
-        f'<svg role="img" aria-label="{_e(caption)}" width="{WIDTH}" height="{height}"'
-        f' viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
-        _ticks(low, high, x, height),
-    ]
-    if zero is not None:
-        parts.append(
-            f'<line class="zero" x1="{x(zero):.1f}" y1="8" x2="{x(zero):.1f}"'
-            f' y2="{height - 22 - AXIS}"/>'
-        )
-    if chance is not None:
-        parts.append(
-            f'<line class="chance" x1="{x(chance):.1f}" y1="8" x2="{x(chance):.1f}"'
-            f' y2="{height - 22 - AXIS}"/>'
-        )
-    for i, row in enumerate(drawn):
-        y = PAD + ROW * i
-        start = row["low"] if row["low"] is not None else row["value"]
-        end = row["high"] if row["high"] is not None else row["value"]
-        parts.append(
-            f'<g class="row {marker(row)}" data-group="{_e(row["key"])}">'
-            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(row["label"])}</text>'
-            f'<line class="interval" x1="{x(start):.1f}" y1="{y}" x2="{x(end):.1f}" y2="{y}"/>'
-            f'<circle class="point" cx="{x(row["value"]):.1f}" cy="{y}" r="5"/></g>'
-        )
-    # The axis says what it measures.
-    parts.append(
-        f'<text class="axis" x="{(x(low) + x(high)) / 2:.1f}" y="{height - 4}"'
-        f' text-anchor="middle">{_e(caption)}</text></svg>'
-    )
-    return "".join(parts)
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     """A table in a box of its own that scrolls sideways when it is wide."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
@@ -158,12 +68,6 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
         f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
     )
-
-
-def _legend(*items: tuple[str, str]) -> str:
-    """A plot's legend: (swatch class, what it is)."""
-    shown = "".join(f"<span class='swatch {cls}'></span>{_e(what)}" for cls, what in items)
-    return f"<p class='legend'>{shown}</p>"
 
 
 def page(
@@ -243,25 +147,25 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
     base = next((g["mean"] for g in groups if g["baseline"]), None)
     measure = "share correct" if scores.get("binary") else f"mean score ({scores['scorer']})"
     baseline_name = scores["baseline"] or "the baseline"
-    legend = [("baseline", f"{baseline_name}, the baseline"), ("", "another group")]
+    keys = [("baseline", f"{baseline_name}, the baseline"), ("", "another group")]
     if base is not None:
-        legend.append(("dashed", "the baseline's mean"))
+        keys.append(("dashed", "the baseline's mean"))
     if chance is not None:
-        legend.append(("dotted", f"chance ({chance:.2f}: an option picked at random)"))
+        keys.append(("dotted", f"chance ({chance:.2f}: an option picked at random)"))
     parts = [
         f"<h2>Score by {_e(by)}</h2>",
         f"<p class='note'>Scorer <b>{_e(scores['scorer'])}</b>; error lines {errors};"
         f" {scores['questions']:,} questions. Each point is a mean, each bar its 95 %"
         " interval: Wilson's for 0/1 scores, Student's t for graded ones (clustered by"
         " question when a question was asked more than once).</p>",
-        _plot(
+        dot_plot(
             rows,
             lambda r: "baseline" if r["baseline"] else "",
             base,
             f"{measure} by {by}, with its 95 % interval",
             chance,
         ),
-        _legend(*legend),
+        legend(*keys),
         _table(
             ["group", "n", "errors", "mean", "95% interval"],
             [
@@ -291,13 +195,13 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
             " answered, with its 95 % interval (Newcombe's for 0/1 scores, Student's t"
             " for graded ones); * marks a difference Holm's adjustment across all the"
             " comparisons keeps below 0.05.</p>",
-            _plot(
+            dot_plot(
                 diff_rows,
                 marker,
                 0.0,
                 f"difference in {measure} from {against}, with its 95 % interval",
             ),
-            _legend(
+            legend(
                 ("better", "better (Holm)"),
                 ("worse", "worse (Holm)"),
                 ("", "no detectable difference"),
@@ -378,7 +282,7 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
     rows = [_point(r, r["win_rate"]) for r in pairwise["rows"]]
     consistency = pairwise.get("consistency")
     against = pairwise["baseline"]
-    rates = _plot(
+    rates = dot_plot(
         rows,
         lambda r: {"better": "significant", "worse": "worse"}.get(r["verdict"], ""),
         0.5,
@@ -390,12 +294,12 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
             "<p class='note'>A pair counts only when both orders agree, and a question's"
             " samples are one unit, decided by their net. Position consistency:"
             f" {_fmt(consistency)}.</p>",
-            _outcomes(pairwise["rows"], against),
-            _legend(("won", "won"), ("tied", "tied"), ("lost", "lost")),
+            outcomes(pairwise["rows"], against),
+            legend(("won", "won"), ("tied", "tied"), ("lost", "lost")),
             *(
                 [
                     rates,
-                    _legend(
+                    legend(
                         ("better", "better (Holm)"),
                         ("worse", "worse (Holm)"),
                         ("", "no detectable difference"),
@@ -434,40 +338,3 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
             ),
         ]
     )
-
-
-def _outcomes(rows: list[dict[str, Any]], against: str) -> str:
-    """A bar a group: the shares of its questions won, tied and lost."""
-    height = PAD + ROW * len(rows) + 24 + AXIS
-
-    def x(share: float) -> float:
-        return LABEL + share * (WIDTH - LABEL - PAD)
-
-    parts = [
-        f'<svg role="img" aria-label="questions won, tied and lost" width="{WIDTH}"'
-        f' height="{height}" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
-        _ticks(0.0, 1.0, x, height),
-    ]
-    for i, r in enumerate(rows):
-        y = PAD + ROW * i
-        total = r["wins"] + r["ties"] + r["losses"]
-        parts.append(
-            f'<g class="outcomes" data-group="{_e(r["key"])}">'
-            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(r["key"])}</text>'
-        )
-        start = 0.0
-        for cls, count in (("won", r["wins"]), ("tied", r["ties"]), ("lost", r["losses"])):
-            if not total or not count:
-                continue
-            share = count / total
-            parts.append(
-                f'<rect class="{cls}" x="{x(start):.1f}" y="{y - 8}"'
-                f' width="{x(start + share) - x(start):.1f}" height="16"/>'
-            )
-            start += share
-        parts.append("</g>")
-    parts.append(
-        f'<text class="axis" x="{(x(0) + x(1)) / 2:.1f}" y="{height - 4}" text-anchor="middle">'
-        f"share of questions won, tied and lost against {_e(against)}</text></svg>"
-    )
-    return "".join(parts)
