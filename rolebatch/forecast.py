@@ -281,16 +281,20 @@ def _not_cached(checked: Plan, result: Forecast, records: Iterator[Record]) -> I
         yield from records
         return
     answers = CachedAnswers(store.open(), checked.config, checked.endpoint, checked.task, None)
+
+    def missing(chunk: list[Record]) -> list[Record]:
+        misses = [record for record, _ in answers.look_up(chunk, touch=False)[0]]
+        result.cached += len(chunk) - len(misses)
+        return misses
+
     try:
         chunk: list[Record] = []
         for record in records:
             chunk.append(record)
             if len(chunk) == CACHE_CHUNK:
-                result.cached += len(chunk) - len(missing := answers.misses(chunk))
-                yield from missing
+                yield from missing(chunk)
                 chunk = []
-        result.cached += len(chunk) - len(missing := answers.misses(chunk))
-        yield from missing
+        yield from missing(chunk)
     finally:
         store.close()
 

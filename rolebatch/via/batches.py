@@ -271,21 +271,8 @@ class _BatchRun:
 
     def _not_cached(self, records: list[Record]) -> list[Record]:
         assert self.cache is not None
-        misses, hits = self.cache.look_up(records)
-        label, task = self.checked.endpoint.label, self.checked.task
-        self._write(
-            [
-                (
-                    r.line,
-                    output_line(
-                        r, o, label, line_fields(self.config, self.checked.endpoint, task, r)
-                    ),
-                    o,
-                    None,
-                )
-                for r, o in hits
-            ]
-        )
+        misses, lines = self.cache.served(records, self.checked.endpoint.label)
+        self._write(lines)
         return [record for record, _ in misses]
 
     def _count_again(self, line: int) -> None:

@@ -36,9 +36,9 @@ from ..cost.prices import Price
 from ..providers.registry import Endpoint
 from ..quirks.instructor import version as instructor_version
 from ..records.job import Record
-from ..records.lines import Outcome, Usage
+from ..records.lines import Outcome, Usage, output_line
 from ..tasks.task import Task
-from .request import instructor_kwargs
+from .request import instructor_kwargs, line_fields
 
 KEY_VERSION = 1
 
@@ -86,11 +86,12 @@ class CachedAnswers:
         return digest.digest()
 
     def look_up(
-        self, records: Sequence[Record]
+        self, records: Sequence[Record], touch: bool = True
     ) -> tuple[list[tuple[Record, bytes]], list[tuple[Record, Outcome]]]:
-        """(misses with their keys, hits as outcomes).  Blocking."""
+        """(misses with their keys, hits as outcomes).  ``touch``: the hits
+        count as just used (the estimate only looks).  Blocking."""
         keys = [self.key(record) for record in records]
-        found = self.store.get_many(keys)
+        found = self.store.get_many(keys, touch)
         misses, hits = [], []
         for record, key in zip(records, keys, strict=True):
             value = found.get(key)
@@ -101,12 +102,19 @@ class CachedAnswers:
                 hits.append((record, outcome))
         return misses, hits
 
-    def misses(self, records: Sequence[Record]) -> list[Record]:
-        """Those of ``records`` the cache does not hold; the others are not
-        marked as used (the estimate only looks).  Blocking."""
-        keys = [self.key(record) for record in records]
-        found = self.store.get_many(keys, touch=False)
-        return [r for r, k in zip(records, keys, strict=True) if self.outcome(found.get(k)) is None]
+    def served(
+        self, records: Sequence[Record], label: str
+    ) -> tuple[list[tuple[Record, bytes]], list[tuple[int, str, Outcome, None]]]:
+        """(misses with their keys, hits as the lines they are: job line,
+        output line under the model ``label``, outcome, no key to store).
+        Live and batch runs write these as they are.  Blocking."""
+        misses, hits = self.look_up(records)
+        config, endpoint, task = self.config, self.endpoint, self.task
+        lines = [
+            (r.line, output_line(r, o, label, line_fields(config, endpoint, task, r)), o, None)
+            for r, o in hits
+        ]
+        return misses, lines
 
     def outcome(self, value: Any) -> Outcome | None:
         """A stored answer as this run's outcome; None for a value that is not

@@ -205,7 +205,6 @@ async def _read(
 ) -> None:
     records = job.records(by_role=True)
     output, cache = run.output, run.cache
-    config, endpoint, task = run.client.config, run.client.endpoint, run.client.task
 
     def next_chunk() -> tuple[list[ToBuy], list[Line]]:
         # Nothing in both only when the file is exhausted: skipped records do
@@ -218,12 +217,7 @@ async def _read(
                     break
         if cache is None:
             return [(record, None) for record in chunk], []
-        misses, hits = cache.look_up(chunk)
-        served = [
-            (r.line, output_line(r, o, run.label, line_fields(config, endpoint, task, r)), o, None)
-            for r, o in hits
-        ]
-        return misses, served
+        return cache.served(chunk, run.label)
 
     async with send, lines:
         while not run.stopping:
