@@ -62,6 +62,11 @@ def test_bucket_debt_and_oversized_costs():
     assert bucket.wait(50, 0) == pytest.approx(1.5)
 
 
+def bucket(limiter: Limiter, name: str) -> Bucket | None:
+    """The local bucket of one of the limiter's budgets (None: no limit known)."""
+    return limiter.budgets[name].bucket
+
+
 async def test_rpm_paces_at_the_limit_and_bursts_one_second_after_idling():
     clock = FakeClock()
     limiter = Limiter(rpm=600, clock=clock, probe=False)
@@ -86,18 +91,18 @@ async def test_rpm_paces_at_the_limit_and_bursts_one_second_after_idling():
 async def test_tokens_are_reserved_then_reconciled_with_real_usage():
     clock = FakeClock()
     limiter = Limiter(tpm=6000, clock=clock, probe=False)  # ~97 tokens/s, capacity ~97
-    assert limiter.tokens is not None
+    assert bucket(limiter, "tokens") is not None
     clock.t += 10  # long enough to fill the bucket; the clock stays put from here
-    full = limiter.tokens.capacity
+    full = bucket(limiter, "tokens").capacity
     permit = await limiter.acquire(Tokens(60, 20))
-    assert limiter.tokens.level == pytest.approx(full - 80)
+    assert bucket(limiter, "tokens").level == pytest.approx(full - 80)
     limiter.release(permit, Tokens(20, 10), ok=True)  # the estimate was 50 too high
-    assert limiter.tokens.level == pytest.approx(full - 30)
+    assert bucket(limiter, "tokens").level == pytest.approx(full - 30)
     permit = await limiter.acquire(Tokens(20, 0))
     limiter.release(permit, Tokens(20, 50), ok=True)  # 50 too low: charged after the fact
-    assert limiter.tokens.level == pytest.approx(full - 30 - 70)
+    assert bucket(limiter, "tokens").level == pytest.approx(full - 30 - 70)
     limiter.release(permit, Tokens(999, 0), ok=True)  # settling twice changes nothing
-    assert limiter.tokens.level == pytest.approx(full - 100)
+    assert bucket(limiter, "tokens").level == pytest.approx(full - 100)
 
 
 async def test_the_first_request_goes_at_once_whatever_its_guess_and_the_debt_paces_the_next():
@@ -129,14 +134,14 @@ async def test_429_holds_all_dispatch_for_exactly_retry_after():
 async def test_a_limit_the_server_states_is_paced_at_exactly_that():
     clock = FakeClock()
     limiter = Limiter(clock=clock, probe=False)
-    assert limiter.requests is None and limiter.tokens is None
+    assert bucket(limiter, "requests") is None and bucket(limiter, "tokens") is None
     permit = await limiter.acquire(ONE)
     headers = {"x-ratelimit-limit-requests": "1200", "x-ratelimit-limit-tokens": "60000"}
     limiter.release(permit, ONE, ok=True, headers=headers)
-    assert limiter.requests is not None and limiter.tokens is not None
+    assert bucket(limiter, "requests") is not None and bucket(limiter, "tokens") is not None
     # No headroom once the server has confirmed its limit.
-    assert limiter.requests.rate == pytest.approx(20)
-    assert limiter.tokens.rate == pytest.approx(1000)
+    assert bucket(limiter, "requests").rate == pytest.approx(20)
+    assert bucket(limiter, "tokens").rate == pytest.approx(1000)
 
 
 async def test_what_the_server_has_left_goes_at_once_and_no_more_until_its_reset():
@@ -295,12 +300,12 @@ async def test_a_spent_token_budget_holds_until_its_reset():
 async def test_a_given_limit_below_the_servers_wins():
     clock = FakeClock()
     limiter = Limiter(rpm=60, clock=clock, probe=False)
-    assert limiter.requests is not None
-    assert limiter.requests.rate == pytest.approx(1 * HEADROOM)
+    assert bucket(limiter, "requests") is not None
+    assert bucket(limiter, "requests").rate == pytest.approx(1 * HEADROOM)
     permit = await limiter.acquire(ONE)
     limiter.release(permit, ONE, ok=True, headers={"x-ratelimit-limit-requests": "1200"})
     # The server has more than we will ask for: our own limit, exactly.
-    assert limiter.requests.rate == pytest.approx(1)
+    assert bucket(limiter, "requests").rate == pytest.approx(1)
 
 
 def virtual_time():

@@ -324,14 +324,6 @@ class Limiter:
         self._lock: anyio.Lock | None = None
         self._changed: anyio.Event | None = None
 
-    @property
-    def requests(self) -> Bucket | None:
-        return self.budgets["requests"].bucket
-
-    @property
-    def tokens(self) -> Bucket | None:
-        return self.budgets["tokens"].bucket
-
     # -- the pace -------------------------------------------------------
 
     @property
