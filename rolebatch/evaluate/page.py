@@ -10,11 +10,10 @@ wide table scrolls in its own box: the page fits 1,000 px."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from .gate import lines
-from .plots import dot_plot, legend, outcomes
+from .plots import dot_plot, escape, legend, outcomes
 from .tables import footnotes, study_lines
 
 STYLE = """
@@ -52,18 +51,14 @@ svg text { font: 12px system-ui, sans-serif; fill: #1d2330; }
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     """A table in a box of its own that scrolls sideways when it is wide."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return (
         f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
@@ -84,16 +79,16 @@ def page(
     then where the figures come from, then the plots and the tables."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
     ]
     if headline or gate is not None:
-        said = "".join(f"<p>{_e(line)}.</p>" for line in headline or [])
+        said = "".join(f"<p>{escape(line)}.</p>" for line in headline or [])
         if gate is not None:
             word = "passed" if gate["passed"] else "failed"
             said += (
                 f"<div class='gate {word}' data-gate='{word}'><b>The gate {word}</b><br>"
-                + "<br>".join(_e(line) for line in lines(gate)[:-1])
+                + "<br>".join(escape(line) for line in lines(gate)[:-1])
                 + "</div>"
             )
         parts.append(f"<div class='headline'>{said}</div>")
@@ -113,19 +108,19 @@ def _provenance(about: dict[str, Any], scores: dict[str, Any] | None) -> str:
     models = about["models"]
     temperatures = ", ".join("default" if t is None else f"{t:g}" for t in about["temperatures"])
     said = [
-        f"model{'s' if len(models) > 1 else ''} <b>{_e(', '.join(models) or '-')}</b>",
+        f"model{'s' if len(models) > 1 else ''} <b>{escape(', '.join(models) or '-')}</b>",
         *(
-            [f"newest line written {_e(about['newest_line_written'])}"]
+            [f"newest line written {escape(about['newest_line_written'])}"]
             if about["newest_line_written"]
             else []
         ),
-        *([f"roles {_e(', '.join(about['roles']))}"] if about["roles"] else []),
-        *([f"temperature {_e(temperatures)}"] if temperatures else []),
+        *([f"roles {escape(', '.join(about['roles']))}"] if about["roles"] else []),
+        *([f"temperature {escape(temperatures)}"] if temperatures else []),
         *([f"{about['questions']:,} questions"] if about["questions"] is not None else []),
-        f"{about['groups']:,} groups by {_e(about['by'])}",
+        f"{about['groups']:,} groups by {escape(about['by'])}",
         f"{about['calls']:,} calls ({about['requests']:,} requests)",
-        *([f"scorer <b>{_e(scores['scorer'])}</b>"] if scores else []),
-        f"rolebatch {_e(about['rolebatch'])}",
+        *([f"scorer <b>{escape(scores['scorer'])}</b>"] if scores else []),
+        f"rolebatch {escape(about['rolebatch'])}",
     ]
     return f"<p class='head' data-provenance>{'; '.join(said)}</p>"
 
@@ -153,8 +148,8 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
     if chance is not None:
         keys.append(("dotted", f"chance ({chance:.2f}: an option picked at random)"))
     parts = [
-        f"<h2>Score by {_e(by)}</h2>",
-        f"<p class='note'>Scorer <b>{_e(scores['scorer'])}</b>; error lines {errors};"
+        f"<h2>Score by {escape(by)}</h2>",
+        f"<p class='note'>Scorer <b>{escape(scores['scorer'])}</b>; error lines {errors};"
         f" {scores['questions']:,} questions. Each point is a mean, each bar its 95 %"
         " interval: Wilson's for 0/1 scores, Student's t for graded ones (clustered by"
         " question when a question was asked more than once).</p>",
@@ -190,7 +185,7 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
 
         against = scores["baseline"] or f"each {scores.get('strata_by')}'s baseline"
         parts += [
-            f"<h2>Against {_e(against)}, question by question</h2>",
+            f"<h2>Against {escape(against)}, question by question</h2>",
             "<p class='note'>The mean of the paired differences on the questions both"
             " answered, with its 95 % interval (Newcombe's for 0/1 scores, Student's t"
             " for graded ones); * marks a difference Holm's adjustment across all the"
@@ -237,15 +232,15 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
         ]
         notes = footnotes(scores)
         if notes:
-            parts.append("<p class='note'>" + "<br>".join(_e(n) for n in notes) + "</p>")
+            parts.append("<p class='note'>" + "<br>".join(escape(n) for n in notes) + "</p>")
     parts.append("<h2>Does picking a group help?</h2>")
     for stratum in scores.get("strata") or [scores]:
         if "stratum" in stratum:
-            parts.append(f"<h3>{_e(stratum['stratum'])}</h3>")
+            parts.append(f"<h3>{escape(stratum['stratum'])}</h3>")
         parts.append(_table(["", "score"], _choosing(stratum)))
     if "interaction" in scores:
         lines = study_lines(scores)[-1 - len(scores["interaction"]["rows"]) :]
-        parts.append("<p class='note'>" + "<br>".join(_e(line) for line in lines) + "</p>")
+        parts.append("<p class='note'>" + "<br>".join(escape(line) for line in lines) + "</p>")
     return "".join(parts)
 
 
@@ -290,7 +285,7 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
     )
     return "".join(
         [
-            f"<h2>Head to head against {_e(against)}</h2>",
+            f"<h2>Head to head against {escape(against)}</h2>",
             "<p class='note'>A pair counts only when both orders agree, and a question's"
             " samples are one unit, decided by their net. Position consistency:"
             f" {_fmt(consistency)}.</p>",

@@ -16,7 +16,8 @@ PAD = 28
 AXIS = 16  # room under the ticks for what the axis measures
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
+    """Text as HTML, quotes too."""
     return html.escape(str(value), quote=True)
 
 
@@ -72,7 +73,7 @@ def dot_plot(
     low, high, x = _scale(min(lows + extra), max(highs + extra))
     height = PAD + ROW * len(drawn) + 24 + AXIS
     parts = [
-        f'<svg role="img" aria-label="{_e(caption)}" width="{WIDTH}" height="{height}"'
+        f'<svg role="img" aria-label="{escape(caption)}" width="{WIDTH}" height="{height}"'
         f' viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
         _ticks(low, high, x, height),
     ]
@@ -91,22 +92,22 @@ def dot_plot(
         start = row["low"] if row["low"] is not None else row["value"]
         end = row["high"] if row["high"] is not None else row["value"]
         parts.append(
-            f'<g class="row {marker(row)}" data-group="{_e(row["key"])}">'
-            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(row["label"])}</text>'
+            f'<g class="row {marker(row)}" data-group="{escape(row["key"])}">'
+            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{escape(row["label"])}</text>'
             f'<line class="interval" x1="{x(start):.1f}" y1="{y}" x2="{x(end):.1f}" y2="{y}"/>'
             f'<circle class="point" cx="{x(row["value"]):.1f}" cy="{y}" r="5"/></g>'
         )
     # The axis says what it measures.
     parts.append(
         f'<text class="axis" x="{(x(low) + x(high)) / 2:.1f}" y="{height - 4}"'
-        f' text-anchor="middle">{_e(caption)}</text></svg>'
+        f' text-anchor="middle">{escape(caption)}</text></svg>'
     )
     return "".join(parts)
 
 
 def legend(*items: tuple[str, str]) -> str:
     """A plot's legend: (swatch class, what it is)."""
-    shown = "".join(f"<span class='swatch {cls}'></span>{_e(what)}" for cls, what in items)
+    shown = "".join(f"<span class='swatch {cls}'></span>{escape(what)}" for cls, what in items)
     return f"<p class='legend'>{shown}</p>"
 
 
@@ -126,8 +127,8 @@ def outcomes(rows: list[dict[str, Any]], against: str) -> str:
         y = PAD + ROW * i
         total = r["wins"] + r["ties"] + r["losses"]
         parts.append(
-            f'<g class="outcomes" data-group="{_e(r["key"])}">'
-            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{_e(r["key"])}</text>'
+            f'<g class="outcomes" data-group="{escape(r["key"])}">'
+            f'<text x="{LABEL - 10}" y="{y + 4}" text-anchor="end">{escape(r["key"])}</text>'
         )
         start = 0.0
         for cls, count in (("won", r["wins"]), ("tied", r["ties"]), ("lost", r["losses"])):
@@ -142,6 +143,6 @@ def outcomes(rows: list[dict[str, Any]], against: str) -> str:
         parts.append("</g>")
     parts.append(
         f'<text class="axis" x="{(x(0) + x(1)) / 2:.1f}" y="{height - 4}" text-anchor="middle">'
-        f"share of questions won, tied and lost against {_e(against)}</text></svg>"
+        f"share of questions won, tied and lost against {escape(against)}</text></svg>"
     )
     return "".join(parts)

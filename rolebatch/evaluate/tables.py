@@ -287,8 +287,8 @@ def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> 
         for c in sorted(real, key=lambda c: -abs(c["diff"] or 0)):
             said.append(
                 f"{c['key']} is {c['verdict']} than {c.get('baseline') or against}:"
-                f" {c['diff']:+.3f} ({_f(c['ci_low'])} to {_f(c['ci_high'])}, p Holm"
-                f" {_f(c['p_holm'], 4)}, {c['n_pairs']} questions)"
+                f" {c['diff']:+.3f} ({_interval(c['ci_low'], c['ci_high'])}, p Holm"
+                f" {_number(c['p_holm'], 4)}, {c['n_pairs']} questions)"
             )
         if not real:
             mdes = [c["mde"] for c in comparisons if c.get("mde") is not None]
@@ -318,7 +318,7 @@ def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> 
             said.append(
                 f"{r['key']} against {pairwise['baseline']}: won {r['wins']} of {decided}"
                 f" decided questions ({r['ties']} tied), win rate {r['win_rate']:.2f}"
-                f" ({_f(r['ci_low'])} to {_f(r['ci_high'])}): {r['verdict']}"
+                f" ({_interval(r['ci_low'], r['ci_high'])}): {r['verdict']}"
             )
         if pairwise.get("unreliable"):
             said.append(
@@ -327,7 +327,3 @@ def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> 
                 " is shown the answers in, not the answers"
             )
     return said
-
-
-def _f(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
