@@ -162,39 +162,39 @@ def cr1_se(clusters: list[list[float]]) -> float:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = None):
-    env = {
+def spawn(*args: str, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    """``python -m rolebatch ARGS`` as a process of its own, this checkout's
+    package first; its output piped as text unless ``popen`` says otherwise."""
+    environment = {
         **os.environ,
-        "OPENAI_API_KEY": SECRET_KEY,
         "PYTHONPATH": str(ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
     }
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rolebatch", *args], env=environment, **{**options, **popen}
+    )
 
+
+def start(fake, job: Path, out: Path, *extra: str, limit_bytes: int | None = None):
     def cap_file_size() -> None:  # a disk that fills up after limit_bytes
         if limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rolebatch",
-            "run",
-            str(job),
-            "-o",
-            str(out),
-            "--model",
-            "openai/gpt-4o",
-            "--base-url",
-            fake.base_url,
-            "--progress",
-            "lines",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return spawn(
+        "run",
+        str(job),
+        "-o",
+        str(out),
+        "--model",
+        "openai/gpt-4o",
+        "--base-url",
+        fake.base_url,
+        "--progress",
+        "lines",
+        *extra,
+        env={"OPENAI_API_KEY": SECRET_KEY},
         preexec_fn=cap_file_size,
     )
 

@@ -231,12 +231,10 @@ def test_the_same_answers_interrupted_or_not_in_any_order(capsys, tmp_path):
     """Each record is sampled with a seed of its own (from its id and sample):
     an interrupted run resumed, or the job in another order, answers as an
     uninterrupted run does."""
-    import os
     import signal
     import subprocess
-    import sys
 
-    from tests.helpers import ROOT, wait_for_lines, whole_lines
+    from tests.helpers import spawn, wait_for_lines, whole_lines
 
     forward = _topics_job(tmp_path / "forward.jsonl", list(range(6)))
     assert main(["run", str(forward), "-o", "a.jsonl", "--progress", "none"]) == 0
@@ -245,23 +243,8 @@ def test_the_same_answers_interrupted_or_not_in_any_order(capsys, tmp_path):
     assert len({line["seed"] for line in first.values()}) == 6
 
     # Interrupted after two records (SIGINT: the one in hand finishes), then resumed.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rolebatch",
-            "run",
-            str(forward),
-            "-o",
-            "b.jsonl",
-            "--progress",
-            "none",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn(
+        "run", str(forward), "-o", "b.jsonl", "--progress", "none", stdout=subprocess.DEVNULL
     )
     wait_for_lines(Path("b.jsonl"), proc, 2, limit=300)
     proc.send_signal(signal.SIGINT)
