@@ -213,7 +213,7 @@ def _fidelity(label: str, ideal: float, wall: float, stats: dict[str, float]) ->
     return (
         f"{label}: whole process {ideal / wall:.3f} ({wall:.1f} s for an ideal of"
         f" {ideal:.1f} s), inner {ideal / stats['span_s']:.3f}, 429s"
-        f" {stats['rejected'] / sent:.1%} (targets: >= 0.95 whole process, <= 1% 429s)"
+        f" {stats['rejected'] / sent:.2%} (targets: >= 0.95 whole process, <= 0.2% 429s)"
     )
 
 

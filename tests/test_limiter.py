@@ -11,8 +11,9 @@ import anyio.lowlevel
 import pytest
 
 from rolebatch.pacing.backoff import backoff_delay, retry_after
+from rolebatch.pacing.bucket import Bucket
 from rolebatch.pacing.headers import parse_reset, read_limits
-from rolebatch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Bucket, Limiter, Tokens
+from rolebatch.pacing.limiter import HEADROOM, PROBE_PATIENCE, Limiter, Tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -252,12 +253,17 @@ async def test_at_a_share_of_the_limit_a_renewed_window_is_the_share():
     limiter.release(first, ONE, ok=True, headers=_window(19, "500ms"))  # 20 a window
     limiter.set_share(2)
     clock.t += 0.5
-    limiter.delay(ONE, clock.now())  # the window renews
-    assert limiter.budgets["requests"].left == 10
+    second = await limiter.acquire(ONE)  # the window renews, and one goes into it
+    assert limiter.budgets["requests"].left == 9
+    limiter.release(second, ONE, ok=True, headers=_window(19, "500ms"))  # it ends in 0.5 s
+    assert limiter.budgets["requests"].left == 9
     limiter.set_share(1)  # the quota is back: the whole window at the next renewal
-    limiter.budgets["requests"].reset_at = clock.now()
-    limiter.delay(ONE, clock.now())
-    assert limiter.budgets["requests"].left == 20
+    clock.t += 0.5
+    # Asking does not renew; the next request does.
+    assert limiter.delay(ONE, clock.now()) == 0
+    assert limiter.budgets["requests"].left == 9
+    await limiter.acquire(ONE)
+    assert limiter.budgets["requests"].left == 19
 
 
 async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():

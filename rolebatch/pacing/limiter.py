@@ -11,7 +11,9 @@ is 20 a second, not 1,200 at once).  Four things shape the pace:
   (``x-ratelimit-remaining-*``, ``-reset-*``): no request goes out that the
   server has told us it would refuse, counting what we sent since it said so.
   This guard is what lets us pace at the limit itself once the server has
-  confirmed it, instead of a few percent under it;
+  confirmed it, instead of a few percent under it.  Our count of the server's
+  window is the state machine in ``window``: the limiter renews it as time
+  passes, spends from it as requests go, and tells it what answers say;
 - a hold-back after a 429: no new request until its ``Retry-After`` has passed;
 - with no limit known at all, a window on requests in flight: it starts at the
   worker count, halves on a 429 and grows back by about one per window of
@@ -39,8 +41,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .bucket import Bucket
 from .headers import BUDGETS, Reading, read_limits
 from .queueing import CLEAR, QUEUED, QueueWatch
+from .window import EPSILON, Answer, Window
 
 if TYPE_CHECKING:
     from .shared import SharedQuota
@@ -48,16 +52,12 @@ if TYPE_CHECKING:
 # Pace this far under a limit nobody has confirmed: a server counting in fixed
 # one-second windows sees arrival jitter, and a refused request costs a retry.
 HEADROOM = 0.97
-BURST_SECONDS = 1.0
 # Pace a shared quota this far under the limit, even once the server has
 # confirmed it: what one process hears from the server cannot guard what the
 # others send in the same window.
 SHARED_HEADROOM = 0.98
 # The first request goes alone until it is answered, or this long at most.
 PROBE_PATIENCE = 2.0
-# Answers whose resets are this close speak of the same window of the server's.
-SAME_WINDOW = 0.25
-EPSILON = 1e-9
 
 
 class Clock:
@@ -93,58 +93,8 @@ class Tokens:
         return self.prompt + self.completion
 
 
-class Bucket:
-    """A budget that refills continuously at ``rate`` per second up to ``capacity``.
-
-    Taking may drive the level below zero (a debt the refill pays off first),
-    which is how a cost larger than the capacity, or a low estimate corrected
-    after the fact, is accounted without stalling forever."""
-
-    def __init__(self, rate: float, capacity: float, now: float, level: float | None = None):
-        self.rate = rate
-        self.capacity = capacity
-        self.level = capacity if level is None else min(capacity, level)
-        self._stamp = now
-
-    @classmethod
-    def paced(cls, rate: float, now: float, level: float = 1.0) -> Bucket:
-        """A budget of about one second's burst that starts with ``level`` (one
-        unit unless the server said it has more): a server counting per second
-        would refuse an opening burst on top of the refill."""
-        return cls(rate, max(1.0, rate * BURST_SECONDS), now, level)
-
-    def _refill(self, now: float) -> None:
-        if now > self._stamp:
-            self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
-        self._stamp = max(self._stamp, now)
-
-    def wait(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` can be taken (0: now).  A cost above the
-        capacity waits for a full bucket rather than forever."""
-        self._refill(now)
-        needed = min(amount, self.capacity)
-        if self.level >= needed - EPSILON:  # float dust must not stall a waiter
-            return 0.0
-        return (needed - self.level) / self.rate
-
-    def take(self, amount: float, now: float) -> None:
-        self._refill(now)
-        self.level -= amount
-
-    def give(self, amount: float, now: float) -> None:
-        """Return (or, negative, charge more of) a reservation."""
-        self._refill(now)
-        self.level = min(self.capacity, self.level + amount)
-
-    def retune(self, rate: float, now: float) -> None:
-        self._refill(now)
-        self.rate = rate
-        self.capacity = max(1.0, rate * BURST_SECONDS)
-        self.level = min(self.level, self.capacity)
-
-
 class Budget:
-    """One limited quantity: our own pace for it, and the server's last word on it."""
+    """One limited quantity: our own pace for it, and the server's window on it."""
 
     def __init__(self, name: str, given: float | None, now: float):
         self.name = name
@@ -159,14 +109,8 @@ class Budget:
         # What the server had left when it first confirmed the limit, until
         # told to a shared quota (None: nothing to tell).
         self.top: float | None = None
-        # What the server had left as of the newest answer, less what we sent
-        # since; renewed to ``peak`` when its window resets.
-        self.left: float | None = None
-        self.reset_at = math.inf
-        # When we last counted the window renewed, and how many requests had
-        # gone out by then: an answer to one of those is about an older window.
-        self.renewed_at = -math.inf
-        self.renewed_count = 0
+        self.window = Window()
+        # The most the server has said a window holds.
         self.peak = 0.0
         # Running totals of what went out; a permit's mark is both after its take.
         self.sent = 0.0
@@ -176,30 +120,32 @@ class Budget:
         # so each such request may be off by about this much.
         self.error = 0.0
 
+    @property
+    def full(self) -> float:
+        """A renewed window's worth: all of it, or our share while a shared
+        quota is away."""
+        return self.peak / self.share
+
+    @property
+    def left(self) -> float | None:
+        return self.window.left
+
+    def renew(self, now: float) -> None:
+        """Time has passed: a window whose reset is past opens afresh."""
+        self.window = self.window.renew(now, self.full, self.count)
+
     def wait(self, cost: float, now: float, answers_pending: bool) -> float:
+        """Seconds before a request costing ``cost`` may go; asks, changes nothing."""
         if self.count == 0:
             return 0.0  # the first request goes at once; a debt paces the rest
         wait = self.bucket.wait(cost, now) if self.bucket is not None else 0.0
-        if self.left is None:
-            return wait
-        if now >= self.reset_at:  # the server's window has renewed
-            # Ours is all of it, or our share while a shared quota is away.
-            self.left, self.renewed_at = self.peak / self.share, self.reset_at
-            self.reset_at = math.inf
-            self.renewed_count = self.count
-        if self.left >= min(cost, self.peak) - EPSILON:
-            return wait
-        if self.reset_at < math.inf:
-            return max(wait, self.reset_at - now)
-        # Spent, and no reset known: the next answer will say; with none to
-        # come, go and let the server tell us.
-        return math.inf if answers_pending else wait
+        window = self.window.renew(now, self.full, self.count)
+        return max(wait, window.wait(cost, self.peak, now, answers_pending))
 
     def take(self, cost: float, now: float) -> tuple[float, int]:
         if self.bucket is not None:
             self.bucket.take(cost, now)
-        if self.left is not None:
-            self.left -= cost
+        self.window = self.window.spend(cost)
         self.sent += cost
         self.count += 1
         return self.sent, self.count
@@ -211,53 +157,15 @@ class Budget:
             self.bucket.give(reserved - used, now)
         self.error += 0.2 * (abs(used - reserved) - self.error)
 
-    def _hear(self, reading: Reading, mark: tuple[float, int], now: float) -> None:
-        """Take the server's count of what is left into ours.
-
-        Within one of the server's windows our own count (what it had left
-        when the window opened, less what we sent since) is the better one:
-        requests reach the server out of the order they were sent, so one
-        answer's ``remaining`` may or may not count the requests sent around
-        it.  The server's count wins only when it has used more than we ever
-        sent in the window: another client spends from the same quota, or our
-        reservations were short.
-
-        An answer to a request sent before we counted the window renewed, and
-        whose window is over (its reset has passed, or is the renewal's own),
-        says nothing of the window open now: taken as news, it would renew the
-        window again and send a second window's worth at once.  An answer to a
-        request sent since whose reset has passed (answers slower than the
-        window) says the window we count is over: it renews now."""
-        assert reading.remaining is not None
-        sent, count = mark
-        # All sent after this request, at reservation (each perhaps a little short).
-        after = (self.sent - sent) + self.error * (self.count - count)
-        reset_at = now + reading.reset if reading.reset is not None else math.inf
-        if self.left is None:  # the first word from the server
-            self.left, self.reset_at = reading.remaining - after, reset_at
-            return
-        over = reading.reset is not None and reading.reset <= 0
-        if (
-            count <= self.renewed_count
-            and self.reset_at == math.inf
-            and (over or reset_at < self.renewed_at + SAME_WINDOW)
-        ):
-            return  # about a window before the one we count
-        if self.reset_at < math.inf:
-            if reset_at < self.reset_at - SAME_WINDOW:
-                return  # a late answer about a window that has passed
-            if reset_at > self.reset_at + SAME_WINDOW:
-                self.left = self.peak  # a window opened that we had not seen renew
-        ours = self.peak - self.left  # what we sent into this window
-        if self.peak - reading.remaining > ours + EPSILON:
-            self.left = min(self.left, reading.remaining - after)
-        self.reset_at = reset_at if self.reset_at == math.inf else max(self.reset_at, reset_at)
-
     def learn(self, reading: Reading, mark: tuple[float, int], own: float, now: float) -> None:
         """``reading`` came with the answer to the request whose mark is ``mark``
         and which cost ``own``."""
         if reading.remaining is not None:
-            self._hear(reading, mark, now)
+            sent, count = mark
+            # All sent after this request, at reservation (each perhaps a little short).
+            after = (self.sent - sent) + self.error * (self.count - count)
+            answer = Answer(reading.remaining, reading.reset, count, after)
+            self.window = self.window.hear(answer, now, self.peak, self.full)
             self.peak = max(self.peak, reading.remaining + own)
         if reading.limit is None or reading.limit <= 0:
             return
@@ -268,11 +176,12 @@ class Budget:
             self.bucket = Bucket.paced(rate, now)
         elif abs(self.bucket.rate - rate) > EPSILON:
             self.bucket.retune(rate, now)
-        if not self.confirmed and self.left is not None:
+        left = self.window.left
+        if not self.confirmed and left is not None:
             # What the server has left may go now: it said so, and the guard
             # above holds anything beyond it.
-            self.bucket.level = max(self.bucket.level, min(self.bucket.capacity, self.left))
-            self.top = max(0.0, self.left)
+            self.bucket.level = max(self.bucket.level, min(self.bucket.capacity, left))
+            self.top = max(0.0, left)
         self.confirmed = True
 
 
@@ -364,6 +273,8 @@ class Limiter:
                 if self.shared is not None and self.shared.holding:
                     await self.shared.tell_hold()  # the others wait from now, not later
                 now = self.clock.now()
+                for budget in self.budgets.values():
+                    budget.renew(now)
                 current = cost() if callable(cost) else cost
                 wait = self.delay(current, now)
                 if wait <= 0 and self.shared is not None:
