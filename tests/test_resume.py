@@ -117,6 +117,41 @@ def test_damage_in_the_middle_is_refused(rolebatch, fake, tmp_path):
     assert result.code == 2 and f"{OUT}:2: not a rolebatch result line" in result.err
 
 
+def test_a_whole_last_line_that_is_not_ours_is_named_not_cut_off(rolebatch, fake, tmp_path):
+    # Only a line without its newline is torn: a kill mid-write leaves no
+    # newline after it.  A whole line that is not ours is someone's words.
+    job = write_job(tmp_path / "j.jsonl", poem_records(3))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    lines = Path(OUT).read_bytes().splitlines(keepends=True)
+    Path(OUT).write_bytes(lines[0] + lines[1] + b"my note\n")
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 2 and f"{OUT}:3: not a rolebatch result line" in result.err
+    assert Path(OUT).read_bytes() == lines[0] + lines[1] + b"my note\n"
+    assert fake.requests == []
+
+
+def test_blank_lines_are_passed_over_by_resume_as_by_report(rolebatch, fake, tmp_path, capsys):
+    # The run reading an output back and the report reading it agree on what
+    # it holds: a blank line (an editor's) is no line, and no damage.
+    job = write_job(tmp_path / "j.jsonl", poem_records(4))
+    assert rolebatch(str(job), "-o", OUT).code == 0
+    lines = Path(OUT).read_bytes().splitlines(keepends=True)
+    Path(OUT).write_bytes(lines[0] + b"\n" + lines[2] + b"  \n" + lines[3] + b"\n")
+    from rolebatch.cli import main
+
+    capsys.readouterr()
+    assert main(["report", OUT, "--format", "json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    assert sum(group["records"] for group in reported["groups"].values()) == 3
+    fake.reset()
+    result = rolebatch(str(job), "-o", OUT)
+    assert result.code == 0, result.err
+    assert asked(fake) == {"r1"}  # the one record the file does not answer
+    assert ids() == ["r0", "r1", "r2", "r3"]
+    assert b"\n\n" not in Path(OUT).read_bytes()  # put in order, without the blanks
+
+
 def test_output_comes_back_in_input_order(rolebatch, fake, tmp_path):
     fake.fault(match="thing 0.", delay=0.3)  # finishes last
     job = write_job(tmp_path / "j.jsonl", poem_records(8))

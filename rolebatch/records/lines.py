@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import UsageError
 from .job import Record
@@ -203,21 +203,30 @@ def line_cost(raw: bytes) -> float | None:
         return None  # null: the price was not known
 
 
+def output_lines(handle: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, bytes) of every line of an output that holds
+    something, in file order: how a resumed run, report, merge and judge all
+    read one.  Blank lines are passed over.  The last line may lack its
+    newline: torn (a run still writing it, or killed mid-line); the caller
+    tells it by ``raw.endswith(b"\\n")`` and reads no further."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        start, offset = offset, offset + len(raw)
+        if raw.strip():
+            yield number, start, raw
+
+
 def read_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, line) of every whole line of an output, in file order.
-    Blank lines and a torn last line (a run still writing, or one that
-    crashed) are passed over; anything else that is not an output line is a
-    UsageError naming the file and line."""
+    Blank lines and a torn last line are passed over (``output_lines``);
+    anything else that is not an output line is a UsageError naming the file
+    and line."""
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    offset = 0
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            start, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
+        for number, start, raw in output_lines(handle):
             try:
                 line = json.loads(raw)
             except ValueError:

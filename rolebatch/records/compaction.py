@@ -1,0 +1,64 @@
+"""Putting a finished output in input order.
+
+When every record is done, the file is rewritten in input order through a
+temporary file, fsync and rename, each line saying its line in the job as it
+is now.  A line that has no place in it any more (an error line run again,
+the answer of a record no longer in the job) is first appended to the
+``.replaced.jsonl`` beside it, so that nothing bought is ever deleted without
+--fresh.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from .files import appending, fsync_dir, tmp_of, written
+from .index import NONE, LineIndex
+from .lines import line_cost, with_line
+
+
+def replaced_path(output: Path) -> Path:
+    return output.with_name(output.name + ".replaced.jsonl")
+
+
+def set_aside(index: LineIndex) -> None:
+    """Append every line the rewrite in input order will leave out to
+    ``.replaced.jsonl``, fsync'ed before the rewrite: never deleted.  A crash
+    before the rename sets them aside twice, never not at all."""
+    unplaced = index.unplaced()
+    if not unplaced:
+        return
+    with index.path.open("rb") as source, appending(replaced_path(index.path)) as write:
+        for ordinal in unplaced:
+            source.seek(index.offsets[ordinal])
+            write(source.readline())
+
+
+def rewrite_in_order(index: LineIndex, before_rename: Callable[[Decimal], None]) -> None:
+    """Rewrite the output in job order, one line per answered record, each
+    saying its line.  ``before_rename`` is told what the kept lines cost once
+    the new file is on disk and before it replaces the old: what the dropped
+    lines cost is written down before they go (a crash in between counts it
+    twice, never not at all).  An OSError leaves the output as it was."""
+    path = index.path
+    tmp = tmp_of(path)
+    kept = Decimal(0)
+    with written(path, tmp):
+        with path.open("rb") as source, tmp.open("wb") as target:
+            for line, ordinal in enumerate(index.by_line):
+                if ordinal == NONE:
+                    continue
+                source.seek(index.offsets[ordinal])
+                raw = source.readline()
+                cost = line_cost(raw)
+                if cost:
+                    kept += Decimal(repr(cost))
+                target.write(with_line(raw, line))
+            target.flush()
+            os.fsync(target.fileno())
+        before_rename(kept)
+        os.replace(tmp, path)
+    fsync_dir(path.parent)
