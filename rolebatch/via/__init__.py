@@ -8,6 +8,8 @@ request      the request a record becomes: task, options and provider together
 cached       the response cache: a record's key, a hit as a line, answers stored
 verdict      what an answer means: parsed, a re-ask, or an error of a kind
 batches      through a provider's batch API: submit, wait, collect, in rounds
-journal      the batch steps written down before each next one
+submission   a pack of requests to the provider as one batch, exactly once
+batch_lines  what a record's rounds come to as a line, and writing it
+journal      the batch steps written down before each next one; a round and its fate
 at_provider  an output's batches at the provider: status and cancel
 """

@@ -17,8 +17,9 @@ quota, results within 24 hours.
 
 Every request in a batch is bought once.  Each step is journaled before the
 next (``via.journal``), a batch created just before a crash is found and
-adopted (OpenAI: by the tag in its metadata; Anthropic, whose batches carry
-none: by its time and size, stopping when that is ambiguous), every
+adopted (``via.submission``; OpenAI: by the tag in its metadata; Anthropic,
+whose batches carry none: by its time and size, stopping when that is
+ambiguous), every
 request's custom_id carries its batch's tag so that no result is taken from
 another batch, and a record in a batch that is not over is never packed
 into another.  A record counts as answered only by a result line
@@ -39,23 +40,21 @@ With --no-wait the run submits, collects whatever has ended, and exits 4
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import anyio
 
-from ..cost.prices import Price
 from ..errors import AbortError, EndpointError, Interrupted, Pending, UsageError
 from ..plan import Plan
 from ..progress import Reporter, Tally
-from ..providers.batch_api import BatchAPI, BatchInfo, QueueFull, Result, Unknown, open_batches
+from ..providers.batch_api import BatchAPI, BatchInfo, Result, open_batches
 from ..records.job import Record
-from ..records.lines import ErrorInfo, Outcome, output_line, token_counts
+from ..records.lines import ErrorInfo
 from ..redaction import Redactor
 from . import live, signals
+from .batch_lines import BatchLines
 from .cached import CachedAnswers
 from .journal import (
     Entry,
@@ -67,8 +66,9 @@ from .journal import (
     new_tag,
     parse_custom_id,
 )
-from .request import instructor_kwargs, line_fields
-from .verdict import Verdict, kind_of_status, replay, transient
+from .request import instructor_kwargs
+from .submission import Submitter
+from .verdict import Verdict, kind_of_status, replay
 
 FIRST_POLL = 2.0
 CACHE_CHUNK = 500  # records looked up in the cache at once
@@ -88,9 +88,8 @@ async def buy(
     the provider are collected, nothing is submitted, and the run then stops
     with a UsageError if records are left."""
     api = open_batches(checked.endpoint, checked.config.timeout)
-    run = _BatchRun(checked, tally, reporter, api)
+    run = _BatchRun(checked, tally, reporter, api, cache)
     run.shut_down = shut_down
-    run.cache = cache
     try:
         await run.go(handle_signals)
     finally:
@@ -99,27 +98,35 @@ async def buy(
 
 
 class _BatchRun:
-    def __init__(self, checked: Plan, tally: Tally, reporter: Reporter, api: BatchAPI):
+    def __init__(
+        self,
+        checked: Plan,
+        tally: Tally,
+        reporter: Reporter,
+        api: BatchAPI,
+        cache: CachedAnswers | None,
+    ):
         self.checked = checked
         self.config = checked.config
         self.output = checked.output
         self.tally = tally
         self.reporter = reporter
         self.api = api
-        self.price: Price | None = checked.prices.batch
         self.redact = Redactor(checked.endpoint.api_key)
         self.journal = Journal.load(self.output.path)
         self.rounds = self.journal.rounds()
-        self.queue_full = False  # the provider refused to queue more until a batch ends
+        self.lines = BatchLines(checked, api, self.journal, self.rounds, tally, cache)
         self.stopping: str | None = None
         self.shut_down: str | None = None  # the model is gone: submit nothing
-        self.cache: CachedAnswers | None = None  # --cache: a hit is written, not submitted
+        self.cache = cache  # --cache: a hit is written, not submitted
         # This run's own count of the rounds each record came back unexecuted
         # (or missing from the results); past the retries it is given up on.
         self.unexecuted: Counter[int] = Counter()
         self.given_up: set[int] = set()
         self.going_again: dict[int, str] = {}  # job line -> why, until it is packed
         self.waited_for: set[str] = set()  # batches this run saw under way
+        where = checked.endpoint.base_url
+        self.submit = Submitter(api, self.journal, self.output.path.name, where, self.waited_for)
         self.cancelled: list[tuple[str, int]] = []  # (batch, requests it never ran)
         self._wake: anyio.Event | None = None
         self._now = anyio.CancelScope()  # cancelled by a second signal
@@ -148,7 +155,7 @@ class _BatchRun:
     async def _loop(self) -> None:
         delay = min(FIRST_POLL, self.config.poll_interval)
         while True:
-            await self._adopt_or_create()
+            await self.submit.adopt_or_create()
             changed = await self._check()
             if self.cancelled:
                 raise self._stopped_by_cancel()
@@ -222,7 +229,7 @@ class _BatchRun:
                 yield record
 
     async def _submit(self) -> None:
-        if self.queue_full:
+        if self.submit.queue_full:
             return
         pack: list[bytes] = []
         ids: list[str] = []
@@ -236,7 +243,7 @@ class _BatchRun:
             attempt, body = request
             line = self.api.request_line(custom_id(record.line, attempt, tag), body)
             if pack and (len(pack) >= self._batch_size or size + len(line) > self.api.max_bytes):
-                if not await self._send(tag, ids, pack):
+                if not await self.submit.send(tag, ids, pack):
                     return
                 sent = True
                 pack, ids, size = [], [], 0
@@ -247,7 +254,7 @@ class _BatchRun:
             ids.append(custom_id(record.line, attempt, tag))
             size += len(line)
         if pack:
-            sent = await self._send(tag, ids, pack) or sent
+            sent = await self.submit.send(tag, ids, pack) or sent
         if sent:
             self.tally.batch_rounds += 1
 
@@ -272,7 +279,7 @@ class _BatchRun:
     def _not_cached(self, records: list[Record]) -> list[Record]:
         assert self.cache is not None
         misses, lines = self.cache.served(records, self.checked.endpoint.label)
-        self._write(lines)
+        self.lines.write(lines)
         return [record for record, _ in misses]
 
     def _count_again(self, line: int) -> None:
@@ -291,7 +298,7 @@ class _BatchRun:
         rounds = self.rounds.get(record.line, [])
         verdict = self._judge(record, rounds)
         if verdict.request is None:
-            self._write([self._line(record, rounds, verdict)])
+            self.lines.write([self.lines.line(record, rounds, verdict)])
             return None
         return len(rounds) + 1, verdict.request
 
@@ -305,78 +312,6 @@ class _BatchRun:
             self.redact,
             max_reasks=self.config.max_reasks,
         )
-
-    async def _send(self, tag: str, ids: list[str], pack: list[bytes]) -> bool:
-        """Pack → intent → upload → create, each journaled.  False when the
-        provider will not queue more for now."""
-        entry = self.journal.new_entry(ids, tag)
-        self.journal.write_requests(entry.tag, pack)
-        self.journal.record(entry, "intent")
-        file_id = await self.api.upload(f"{entry.tag}.jsonl", b"".join(pack))
-        self.journal.record(entry, "uploaded", file_id=file_id)
-        return await self._create(entry)
-
-    async def _adopt_or_create(self) -> None:
-        """Finish what a crash interrupted: an intent never uploaded is uploaded
-        again; an upload with no batch journaled is looked for at the provider
-        (it may have been created) and created only if it is not there."""
-        for entry in list(self.journal.entries.values()):
-            if entry.step == "intent":
-                path = self.journal.request_file(entry.tag)
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    self.journal.record(entry, "ended", note="request file lost before upload")
-                    continue
-                file_id = await self.api.upload(f"{entry.tag}.jsonl", data)
-                self.journal.record(entry, "uploaded", file_id=file_id)
-            if entry.step == "uploaded" and not self.queue_full:
-                found = await self.api.find(
-                    self.journal.submission(entry), self.journal.known_batches()
-                )
-                if found is not None:
-                    self.journal.record(entry, "created", batch_id=found.id)
-                else:
-                    await self._create(entry)
-
-    async def _create(self, entry: Entry) -> bool:
-        assert entry.file_id is not None
-        for _ in range(3):
-            try:
-                info = await self.api.create(self.journal.submission(entry), self.output.path.name)
-            except QueueFull:
-                return self._refused(entry)
-            except Unknown:
-                # It may exist: look before trying again.
-                found = await self.api.find(
-                    self.journal.submission(entry), self.journal.known_batches()
-                )
-                if found is not None:
-                    info = found
-                else:
-                    await anyio.sleep(1.0)
-                    continue
-            self.journal.record(entry, "created", batch_id=info.id)
-            self.waited_for.add(info.id)
-            return True
-        raise EndpointError(
-            f"could not create a batch at {self.checked.endpoint.base_url} (three tries, the"
-            " answers never came and no batch with our tag was found). Run the same command"
-            " to try again: it looks for the batch first."
-        )
-
-    def _refused(self, entry: Entry) -> bool:
-        """The provider's queue is full: the records go back to do, once an
-        earlier batch has ended."""
-        self.journal.record(entry, "ended", note="queue full")
-        others = [e for e in self.journal.entries.values() if e.at_provider]
-        if not others:
-            raise AbortError(
-                f"the provider will not queue even one batch of {len(entry.ids):,} requests"
-                " (its enqueued-token limit): lower --batch-size and run the same command"
-            )
-        self.queue_full = True
-        return False
 
     # -- collecting --------------------------------------------------------
 
@@ -416,7 +351,7 @@ class _BatchRun:
         if info.status == "failed":
             self.journal.record(entry, "ended", status="failed", note="; ".join(info.errors))
             if info.queue_full:
-                self.queue_full = False  # retried once the queue has room: now, or later
+                self.submit.queue_full = False  # retried once the queue has room: now, or later
                 return
             raise EndpointError(
                 f"the provider refused batch {info.id}: {'; '.join(info.errors) or 'no reason'}."
@@ -433,12 +368,13 @@ class _BatchRun:
             results[parsed[0]] = result
         lines, keep, live_reasks = [], [], []
         not_run = 0
+        retries = self.config.max_retries
         for record in self.checked.job.records():
             attempt = waiting.get(record.line)
             if attempt is None:
                 continue
             rounds = self.rounds.get(record.line, [])
-            this = self._round(attempt, info.id, results.get(record.line))
+            this = Round.of_result(attempt, info.id, results.get(record.line), self.redact)
             if this is None or this.kind == "unexecuted":
                 not_run += 1
                 self._not_run(record.line)
@@ -446,14 +382,14 @@ class _BatchRun:
                     keep.append((record.line, this))
                 continue
             if this.kind == "error":
-                if self._goes_again(rounds, this):
+                if this.goes_again(rounds, retries, self.config.max_rate_limit_retries):
                     keep.append((record.line, this))
                     self.going_again[record.line] = this.reason
                     continue
                 assert this.status is not None
                 kind = kind_of_status(this.status)
                 error = ErrorInfo(kind, this.message or "no answer", this.status or None)
-                lines.append(self._line(record, [*rounds, this], Verdict(error=error)))
+                lines.append(self.lines.line(record, [*rounds, this], Verdict(error=error)))
                 continue
             verdict = self._judge(record, [*rounds, this])
             if verdict.request is not None:
@@ -464,28 +400,17 @@ class _BatchRun:
                 if self.config.reask == "live":
                     live_reasks.append((record, [*rounds, this]))
                 continue
-            lines.append(self._line(record, [*rounds, this], verdict))
+            lines.append(self.lines.line(record, [*rounds, this], verdict))
         self.journal.keep_rounds(keep)
         for line, this in keep:
             self.rounds.setdefault(line, []).append(this)
-        self._write(lines)
+        self.lines.write(lines)
         if live_reasks:
             await self._reask_live(live_reasks)
         self.journal.record(entry, "ended", status=info.status)
-        self.queue_full = False  # a batch ended: the queue has room again
+        self.submit.queue_full = False  # a batch ended: the queue has room again
         if info.cancelled and info.id in self.waited_for and not_run:
             self.cancelled.append((info.id, not_run))
-
-    def _round(self, attempt: int, batch_id: str, result: Result | None) -> Round | None:
-        """What a record's submission came to (None: no result line at all)."""
-        if result is None:
-            return None
-        if not result.executed:
-            return Round(attempt, batch_id, "unexecuted")
-        if result.status_code != 200 or result.body is None:
-            message = self.redact(result.message or "no answer")
-            return Round(attempt, batch_id, "error", status=result.status_code, message=message)
-        return Round(attempt, batch_id, "answer", completion=result.body)
 
     def _not_run(self, line: int) -> None:
         """A record its batch did not run goes into the next round, as long as
@@ -495,22 +420,6 @@ class _BatchRun:
             self.given_up.add(line)
         else:
             self.going_again[line] = "expired"
-
-    def _goes_again(self, rounds: list[Round], this: Round) -> bool:
-        """Whether a request that met an error goes into another round: a
-        transient one does, within the retries a live record gets (429s have
-        their own budget, as live)."""
-        assert this.status is not None
-        if not transient(this.status):
-            return False
-        limited = this.status == 429
-        before = sum(
-            1
-            for r in rounds
-            if r.kind == "error" and r.status is not None and (r.status == 429) == limited
-        )
-        budget = self.config.max_rate_limit_retries if limited else self.config.max_retries
-        return before < budget
 
     async def _reask_live(self, items: list[tuple[Record, list[Round]]]) -> None:
         """--reask live: the re-asks go out now, at the live price."""
@@ -525,61 +434,7 @@ class _BatchRun:
                 stop = stop or outcome  # the record stays to do, its rounds kept
                 continue
             self.going_again.pop(record.line, None)
-            lines.append(self._line(record, rounds, Verdict(), live=outcome))
-        self._write(lines)
+            lines.append(self.lines.line(record, rounds, Verdict(), live=outcome))
+        self.lines.write(lines)
         if stop is not None:
             raise stop
-
-    def _line(
-        self,
-        record: Record,
-        rounds: list[Round],
-        verdict: Verdict,
-        live: Outcome | None = None,
-    ) -> tuple[int, str, Outcome, bytes | None]:
-        """The line of a record whose batch ``rounds`` are all it got, or
-        which went on ``live``, and its cache key if it is to be stored."""
-        outcome = live or Outcome(verdict.response, verdict.error, repaired=verdict.repaired)
-        outcome.attempts += len(rounds)
-        if live is None:
-            outcome.cost = None if self.price is None else Decimal(0)
-        elif self.price is None:
-            outcome.cost = None  # the batch part has no known price
-        for r in rounds:
-            if r.completion is None:
-                continue  # an error or a request never run: not billed
-            usage = self.api.parse(r.completion).usage
-            outcome.usage.add(usage)
-            counts = token_counts(usage)
-            if outcome.cost is not None and counts is not None and self.price is not None:
-                outcome.cost += self.price.cost(*counts)
-        batch_id = rounds[-1].batch_id if rounds else None
-        started = self._started(batch_id)
-        if live is None:
-            outcome.latency_s = max(0.0, time.time() - started) if started else 0.0
-        label = self.checked.endpoint.label
-        extra = line_fields(self.config, self.checked.endpoint, self.checked.task, record)
-        key = self.cache.key(record) if self.cache is not None and outcome.ok else None
-        return record.line, output_line(record, outcome, label, extra, batch_id), outcome, key
-
-    def _started(self, batch_id: str | None) -> float | None:
-        for entry in self.journal.entries.values():
-            if entry.batch_id == batch_id:
-                return entry.at
-        return None
-
-    def _write(self, lines: list[tuple[int, str, Outcome, bytes | None]]) -> None:
-        """The lines into the output (their answers into the cache first: see
-        ``via.live._keep_and_append``), their rounds closed."""
-        if not lines:
-            return
-        if self.cache is not None:
-            self.tally.stored += self.cache.keep((key, outcome) for _, _, outcome, key in lines)
-        self.output.append([(line, text) for line, text, _, _ in lines])
-        self.output.sync()
-        for _, _, outcome, _ in lines:
-            self.tally.add(outcome)
-        closed = [line for line, _, _, _ in lines if line in self.rounds]
-        self.journal.close_rounds(closed)
-        for line in closed:
-            del self.rounds[line]

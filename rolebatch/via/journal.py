@@ -34,13 +34,14 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..providers.batch_api import Submission
+from ..providers.batch_api import Result, Submission
+from .verdict import transient
 
 STEPS = ("intent", "uploaded", "created", "ended")
 
@@ -95,6 +96,35 @@ class Round:
             if self.kind == "error":
                 item.update(status=self.status, message=self.message)
         return item
+
+    @classmethod
+    def of_result(
+        cls, attempt: int, batch_id: str, result: Result | None, redact: Callable[[str], str]
+    ) -> Round | None:
+        """What a record's submission came to (None: no result line at all)."""
+        if result is None:
+            return None
+        if not result.executed:
+            return cls(attempt, batch_id, "unexecuted")
+        if result.status_code != 200 or result.body is None:
+            message = redact(result.message or "no answer")
+            return cls(attempt, batch_id, "error", status=result.status_code, message=message)
+        return cls(attempt, batch_id, "answer", completion=result.body)
+
+    def goes_again(self, before: list[Round], retries: int, rate_limit_retries: int) -> bool:
+        """Whether this round's error sends the record into another round: a
+        transient one does, within the retries a live record gets (429s have
+        their own budget, as live).  ``before``: the record's earlier rounds."""
+        assert self.kind == "error" and self.status is not None
+        if not transient(self.status):
+            return False
+        limited = self.status == 429
+        spent = sum(
+            1
+            for r in before
+            if r.kind == "error" and r.status is not None and (r.status == 429) == limited
+        )
+        return spent < (rate_limit_retries if limited else retries)
 
     @classmethod
     def of_item(cls, item: dict[str, Any]) -> Round:
