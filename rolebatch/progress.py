@@ -371,6 +371,10 @@ class Reporter:
         """What the user must hear before the run, whatever the progress style."""
         print(f"rolebatch: warning: {text}", file=sys.stderr, flush=True)
 
+    def note(self, text: str) -> None:
+        """What the run does about something the user did (a signal), at once."""
+        print(f"rolebatch: {text}", file=sys.stderr, flush=True)
+
 
 def batch_line(batch_id: str, info: Any) -> str:
     age = _duration(max(0.0, time.time() - info.created_at)) if info.created_at else "?"
@@ -407,6 +411,10 @@ class BarReporter(Reporter):
     def finish(self, tally: Tally) -> None:
         self.update(tally)
         self.stream.write("\n")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self.stream.write(f"\nrolebatch: {text}\n")  # below the bar, which goes on
         self.stream.flush()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import random
 import signal
 import subprocess
@@ -57,7 +58,16 @@ def test_signal_stops_gracefully_and_the_same_command_resumes(fake, tmp_path, si
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
-    assert f"interrupted by {signal.Signals(signum).name}" in err
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name}" in err
+    # Said at once, before the calls in flight finish: how many, for how long.
+    said = next(line for line in err.splitlines() if line.startswith(f"rolebatch: {name}:"))
+    assert re.fullmatch(
+        rf"rolebatch: {name}: no new record starts; [0-2] calls? in flight gets? up to 5s to"
+        rf" finish \({name} again stops (it|them) now\)",
+        said,
+    ), said
+    assert err.index(said) < err.index(f"interrupted by {name}")
     assert "the same command resumes" in err and "Traceback" not in err
     before = whole_lines(out)
     assert 4 <= len(before) < 40
@@ -140,15 +150,20 @@ def test_a_second_ctrl_c_keeps_every_answer_that_came_back(tmp_path):
     assert proc.stderr is not None
     line = proc.stderr.readline()  # the first progress line: the model is loaded, asking
     assert line.startswith("progress:"), line
-    time.sleep(0.3)  # well inside the first generation (over a second on 2 cores)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)
+    # The run says at once what the first signal does, and what is in flight:
+    # a generation (over a second on 2 cores) that the second signal meets.
+    said = [proc.stderr.readline()]
+    while not said[-1].startswith("rolebatch: SIGINT:"):
+        assert said[-1], "the run ended without a word on the first SIGINT"
+        said.append(proc.stderr.readline())
+    assert "1 call in flight gets up to 5s to finish" in said[-1], said[-1]
     proc.send_signal(signal.SIGINT)
-    err = proc.stderr.read()
+    err = "".join(said) + proc.stderr.read()
     proc.wait(timeout=60)
     assert proc.returncode == 3, err
     assert "interrupted twice" in err and "Traceback" not in err
     written = whole_lines(out)
     assert len(written) >= 1  # the generation under way when the signals came
-    summary = next(text for text in err.splitlines() if text.startswith("rolebatch: "))
+    summary = next(text for text in err.splitlines() if " records in " in text)
     assert f"{len(written)} ok" in summary, summary

@@ -263,6 +263,7 @@ def test_interrupted_while_waiting_the_batches_go_on_and_are_collected(rolebatch
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     assert "interrupted by SIGINT while waiting" in err
+    assert "rolebatch: SIGINT: nothing more is submitted and the run stops waiting" in err
     assert "Run the same command to collect them" in err and "Traceback" not in err
     fake.state.batches.plan.polls = 1
     result = rolebatch(str(job), "-o", OUT, *BATCH)

@@ -216,6 +216,10 @@ class _BatchRun:
     def _asked_to_stop(self, name: str) -> None:
         """A first signal: submit nothing more, stop waiting (a second stops at once)."""
         self.stopping = name
+        self.reporter.note(
+            f"{name}: nothing more is submitted and the run stops waiting; batches at the"
+            f" provider go on ({name} again stops at once)"
+        )
         if self._wake is not None:
             self._wake.set()
 

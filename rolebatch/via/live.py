@@ -182,7 +182,7 @@ async def _flow(
     async with anyio.create_task_group() as outer:
         outer.start_soon(_report, reporter, run.tally)
         if handle_signals:
-            outer.start_soon(signals.watch, *_stop_on_signals(run, grace))
+            outer.start_soon(signals.watch, *_stop_on_signals(run, grace, reporter))
         # Lines travel in lists: a worker's one, or a read chunk's cache hits.
         lines_send, lines_recv = anyio.create_memory_object_stream[list[Line]](concurrency * 4)
         async with anyio.create_task_group() as io:
@@ -299,9 +299,10 @@ async def _report(reporter: Reporter, tally: Tally) -> None:
         reporter.update(tally)
 
 
-def _stop_on_signals(run: _Run, grace: float) -> tuple[Any, Any]:
+def _stop_on_signals(run: _Run, grace: float, reporter: Reporter) -> tuple[Any, Any]:
     """First SIGINT/SIGTERM: stop dispatching, give calls in flight ``grace``
-    seconds to finish.  A second one: stop them now (``signals.watch``)."""
+    seconds to finish, and say so at once.  A second one: stop them now
+    (``signals.watch``)."""
 
     def first(name: str) -> None:
         if run.stopping is not None:  # stopping already (the budget): now, then
@@ -309,6 +310,12 @@ def _stop_on_signals(run: _Run, grace: float) -> tuple[Any, Any]:
             return
         run.stopping = name
         run.work.deadline = anyio.current_time() + grace
+        calls = run.client.limiter.in_flight
+        flight = "1 call in flight gets" if calls == 1 else f"{calls} calls in flight get"
+        reporter.note(
+            f"{name}: no new record starts; {flight} up to {grace:g}s to finish"
+            f" ({name} again stops {'it' if calls == 1 else 'them'} now)"
+        )
 
     def second() -> None:
         run.forced = True
