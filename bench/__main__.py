@@ -111,7 +111,7 @@ async def bare_gather(base_url: str, n: int, concurrency: int, aiohttp: bool = F
 async def rolebatch_rate(
     base_url: str, job: Path, out: Path, concurrency: int, **options: float
 ) -> float:
-    config = RunConfig(
+    config = RunConfig.of(
         job=job,
         output=out,
         model="openai/gpt-4o",
@@ -427,7 +427,7 @@ def _synthetic_output(job: Path, out: Path, lines: range, url: str, shuffled: bo
             )
             outcome = Outcome(response={"poem": f"Poem {i}"}, attempts=1)
             handle.write(output_line(record, outcome, "openai/gpt-4o"))
-    config = RunConfig(job=job, output=out, model="openai/gpt-4o", base_url=url, api_key="sk")
+    config = RunConfig.of(job, out, model="openai/gpt-4o", base_url=url, api_key="sk")
     endpoint = resolve("openai/gpt-4o", url, None, "sk")
     state = OutputFile(out, fingerprint(config, endpoint, RolePrompt(Response)))
     checked = open_job(job)
@@ -603,9 +603,9 @@ def _filled_cache(job: Path, cache: Path, url: str) -> None:
     from rolebatch.tasks.role import RolePrompt
     from rolebatch.via.cached import CachedAnswers
 
-    config = RunConfig(job=job, model="openai/gpt-4o", base_url=url, api_key="sk", cache=cache)
+    config = RunConfig.of(job, model="openai/gpt-4o", base_url=url, api_key="sk", cache=cache)
     endpoint = resolve("openai/gpt-4o", url, None, "sk")
-    store = ResponseCache(cache, config.cache_max_size, print).open()
+    store = ResponseCache(cache, config.bought.cache_max_size, print).open()
     answers = CachedAnswers(store, config, endpoint, RolePrompt(Response), None)
     batch = []
     for record in open_job(job).records():

@@ -1,6 +1,7 @@
 """rolebatch: run role prompts over JSONL files through instructor.
 
-Public API: ``run_job(RunConfig(...))`` (async) and the exception types.
+Public API: ``run_job(RunConfig(...))`` (async), the configuration's parts
+(``Asked``, ``Bought``, ``Paced``, ``Written``), and the exception types.
 
 The package, from the top down (a module imports only from below it):
 
@@ -26,7 +27,7 @@ The package, from the top down (a module imports only from below it):
                 library has one)
 """
 
-from .config import RunConfig
+from .config import Asked, Batching, Bought, Judging, Paced, RunConfig, Written
 from .errors import (
     AbortError,
     AuthError,
@@ -45,17 +46,23 @@ from .tasks.schema import Response
 __all__ = [
     "ERROR_KINDS",
     "AbortError",
+    "Asked",
     "AuthError",
+    "Batching",
+    "Bought",
     "BudgetReached",
     "EndpointError",
     "InputError",
     "Interrupted",
+    "Judging",
     "OutputError",
+    "Paced",
     "Response",
     "RolebatchError",
     "RunConfig",
     "Summary",
     "UsageError",
+    "Written",
     "run_job",
 ]
 

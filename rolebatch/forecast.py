@@ -161,14 +161,14 @@ def forecast(config: RunConfig) -> Forecast:
         output=output.path,
         records=job.total,
         to_do=job.total,
-        shard=str(config.shard) if config.shard else None,
+        shard=str(config.written.shard) if config.written.shard else None,
         live=checked.prices.live,
         batch=checked.prices.batch,
         shutdown=shutdown,
     )
     survey = None
-    if not config.fresh:
-        survey = output.survey(job, config.retry_failed)
+    if not config.written.fresh:
+        survey = output.survey(job, config.written.retry_failed)
         result.spent = survey.spent
         if survey.changes:
             result.output_note = (
@@ -196,13 +196,13 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         for record in job.records()
         if not (result.done and output.by_line and output.is_done(record.line))
     )
-    if config.cache is not None:
+    if config.bought.cache is not None:
         to_do = _not_cached(checked, result, to_do)
     added: float | None = None
     prompt_chars = 0.0
     roles: set[str] = set()
     for record in to_do:
-        messages = task.messages(record, config.layout)
+        messages = task.messages(record, config.asked.layout)
         size = len(json.dumps(messages, ensure_ascii=False))
         if added is None:
             added = _instructor_adds(checked, record, size)
@@ -226,16 +226,16 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         )
     buying = result.to_do - result.cached
     provider = checked.endpoint.provider
-    personas = config.layout == "personas"
+    personas = config.asked.layout == "personas"
     if survey is not None and survey.answers:
         mean = survey.completion_tokens / survey.answers
         result.completion_tokens = round(mean * buying)
         result.completion_basis = (
             f"the output's {survey.answers:,} answers average {mean:,.1f}, re-asks included"
         )
-    elif config.max_tokens is not None:
-        result.completion_tokens = config.max_tokens * buying
-        result.completion_basis = f"at most: --max-tokens {config.max_tokens} a record"
+    elif config.asked.max_tokens is not None:
+        result.completion_tokens = config.asked.max_tokens * buying
+        result.completion_basis = f"at most: --max-tokens {config.asked.max_tokens} a record"
     elif provider.default_max_tokens is not None:
         result.completion_tokens = provider.default_max_tokens * buying
         result.completion_basis = (
@@ -275,8 +275,10 @@ def _cacheable_prefix(checked: Plan, record: Record, messages: Any, added: float
 def _not_cached(checked: Plan, result: Forecast, records: Iterator[Record]) -> Iterator[Record]:
     """``records`` less those the response cache holds, counted in ``result``
     (looked at only: nothing is marked as used, nothing written)."""
-    result.cache = checked.config.cache
-    store = ResponseCache(checked.config.cache, checked.config.cache_max_size, result.notes.append)
+    result.cache = checked.config.bought.cache
+    store = ResponseCache(
+        checked.config.bought.cache, checked.config.bought.cache_max_size, result.notes.append
+    )
     if not store.exists():
         yield from records
         return
@@ -327,16 +329,20 @@ def _price(result: Forecast) -> None:
 
 def _time(config: RunConfig, result: Forecast) -> None:
     limits = []
-    if config.rpm:
+    if config.paced.rpm:
         buying = result.to_do - result.cached
-        limits.append((buying / config.rpm * 60, f"--rpm {config.rpm:g}"))
-    if config.tpm:
+        limits.append((buying / config.paced.rpm * 60, f"--rpm {config.paced.rpm:g}"))
+    if config.paced.tpm:
         tokens = result.prompt_tokens + result.completion_tokens
-        limits.append((tokens / config.tpm * 60, f"--tpm {config.tpm:g}"))
-    if config.itpm:
-        limits.append((result.prompt_tokens / config.itpm * 60, f"--itpm {config.itpm:g}"))
-    if config.otpm:
-        limits.append((result.completion_tokens / config.otpm * 60, f"--otpm {config.otpm:g}"))
+        limits.append((tokens / config.paced.tpm * 60, f"--tpm {config.paced.tpm:g}"))
+    if config.paced.itpm:
+        limits.append(
+            (result.prompt_tokens / config.paced.itpm * 60, f"--itpm {config.paced.itpm:g}")
+        )
+    if config.paced.otpm:
+        limits.append(
+            (result.completion_tokens / config.paced.otpm * 60, f"--otpm {config.paced.otpm:g}")
+        )
     if not limits:
         result.time_basis = (
             "unknown: the limits are learned from the provider as the run goes; give"

@@ -47,11 +47,11 @@ def _refuse_live_while_batches_are_out(config: RunConfig, output: Path) -> None:
     out for this output, only a batch run (which collects them) may go on."""
     journal = Journal.load(output)
     out = journal.at_provider()
-    if config.fresh and not out:
+    if config.written.fresh and not out:
         journal.clear()  # a new output, a new history
-    if not out or (config.via == "batch" and not config.fresh):
+    if not out or (config.bought.via == "batch" and not config.written.fresh):
         return
-    if config.fresh:
+    if config.written.fresh:
         raise UsageError(
             f"{output}: {busy_message(out)}. --fresh would forget them while they"
             " are bought: collect them first (the same command without --fresh), or"
@@ -69,9 +69,9 @@ async def _open_cache(
 ) -> CachedAnswers | None:
     """--cache: the response cache, opened; what goes wrong with it is a
     warning, and a note in the summary, never the run's end."""
-    if checked.config.cache is None:
+    if checked.config.bought.cache is None:
         return None
-    tally.cache = checked.config.cache
+    tally.cache = checked.config.bought.cache
 
     def warn(text: str) -> None:
         reporter.warn(text)
@@ -99,7 +99,7 @@ async def run_job(
     if shutdown is not None and not shutdown.past:
         reporter.warn(shutdown.warning())
     shut_down = None if shutdown is None or not shutdown.past else shutdown.refusal()
-    if shut_down and not (config.via == "batch" and Journal.load(output.path).at_provider()):
+    if shut_down and not (config.bought.via == "batch" and Journal.load(output.path).at_provider()):
         # Nothing is sent to a model that is gone, and nothing is written;
         # batches already bought are still collected (below), nothing new
         # is submitted.
@@ -108,7 +108,7 @@ async def run_job(
         output.lock()
         _refuse_live_while_batches_are_out(config, output.path)
         resumed = await anyio.to_thread.run_sync(
-            output.open, config.fresh, config.retry_failed, job
+            output.open, config.written.fresh, config.written.retry_failed, job
         )
         tally = Tally(
             total=job.total,
@@ -118,15 +118,15 @@ async def run_job(
             repaired=resumed.repaired,
             shutdown=shutdown,
         )
-        price = checked.prices.batch if config.via == "batch" else checked.prices.live
+        price = checked.prices.batch if config.bought.via == "batch" else checked.prices.live
         tally.price = price
         if price is None:
             tally.unpriced = checked.endpoint.label
         else:
             tally.cost, tally.cost_before = Decimal(0), output.spent
         cap = None
-        if config.max_cost is not None:
-            cap = SpendCap(Decimal(str(config.max_cost)), output.spent)
+        if config.bought.max_cost is not None:
+            cap = SpendCap(Decimal(str(config.bought.max_cost)), output.spent)
             tally.budget = cap.limit
         if tally.skipped < job.total:
             cache = await _open_cache(checked, price, tally, reporter)
@@ -135,7 +135,7 @@ async def run_job(
                     # (With a cache, hits cost nothing: they are served, and
                     # the first record to buy meets the cap.)
                     tally.aborted = live.budget_reached(cap, tally)
-                elif config.via == "batch":
+                elif config.bought.via == "batch":
                     try:
                         await batches.buy(
                             checked, tally, reporter, handle_signals, shut_down, cache

@@ -38,51 +38,59 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     options, the schema, the model and its price, and the whole job file
     (the API key too, unless nothing will be ``sending``).
     Raises UsageError/InputError."""
-    if config.concurrency < 1:
+    if config.paced.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     task = open_task(
-        config.task,
-        config.schema,
-        rubric=config.rubric,
-        against=config.against,
-        show_role=config.show_role,
+        config.asked.task,
+        config.asked.schema,
+        rubric=config.asked.judge.rubric,
+        against=config.asked.judge.against,
+        show_role=config.asked.judge.show_role,
     )
-    endpoint = resolve(config.model, config.base_url, config.mode, config.api_key, need_key=sending)
-    prices = lookup(endpoint, config.price)
-    if config.via == "batch":
+    endpoint = resolve(
+        config.asked.model,
+        config.asked.base_url,
+        config.asked.mode,
+        config.bought.api_key,
+        need_key=sending,
+    )
+    prices = lookup(endpoint, config.bought.price)
+    if config.bought.via == "batch":
         if not endpoint.provider.batch_api:
             raise UsageError(
                 "--via batch needs a provider with a batch API (openai, anthropic);"
                 f" {endpoint.label} has none: run it live (--via live)"
             )
-        if config.max_cost is not None:
+        if config.bought.max_cost is not None:
             raise UsageError(
                 "--max-cost works with --via live only: a batch is bought whole; see"
                 " `rolebatch estimate` for what it would cost"
             )
-    if config.max_cost is not None and prices.live is None:
+    if config.bought.max_cost is not None and prices.live is None:
         raise UsageError(
             f"--max-cost needs a price, and the price of {endpoint.label} is not known:"
             " give --price IN/OUT (US dollars per million input / output tokens)"
         )
-    if config.quota and (config.via == "live" or config.reask == "live"):
+    if config.paced.quota and (config.bought.via == "live" or config.bought.batch.reask == "live"):
         from .pacing.shared import check_reachable, normalize_url
 
-        normalize_url(config.quota)
+        normalize_url(config.paced.quota)
         if sending:
-            check_reachable(config.quota)
+            check_reachable(config.paced.quota)
     path = config.output_path()
-    for named, other in (("job", config.job), ("roles file", config.roles)):
+    for named, other in (("job", config.job), ("roles file", config.asked.roles)):
         if other is not None and path.resolve() == Path(other).resolve():
             raise UsageError(f"{path}: the output cannot be the {named}")
     output = OutputFile(path, fingerprint(config, endpoint, task))
     sweep = None
-    if config.roles is not None:
-        sweep = load_sweep(Path(config.roles), config.samples)
-    elif config.samples > 1:
-        sweep = samples_only(config.samples)
+    if config.asked.roles is not None:
+        sweep = load_sweep(Path(config.asked.roles), config.asked.samples)
+    elif config.asked.samples > 1:
+        sweep = samples_only(config.asked.samples)
     job = (
-        None if config.fresh else output.checked_job(config.job, config.shard, sweep, task)
-    ) or open_job(config.job, shard=config.shard, sweep=sweep, rules=task)
+        None
+        if config.written.fresh
+        else output.checked_job(config.job, config.written.shard, sweep, task)
+    ) or open_job(config.job, shard=config.written.shard, sweep=sweep, rules=task)
     output.remember_job(job)
     return Plan(config, task, endpoint, prices, output, job)

@@ -188,7 +188,7 @@ def test_endpoint_that_keeps_failing_trips_the_breaker(fake, tmp_path):
     job = write_job(tmp_path / "j.jsonl", poem_records(200))
     fake.fault(match="thing 0.", times=1)  # one success first, so it is not "unreachable"
     fake.fault(status=500)
-    config = RunConfig(
+    config = RunConfig.of(
         job=job,
         output=tmp_path / "o.jsonl",
         base_url=fake.base_url,

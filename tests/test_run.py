@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from rolebatch import Response, RunConfig, run_job
+from rolebatch import Asked, Bought, Paced, Response, RunConfig, run_job
 from tests.helpers import SECRET_KEY, poem_records, read_lines, write_job
 
 CONTRACT_KEYS = [
@@ -215,11 +215,20 @@ def test_library_entry_point_on_both_backends(fake, tmp_path, backend):
     config = RunConfig(
         job=job,
         output=tmp_path / "lib.jsonl",
+        asked=Asked(model="openai/gpt-4o", base_url=fake.base_url),
+        bought=Bought(api_key="sk-lib-key-000"),
+        paced=Paced(concurrency=4),
+    )
+    # The same run from options named as on the command line.
+    flat = RunConfig.of(
+        job,
+        tmp_path / "lib.jsonl",
         base_url=fake.base_url,
         model="openai/gpt-4o",
         api_key="sk-lib-key-000",
         concurrency=4,
     )
+    assert flat == config
     summary = anyio.run(run_job, config, backend=backend)
     assert (summary.tally.ok, summary.tally.failed, summary.exit_code) == (20, 0, 0)
     assert len(read_lines(tmp_path / "lib.jsonl")) == 20

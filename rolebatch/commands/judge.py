@@ -4,11 +4,11 @@ over records made from the judged output (``evaluate.judging``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from ..config import Judging
 from ..errors import UsageError
 from .derived import derived_run, earlier_config, estimate_or_run, inherit_model
 from .options import job_options
@@ -95,7 +95,9 @@ def judge(
         return make_records(judged, records, against, against_output)
 
     config, made = derived_run(output, stem, options, made_in, estimate)
-    config = replace(config, task="judge", rubric=rubric, against=against, show_role=show_role)
+    config = config.asking(
+        task="judge", judge=Judging(rubric=rubric, against=against, show_role=show_role)
+    )
     baseline = against_output or (f"{against}" if against else None)
     notes = [
         f"judged {made.answers:,} answers of {judged}"
@@ -105,9 +107,9 @@ def judge(
             else ""
         )
     ]
-    if made.models and config.model in made.models:
+    if made.models and config.asked.model in made.models:
         notes.append(
-            f"the judge is the model that wrote the answers ({config.model}): judges prefer"
+            f"the judge is the model that wrote the answers ({config.asked.model}): judges prefer"
             " their own model's answers; a judge of another family (--model) is the fairer one"
         )
     return estimate_or_run(config, estimate, notes, invocation, judged, as_json)

@@ -345,4 +345,4 @@ def run_config(job: Path, output: Path | None, options: dict[str, Any]) -> RunCo
     shard = parse_shard(options.pop("shard"), options.pop("shard_count"), os.environ)
     if options.pop("no_cache", False):
         options["cache"] = None
-    return RunConfig(job=job, output=output, shard=shard, **options)
+    return RunConfig.of(job, output, shard=shard, **options)

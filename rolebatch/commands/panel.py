@@ -5,7 +5,6 @@ panel task (``tasks.panel``) over records made from the sweep's output
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -80,7 +79,7 @@ def panel(
         return make_records(sweep, records, tuple(inner.keys), synthesizer or None, seed)
 
     config, made = derived_run(output, stem, options, made_in, estimate)
-    config = replace(config, task=f"panel:{task}", schema=schema)
+    config = config.asking(task=f"panel:{task}", schema=schema)
     notes = [f"a panel of {made.answers:,} answers to {made.questions:,} questions of {sweep}"]
     if made.single:
         notes.append(f"questions left out (one ok answer is no panel): {made.single:,}")

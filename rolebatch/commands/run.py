@@ -34,7 +34,11 @@ def execute(config: RunConfig, invocation: Invocation, notes: list[str] | None =
 
     backend = invocation.backend
     try:
-        if config.quota and backend != "asyncio" and "live" in (config.via, config.reask):
+        if (
+            config.paced.quota
+            and backend != "asyncio"
+            and "live" in (config.bought.via, config.bought.batch.reask)
+        ):
             raise UsageError(
                 "--quota works under asyncio only (the redis package's client): run with"
                 " --backend asyncio, or without --quota"

@@ -11,7 +11,7 @@ from typing import Any
 # The longest Retry-After we honour; a server asking for more gets this.
 MAX_RETRY_AFTER = 120.0
 # Seconds before the first retry, doubling each retry up to the most: the
-# policy of a record's requests (``RunConfig.backoff_base``/``backoff_max``)
+# policy of a record's requests (``RunConfig.bought.backoff_base``/``backoff_max``)
 # and of a batch API's calls alike.
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0

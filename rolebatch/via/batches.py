@@ -87,7 +87,7 @@ async def buy(
     ``shut_down``: the model is gone (why, in words): the batches already at
     the provider are collected, nothing is submitted, and the run then stops
     with a UsageError if records are left."""
-    api = open_batches(checked.endpoint, checked.config.timeout)
+    api = open_batches(checked.endpoint, checked.config.bought.timeout)
     run = _BatchRun(checked, tally, reporter, api, cache)
     run.shut_down = shut_down
     try:
@@ -153,7 +153,7 @@ class _BatchRun:
             raise failure
 
     async def _loop(self) -> None:
-        delay = min(FIRST_POLL, self.config.poll_interval)
+        delay = min(FIRST_POLL, self.config.bought.batch.poll_interval)
         while True:
             await self.submit.adopt_or_create()
             changed = await self._check()
@@ -179,14 +179,14 @@ class _BatchRun:
                     f"interrupted by {self.stopping} while waiting: {busy_message(pending)};"
                     " they go on at the provider. Run the same command to collect them."
                 )
-            if not self.config.wait:
+            if not self.config.bought.batch.wait:
                 raise Pending(
                     f"{busy_message(pending)}. Run the same command to collect"
                     " (rolebatch status OUTPUT shows them; rolebatch cancel OUTPUT cancels them)."
                 )
-            delay = min(FIRST_POLL, self.config.poll_interval) if changed else delay
+            delay = min(FIRST_POLL, self.config.bought.batch.poll_interval) if changed else delay
             await self._sleep(delay)
-            delay = min(self.config.poll_interval, delay * POLL_GROWTH)
+            delay = min(self.config.bought.batch.poll_interval, delay * POLL_GROWTH)
 
     def _stopped_by_cancel(self) -> Interrupted:
         ids = ", ".join(batch_id for batch_id, _ in self.cancelled)
@@ -200,7 +200,7 @@ class _BatchRun:
         )
 
     def _gave_up(self) -> EndpointError:
-        tries = self.config.max_retries + 1
+        tries = self.config.bought.max_retries + 1
         return EndpointError(
             f"{len(self.given_up):,} records were not run by {tries} batches in a row (the"
             " provider expired or cancelled them, or left them out of the results): they are"
@@ -294,7 +294,7 @@ class _BatchRun:
 
     @property
     def _batch_size(self) -> int:
-        return max(1, min(self.config.batch_size, self.api.max_requests))
+        return max(1, min(self.config.bought.batch.batch_size, self.api.max_requests))
 
     def _request_or_line(self, record: Record) -> tuple[int, dict[str, Any]] | None:
         """(attempt, request) of the record's next request; None when its
@@ -314,7 +314,7 @@ class _BatchRun:
             [self.api.parse(r.completion) for r in rounds if r.kind == "answer"],
             self.checked.endpoint,
             self.redact,
-            max_reasks=self.config.max_reasks,
+            max_reasks=self.config.bought.max_reasks,
         )
 
     # -- collecting --------------------------------------------------------
@@ -372,7 +372,7 @@ class _BatchRun:
             results[parsed[0]] = result
         lines, keep, live_reasks = [], [], []
         not_run = 0
-        retries = self.config.max_retries
+        retries = self.config.bought.max_retries
         for record in self.checked.job.records():
             attempt = waiting.get(record.line)
             if attempt is None:
@@ -386,7 +386,7 @@ class _BatchRun:
                     keep.append((record.line, this))
                 continue
             if this.kind == "error":
-                if this.goes_again(rounds, retries, self.config.max_rate_limit_retries):
+                if this.goes_again(rounds, retries, self.config.bought.max_rate_limit_retries):
                     keep.append((record.line, this))
                     self.going_again[record.line] = this.reason
                     continue
@@ -401,7 +401,7 @@ class _BatchRun:
                 # re-ask that fails, leaves it to re-ask again.
                 keep.append((record.line, this))
                 self.going_again[record.line] = this.reason
-                if self.config.reask == "live":
+                if self.config.bought.batch.reask == "live":
                     live_reasks.append((record, [*rounds, this]))
                 continue
             lines.append(self.lines.line(record, [*rounds, this], verdict))
@@ -420,7 +420,7 @@ class _BatchRun:
         """A record its batch did not run goes into the next round, as long as
         this run has not seen that happen more times than a live record is retried."""
         self.unexecuted[line] += 1
-        if self.unexecuted[line] > self.config.max_retries:
+        if self.unexecuted[line] > self.config.bought.max_retries:
             self.given_up.add(line)
         else:
             self.going_again[line] = "expired"

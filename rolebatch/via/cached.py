@@ -159,7 +159,7 @@ def open_cache(
     warn: Callable[[str], None],
 ) -> CachedAnswers | None:
     """The run's cache, opened (None without --cache).  Blocking."""
-    if config.cache is None:
+    if config.bought.cache is None:
         return None
-    store = ResponseCache(config.cache, config.cache_max_size, warn).open()
+    store = ResponseCache(config.bought.cache, config.bought.cache_max_size, warn).open()
     return CachedAnswers(store, config, endpoint, task, price)

@@ -76,10 +76,12 @@ class Client:
         self.redact = Redactor(endpoint.api_key)
         self._transport = transport
         self.limiter = limiter
-        self.estimate = TokenEstimate(config.max_tokens)
-        self.concurrency = min(config.concurrency, transport.max_concurrency or config.concurrency)
+        self.estimate = TokenEstimate(config.asked.max_tokens)
+        self.concurrency = min(
+            config.paced.concurrency, transport.max_concurrency or config.paced.concurrency
+        )
         self._create = patched(self._attempt, endpoint.mode, endpoint.provider.instructor_provider)
-        self.breaker = Breaker(endpoint, config.breaker_threshold, self.redact)
+        self.breaker = Breaker(endpoint, config.bought.breaker_threshold, self.redact)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -106,7 +108,7 @@ class Client:
             cause = root(exc)
             if isinstance(cause, AbortError):
                 raise cause from None
-            outcome.error = classify(exc, self.redact, self.config.timeout)
+            outcome.error = classify(exc, self.redact, self.config.bought.timeout)
             if outcome.error.kind == "connection":
                 stop = self.breaker.unreachable(outcome.error.message)
                 if stop is not None:
@@ -186,9 +188,11 @@ class Client:
                     self.breaker.answered()  # a 4xx: the endpoint is up
                 if status in (401, 403):
                     raise AuthError(self._auth_message(failure)) from None
-                if status == 429 and rate_limited < self.config.max_rate_limit_retries:
+                if status == 429 and rate_limited < self.config.bought.max_rate_limit_retries:
                     fallback = backoff_delay(
-                        rate_limited, self.config.backoff_base, self.config.backoff_max
+                        rate_limited,
+                        self.config.bought.backoff_base,
+                        self.config.bought.backoff_max,
                     )
                     wait = retry_after(failure.headers)
                     self.limiter.on_rate_limited(
@@ -198,16 +202,18 @@ class Client:
                     continue  # acquire() waits out the hold
                 if status == 429 or status not in RETRYABLE_STATUS:
                     raise failure
-                if retries >= self.config.max_retries:
+                if retries >= self.config.bought.max_retries:
                     raise failure
                 delay = retry_after(failure.headers)
             else:
                 self.breaker.failed(failure)
-                if retries >= self.config.max_retries:
+                if retries >= self.config.bought.max_retries:
                     raise failure
                 delay = None
             if delay is None:
-                delay = backoff_delay(retries, self.config.backoff_base, self.config.backoff_max)
+                delay = backoff_delay(
+                    retries, self.config.bought.backoff_base, self.config.bought.backoff_max
+                )
             await anyio.sleep(min(delay, MAX_RETRY_AFTER))
             retries += 1
 

@@ -80,11 +80,11 @@ def limiter_for(
     works on (``slots``: what it said, else one to start with)."""
     queueing = endpoint is not None and endpoint.provider.queues
     return Limiter(
-        config.rpm,
-        config.tpm,
-        max_in_flight=config.concurrency,
-        itpm=config.itpm,
-        otpm=config.otpm,
+        config.paced.rpm,
+        config.paced.tpm,
+        max_in_flight=config.paced.concurrency,
+        itpm=config.paced.itpm,
+        otpm=config.paced.otpm,
         shared=shared,
         queueing=queueing,
         window=(slots or 1) if queueing else None,
@@ -93,20 +93,24 @@ def limiter_for(
 
 async def open_quota(config: Any, endpoint: Any) -> SharedQuota | None:
     """The shared quota of --quota, opened; None without one."""
-    if not config.quota:
+    if not config.paced.quota:
         return None
     if sniffio.current_async_library() != "asyncio":
         raise UsageError(
             "--quota works under asyncio only (the redis package's client): run with"
             " --backend asyncio, or without --quota"
         )
-    name = quota_name(endpoint.provider.name, endpoint.base_url, endpoint.model, config.quota_key)
-    shared = SharedQuota(config.quota, name)
+    name = quota_name(
+        endpoint.provider.name, endpoint.base_url, endpoint.model, config.paced.quota_key
+    )
+    shared = SharedQuota(config.paced.quota, name)
     try:
         await shared.open()
     except Exception as exc:
         await shared.close()
-        raise UsageError(f"--quota {redact_url(config.quota)}: cannot use it ({exc})") from None
+        raise UsageError(
+            f"--quota {redact_url(config.paced.quota)}: cannot use it ({exc})"
+        ) from None
     return shared
 
 
@@ -125,7 +129,7 @@ async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterat
     config, endpoint = checked.config, checked.endpoint
     shared = await open_quota(config, endpoint)
     try:
-        transport = await open_transport(endpoint, config.timeout, config.concurrency)
+        transport = await open_transport(endpoint, config.bought.timeout, config.paced.concurrency)
         limiter = limiter_for(config, shared, endpoint, transport.max_concurrency)
         price = checked.prices.live
         client = Client(config, endpoint, checked.task, transport, limiter, price, cap)
@@ -152,7 +156,7 @@ async def buy(
     try:
         async with open_client(checked, cap) as client:
             run = _Run(client, checked.endpoint.label, tally, checked.output, cache)
-            await _flow(run, checked.job, reporter, handle_signals, config.grace)
+            await _flow(run, checked.job, reporter, handle_signals, config.bought.grace)
     finally:
         reporter.finish(tally)
     if run.aborted:
@@ -169,7 +173,7 @@ async def buy(
     elif run.stopping:
         tally.aborted = Interrupted(
             f"interrupted by {run.stopping}: records in flight were finished or given up"
-            f" after {config.grace:g}s, the rest were not started. Run the same command"
+            f" after {config.bought.grace:g}s, the rest were not started. Run the same command"
             " to resume."
         )
 

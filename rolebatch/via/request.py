@@ -40,17 +40,17 @@ def instructor_kwargs(
     """What instructor's ``create`` is called with for ``record``: from it,
     instructor builds the request the endpoint receives."""
     provider = endpoint.provider
-    messages = task.messages(record, config.layout)
+    messages = task.messages(record, config.asked.layout)
     if provider.system_as_user and not any(m["role"] == "user" for m in messages):
         messages = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
     model = task.response_model(record)
-    if config.layout == "personas":
+    if config.asked.layout == "personas":
         model = with_personas(model)
     kwargs: dict[str, Any] = {
         "model": endpoint.model,
         "messages": messages,
         "response_model": wrapped(model),
-        "max_retries": config.max_reasks,
+        "max_retries": config.bought.max_reasks,
     }
     if provider.schema_in_json_object and endpoint.mode == "json":
         # Merged over what instructor sends by the transport (openai_http).
@@ -59,16 +59,16 @@ def instructor_kwargs(
     if provider.seed:
         kwargs["seed"] = record_seed(record)
     if provider.prompt_cache == "key":
-        kwargs["prompt_cache_key"] = prompt_cache_key(task.name, config.layout, record.role)
+        kwargs["prompt_cache_key"] = prompt_cache_key(task.name, config.asked.layout, record.role)
     elif provider.prompt_cache == "breakpoint" and record.role:
         marked = with_breakpoint(messages, record.role, min_cacheable(endpoint.model))
         if marked is not None:
             kwargs["messages"] = marked
-    max_tokens = config.max_tokens or provider.default_max_tokens
+    max_tokens = config.asked.max_tokens or provider.default_max_tokens
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
-    if config.temperature is not None:
-        kwargs["temperature"] = config.temperature
+    if config.asked.temperature is not None:
+        kwargs["temperature"] = config.asked.temperature
     return kwargs
 
 
@@ -136,7 +136,7 @@ def line_fields(
     task repeats, the condition it was asked under when not the usual, and
     the seed it was sampled with, where the provider takes one."""
     fields = task.line_fields(record)
-    if config.layout == "personas":
+    if config.asked.layout == "personas":
         fields["condition"] = "personas"
     if endpoint.provider.seed:
         fields["seed"] = record_seed(record)
