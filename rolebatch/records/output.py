@@ -71,10 +71,7 @@ class OutputFile:
     _ordered_for: str | None = None  # the input digest the file is known to follow
     # The job digest every line in the file was written under (None: mixed).
     _lines_job: str | None = None
-    # Dollars: what finished lines cost, when the file was not read back (a
-    # finished run, resumed), and what lines dropped by earlier reorderings
-    # had cost (a retried error's).
-    _finished_cost: Decimal | None = None
+    # Dollars that lines dropped by earlier reorderings had cost (a retried error's).
     dropped_cost: Decimal = Decimal(0)
     # The job file as last checked: (size, mtime, inode) and what the check found.
     job_stamp: dict[str, Any] | None = None
@@ -103,8 +100,6 @@ class OutputFile:
     @property
     def lines_cost(self) -> Decimal:
         """What the lines in the file cost."""
-        if self._finished_cost is not None:
-            return self._finished_cost
         return self.index.lines_cost
 
     @property
@@ -274,12 +269,13 @@ class OutputFile:
             and (finished["errors"] == 0 or not retry_failed)
         ):
             # A finished run, unchanged since: every record is in, nothing to read.
-            self._finished_cost = Decimal(finished.get("cost_usd", 0))
+            # The index stays empty (nothing was read); what the lines cost
+            # is what the finished run wrote down.
+            self.index.lines_cost = Decimal(finished.get("cost_usd", 0))
             return Resumed(done=job.total, failed_kept=finished["errors"], finished=True)
         # Lines written under another version of the job may have stale line
         # numbers: they are matched to records by id.
         by_id = meta.get("lines_job") != job.digest
-        self._finished_cost = None
         self._lines_job = None if by_id else job.digest
         self.index.close()
         self.index = LineIndex.read(self.path, job, by_id)
@@ -375,7 +371,9 @@ class OutputFile:
         self._write_meta()
         os.replace(merged, self.path)
         fsync_dir(self.path.parent)
-        self._finished_cost = cost
+        self.index.close()
+        self.index = LineIndex(self.path, -1)  # a file this run has not read
+        self.index.lines_cost = cost
         self._lines_job = job.digest
         self.merged = {"bytes": self.path.stat().st_size}
         self._write_meta(ordered_for=job.digest if complete else None, errors=errors)
