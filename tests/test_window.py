@@ -7,7 +7,9 @@ shared quota present means this process may use the whole window (``full``
 10.0 after 40 requests had gone out (``LAPSED``: no answer has said yet when
 the new one ends), or, ``OPEN``, renewed at 9.5 and ends at 10.5 with 5 left.
 An answer is to a request sent before that renewal (the 35th) or after it
-(the 45th); its reset has passed (it reads -0.05 s) or not."""
+(the 45th); its reset has passed (it reads -0.05 s) or not.  These answers
+are read promptly (their requests went out 50 ms ago); answers read late
+have a table of their own."""
 
 import math
 
@@ -17,6 +19,7 @@ from rolebatch.pacing.window import LAPSED, OPEN, UNKNOWN, Answer, Window
 
 PEAK = 20.0
 NOW = 10.0
+PROMPT = NOW - 0.05  # when a promptly read answer's request went out
 FULL = {"present": 20.0, "away": 10.0}
 
 
@@ -34,10 +37,10 @@ def _window(state: str, shared: str) -> Window:
 # before the renewal is the old window's reset a hair ahead (the server's
 # clock and ours differ by that much); after it, a reset 0.9 s on.
 ANSWERS = {
-    ("before", "passed"): Answer(remaining=0, reset=-0.05, count=35, after=8),
-    ("before", "not passed"): Answer(remaining=0, reset=0.01, count=35, after=8),
-    ("after", "passed"): Answer(remaining=18, reset=-0.05, count=45, after=2),
-    ("after", "not passed"): Answer(remaining=18, reset=0.9, count=45, after=2),
+    ("before", "passed"): Answer(remaining=0, reset=-0.05, count=35, after=8, sent=PROMPT),
+    ("before", "not passed"): Answer(remaining=0, reset=0.01, count=35, after=8, sent=PROMPT),
+    ("after", "passed"): Answer(remaining=18, reset=-0.05, count=45, after=2, sent=PROMPT),
+    ("after", "not passed"): Answer(remaining=18, reset=0.9, count=45, after=2, sent=PROMPT),
 }
 
 UNCHANGED = None
@@ -115,9 +118,9 @@ def test_an_answer_about_the_open_windows_own_end(shared):
     # sent 15 (present) or 5 (away) into it: ours stands.  3 left says
     # another client took 17: the server's count wins, less the 2 sent since.
     window, full = _window(OPEN, shared), FULL[shared]
-    same = Answer(remaining=18, reset=0.5, count=45, after=2)
+    same = Answer(remaining=18, reset=0.5, count=45, after=2, sent=PROMPT)
     assert window.hear(same, NOW, PEAK, full) == window
-    spent = Answer(remaining=3, reset=0.5, count=45, after=2)
+    spent = Answer(remaining=3, reset=0.5, count=45, after=2, sent=PROMPT)
     assert window.hear(spent, NOW, PEAK, full).left == pytest.approx(1.0)
 
 
@@ -125,9 +128,79 @@ def test_another_client_on_the_quota_within_our_share():
     # Renewed window, 3 of ours sent; the server has used 8.  Present, the
     # other spending is news: 12 left less our 2 since.  Away, our share (7
     # left of 10) is already less than that.
-    spent = Answer(remaining=12, reset=0.9, count=45, after=2)
+    spent = Answer(remaining=12, reset=0.9, count=45, after=2, sent=PROMPT)
     assert _window(LAPSED, "present").hear(spent, NOW, PEAK, 20.0).left == pytest.approx(10.0)
     assert _window(LAPSED, "away").hear(spent, NOW, PEAK, 10.0).left == pytest.approx(7.0)
+
+
+# Answers read late (a loaded machine's event loop, a slow proxy): the server
+# spoke somewhere between the request's going out and our reading, so its
+# reset says when its window ends only within those bounds.  The scene is the
+# open window's (renewed at 9.5, ends at 10.5, 5 left) or the lapsed one's
+# (renewed at 10.5 after 40 requests, 3 sent since); each answer's request
+# went out early in the window it speaks of.
+# (state, answer, now) -> (left, reset_at) after hearing, or UNCHANGED.
+READ_LATE = {
+    # Sent at 9.52 into the open window, 19 left then and 0.98 s to go: read
+    # at 10.3, it would say a window ending at 11.28, one we had not seen
+    # open.  It may end at 10.5: ours.  Nothing changes.
+    "a late answer does not open a window": (
+        OPEN,
+        Answer(remaining=19, reset=0.98, count=45, after=8, sent=9.52),
+        10.3,
+        UNCHANGED,
+    ),
+    # The same answer read after we counted the window renewed at 10.5: it may
+    # speak of the window before, and does.
+    "a late answer is no news after a renewal": (
+        LAPSED,
+        Answer(remaining=19, reset=0.98, count=35, after=8, sent=9.52),
+        10.9,
+        UNCHANGED,
+    ),
+    # Ours, read 0.6 s late: its window ends between 10.5 and 11.1; ours ends
+    # at 10.5 already.  The count it brings is still news (another client
+    # spent 10 more than we sent): 10 left then, 2 sent since.
+    "a late answer of ours moves its end no later": (
+        OPEN,
+        Answer(remaining=3, reset=0.9, count=45, after=2, sent=9.6),
+        10.2,
+        (1.0, 10.5),
+    ),
+    # Read at once, an answer places the end within its round trip: it moves
+    # ours later when it says so.
+    "a prompt answer of ours still moves its end": (
+        OPEN,
+        Answer(remaining=18, reset=0.36, count=45, after=2, sent=10.15),
+        10.2,
+        (5.0, 10.56),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "answer", "now", "expected"), READ_LATE.values(), ids=list(READ_LATE)
+)
+def test_answers_read_late(state, answer, now, expected):
+    window = _window(state, "present")
+    if state == LAPSED:  # renewed at 10.5, as the late answers' windows end
+        window = Window(left=17.0, renewed_at=10.5, renewed_count=40)
+    heard = window.hear(answer, now, PEAK, FULL["present"])
+    if expected is UNCHANGED:
+        assert heard == window
+        return
+    left, reset_at = expected
+    assert heard.left == pytest.approx(left)
+    assert heard.reset_at == pytest.approx(reset_at)
+
+
+def test_an_answers_window_ends_between_its_sending_and_its_reading():
+    answer = Answer(remaining=3, reset=0.9, count=45, after=2, sent=9.6)
+    assert answer.ends(10.2) == pytest.approx((10.5, 11.1))
+    assert Answer(remaining=3, reset=None, count=1, after=0, sent=9.6).ends(10.2) == (
+        math.inf,
+        math.inf,
+    )
 
 
 # (state, reset) -> does renew(now) open a new window?
@@ -154,7 +227,7 @@ def test_renew(case, renews, shared):
     assert renewed == Window(left=FULL[shared], renewed_at=10.5, renewed_count=50)
     assert renewed.state == LAPSED
     # Answers to the 50 sent by then speak of the window before.
-    old = Answer(remaining=0, reset=0.0, count=50, after=0)
+    old = Answer(remaining=0, reset=0.0, count=50, after=0, sent=now - 0.05)
     assert renewed.hear(old, now, PEAK, FULL[shared]) == renewed
 
 

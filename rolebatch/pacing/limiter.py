@@ -157,14 +157,16 @@ class Budget:
             self.bucket.give(reserved - used, now)
         self.error += 0.2 * (abs(used - reserved) - self.error)
 
-    def learn(self, reading: Reading, mark: tuple[float, int], own: float, now: float) -> None:
-        """``reading`` came with the answer to the request whose mark is ``mark``
-        and which cost ``own``."""
+    def learn(
+        self, reading: Reading, mark: tuple[float, int], own: float, went: float, now: float
+    ) -> None:
+        """``reading`` came with the answer to the request whose mark is ``mark``,
+        which went out at ``went`` and cost ``own``."""
         if reading.remaining is not None:
             sent, count = mark
             # All sent after this request, at reservation (each perhaps a little short).
             after = (self.sent - sent) + self.error * (self.count - count)
-            answer = Answer(reading.remaining, reading.reset, count, after)
+            answer = Answer(reading.remaining, reading.reset, count, after, went)
             self.window = self.window.hear(answer, now, self.peak, self.full)
             self.peak = max(self.peak, reading.remaining + own)
         if reading.limit is None or reading.limit <= 0:
@@ -191,6 +193,7 @@ class Permit:
 
     cost: Tokens
     marks: dict[str, tuple[float, int]]
+    at: float  # when it was granted: when its request went out
     cuts: int = 0  # window cuts before this request was sent
     settled: bool = False
 
@@ -286,7 +289,7 @@ class Limiter:
                 await self.clock.sleep(wait, self._changed)
             marks = {name: b.take(current.of(name), now) for name, b in self.budgets.items()}
             self.in_flight += 1
-            return Permit(current, marks, self.cuts)
+            return Permit(current, marks, now, self.cuts)
 
     async def _shared_wait(self, cost: Tokens) -> float:
         """The shared quota's word on a request the local pace lets go: 0 when
@@ -356,7 +359,7 @@ class Limiter:
             if headers:
                 for name, reading in read_limits(headers).items():
                     own = (used or permit.cost).of(name)
-                    self.budgets[name].learn(reading, permit.marks[name], own, now)
+                    self.budgets[name].learn(reading, permit.marks[name], own, permit.at, now)
             if ok:
                 self._after_success(permit, used, seconds)
         finally:

@@ -43,9 +43,20 @@ class Answer:
     """What one answer's headers say of a window, and which request it answers."""
 
     remaining: float
-    reset: float | None  # seconds from when it was read, as the server said; None: not said
+    reset: float | None  # seconds to the window's end, as the server said; None: not said
     count: int  # requests sent up to and with this one (its mark)
     after: float  # what went out after it, at reservation
+    sent: float  # when its request went out: the server spoke after that, and before we read
+
+    def ends(self, now: float) -> tuple[float, float]:
+        """When the window it speaks of ends, at the earliest and at the latest:
+        the server said ``reset`` at some moment between the request's going
+        out and ``now``, when we read it.  A prompt answer pins the end to
+        within its round trip; one read late (a loaded machine, a slow proxy)
+        only bounds it."""
+        if self.reset is None:
+            return math.inf, math.inf
+        return self.sent + self.reset, now + self.reset
 
 
 @dataclass(frozen=True)
@@ -84,28 +95,36 @@ class Window:
         says nothing of the window open now: taken as news, it would renew it
         again and send a second window's worth at once.  An answer to a request
         sent since, whose reset has passed (answers slower than the window),
-        says the window we count is over: it renews at the next ``renew``."""
-        reset_at = now + answer.reset if answer.reset is not None else math.inf
+        says the window we count is over: it renews at the next ``renew``.
+
+        Each judgement takes the side of the answer's window's end
+        (``Answer.ends``) that cannot send too much: it is a window before
+        ours if it may have ended before ours began, a new one only if it
+        cannot have ended with ours, and ours ends no earlier than it may."""
+        earliest, reset_at = answer.ends(now)
         if self.left is None:  # the first word from the server
             return replace(self, left=answer.remaining - answer.after, reset_at=reset_at)
         over = answer.reset is not None and answer.reset <= 0
         if (
             answer.count <= self.renewed_count
             and self.state == LAPSED
-            and (over or reset_at < self.renewed_at + SAME_WINDOW)
+            and (over or earliest < self.renewed_at + SAME_WINDOW)
         ):
             return self  # about a window before the one we count
         left = self.left
         if self.state == OPEN:
             if reset_at < self.reset_at - SAME_WINDOW:
                 return self  # a late answer about a window that has passed
-            if reset_at > self.reset_at + SAME_WINDOW:
+            if earliest > self.reset_at + SAME_WINDOW:
                 left = full  # a window opened that we had not seen renew
+            elif reset_at - earliest > SAME_WINDOW:
+                # Ours, read late: its end is known only loosely, and ours
+                # (from an answer read sooner) no later than it may be.
+                reset_at = self.reset_at
+            reset_at = max(self.reset_at, reset_at)
         ours = full - left  # what we sent into this window
         if peak - answer.remaining > ours + EPSILON:
             left = min(left, answer.remaining - answer.after)
-        if self.state == OPEN:
-            reset_at = max(self.reset_at, reset_at)
         return replace(self, left=left, reset_at=reset_at)
 
     def wait(self, cost: float, peak: float, now: float, answers_pending: bool) -> float:
