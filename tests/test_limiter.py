@@ -226,6 +226,28 @@ async def test_late_answers_about_a_window_that_is_over_do_not_renew_the_next():
     assert limiter.delay(ONE, clock.now()) == 0  # renewed then, as it said
 
 
+@pytest.mark.parametrize("timed", [True, False], ids=["reset as a time", "reset as a duration"])
+async def test_a_reset_given_as_a_time_places_a_late_answers_window_exactly(timed):
+    # Read 0.4 s after its request went out, an answer says its window ends
+    # 0.7 s on: 0.6 s after ours.  As a time (OpenRouter, Anthropic) that is
+    # where it ends: a window we had not seen open, 9 left less the 8 sent
+    # since.  As a duration it ends anywhere from 0.2 to 0.6 s after ours:
+    # perhaps ours, which stays spent until its reset.
+    clock, limiter, window = await _a_window_sent()
+    clock.t += 0.4
+    if timed:
+        headers = _openrouter(9, 0.7)
+    else:
+        headers = {"x-ratelimit-remaining-requests": "9", "x-ratelimit-reset-requests": "0.7s"}
+    limiter.release(window[0], ONE, ok=True, headers=headers)
+    if timed:
+        assert limiter.budgets["requests"].left == pytest.approx(1, abs=0.01)
+        assert limiter.delay(ONE, clock.now()) == 0
+    else:
+        assert limiter.budgets["requests"].left == 0
+        assert limiter.delay(ONE, clock.now()) == pytest.approx(0.1, abs=0.01)
+
+
 async def test_answers_slower_than_the_window_renew_it_a_window_s_worth_at_a_time():
     # Each answer comes after its window is over (its reset reads as 0): the
     # first of a window's answers says the window is over, and a new window's
@@ -522,6 +544,7 @@ def test_openrouter_headers_read_remaining_and_a_reset_in_epoch_milliseconds():
     assert set(readings) == {"requests"}
     assert readings["requests"].remaining == 7
     assert readings["requests"].reset == pytest.approx(1.25)
+    assert readings["requests"].timed  # a time: exact whenever it is read
 
 
 async def test_input_tokens_are_a_budget_apart_from_output_tokens():

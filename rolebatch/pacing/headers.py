@@ -26,6 +26,9 @@ class Reading:
     limit: float | None = None  # per minute
     remaining: float | None = None
     reset: float | None = None  # seconds until the budget is full again
+    # The reset was a time (Anthropic's, OpenRouter's), not a duration: when
+    # the window ends is known however late the answer is read.
+    timed: bool = False
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -93,13 +96,15 @@ def read_limits(headers: Mapping[str, str], now: float | None = None) -> dict[st
             _number(headers, f"{name}-limit"),
             _number(headers, f"{name}-remaining"),
             _until(headers.get(f"{name}-reset"), now),
+            timed=True,
         )
-        if reading != Reading():
+        if reading != Reading(timed=True):
             readings[budget] = reading
     if "requests" not in readings and headers.get("x-ratelimit-remaining") is not None:
         readings["requests"] = Reading(
             None,
             _number(headers, "x-ratelimit-remaining"),
             _epoch_ms(headers.get("x-ratelimit-reset"), now),
+            timed=True,
         )
     return readings

@@ -166,7 +166,10 @@ class Budget:
             sent, count = mark
             # All sent after this request, at reservation (each perhaps a little short).
             after = (self.sent - sent) + self.error * (self.count - count)
-            answer = Answer(reading.remaining, reading.reset, count, after, went)
+            # A reset given as a time places the window's end exactly: as if
+            # the answer were read the moment the server spoke.
+            spoke = now if reading.timed else went
+            answer = Answer(reading.remaining, reading.reset, count, after, spoke)
             self.window = self.window.hear(answer, now, self.peak, self.full)
             self.peak = max(self.peak, reading.remaining + own)
         if reading.limit is None or reading.limit <= 0:
