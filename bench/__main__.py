@@ -232,6 +232,28 @@ def bench_rpm(tmp: Path) -> None:
         print(_fidelity(f"rpm fidelity, {n} records at {limit}/min ({label})", ideal, wall, stats))
 
 
+def bench_queue(tmp: Path) -> None:
+    """A server on the user's machine that works on one answer at a time and
+    queues the rest (0.25 s an answer), asked with 8 workers and a 1.5 s
+    timeout: how many requests were at it at once (8 would queue for 2 s and
+    time out), whether any timed out, and the pace against the server's own."""
+    n = 40
+    job = write_job(tmp / "queue.jsonl", n)
+    with fake_server(0.25, 18779, "--slots", "1") as url:
+        out = tmp / "queue-out.jsonl"
+        args = ["run", str(job), "-o", str(out), "--fresh", "--model", "llamacpp/any"]
+        args += ["--base-url", url, "--concurrency", "8", "--timeout", "1.5", "--progress", "none"]
+        code, wall, _ = run_cli(args)
+        stats = server_stats(url)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    retried = sum(1 for line in lines if line["attempts"] > 1)
+    print(
+        f"one-slot local server, {n} records, 0.25 s an answer, --concurrency 8: exit {code},"
+        f" at most {stats['most_at_once']} at it at once (target <= 2), {retried} retried"
+        f" (target 0), whole process {n * 0.25 / wall:.2f} of the server's own pace"
+    )
+
+
 def bench_tpm(tmp: Path) -> None:
     """A cold start where tokens/min bind: 60,000 tokens/min counted in each
     calendar second (1,000 a second), 64 workers, small completions.  A
@@ -650,6 +672,7 @@ def bench_cache(tmp: Path) -> None:
 BENCHES = {
     "rpm": bench_rpm,
     "tpm": bench_tpm,
+    "queue": bench_queue,
     "overhead": bench_overhead,
     "latency": bench_latency,
     "memory": bench_memory,

@@ -125,7 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path.rstrip("/").endswith("/stats"):
             with self.server.state.lock:
-                self._send(200, self.server.state.quota.stats())
+                stats = self.server.state.quota.stats()
+                if self.server.state.slots is not None:
+                    stats["most_at_once"] = self.server.state.slots.most_at_once
+                self._send(200, stats)
             return
         if self.path.rstrip("/").endswith("/log"):
             with self.server.state.lock:
@@ -323,6 +326,9 @@ def main() -> None:
     parser.add_argument("--tpm", type=int, help="tokens/min, enforced per second")
     parser.add_argument("--no-headers", action="store_true", help="no x-ratelimit-* headers")
     parser.add_argument("--log", action="store_true", help="keep every admission for GET /log")
+    parser.add_argument(
+        "--slots", type=int, help="work on this many answers at once, queue the rest"
+    )
     args = parser.parse_args()
     server = FakeServer(port=args.port)
     server.state.latency = args.latency
@@ -330,6 +336,8 @@ def main() -> None:
         rpm=args.rpm, tpm=args.tpm, headers=not args.no_headers, log=[] if args.log else None
     )
     server.state.record_requests = False
+    if args.slots:
+        server.state.slots = Slots(args.slots)
     print(server.base_url, flush=True)
     server._server.serve_forever()
 
