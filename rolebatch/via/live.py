@@ -29,6 +29,7 @@ import anyio
 import sniffio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from ..config import Paced
 from ..cost.cap import SpendCap
 from ..errors import AbortError, BudgetReached, Interrupted, UsageError
 from ..pacing.limiter import Limiter
@@ -72,7 +73,7 @@ class _Run:
 
 
 def limiter_for(
-    config: Any, shared: SharedQuota | None = None, endpoint: Any = None, slots: int | None = None
+    paced: Paced, shared: SharedQuota | None = None, endpoint: Any = None, slots: int | None = None
 ) -> Limiter:
     """The run's pace: the limits given, the rest learned from the answers,
     with --quota the budgets every process shares, and at a server on the
@@ -80,37 +81,33 @@ def limiter_for(
     works on (``slots``: what it said, else one to start with)."""
     queueing = endpoint is not None and endpoint.provider.queues
     return Limiter(
-        config.paced.rpm,
-        config.paced.tpm,
-        max_in_flight=config.paced.concurrency,
-        itpm=config.paced.itpm,
-        otpm=config.paced.otpm,
+        paced.rpm,
+        paced.tpm,
+        max_in_flight=paced.concurrency,
+        itpm=paced.itpm,
+        otpm=paced.otpm,
         shared=shared,
         queueing=queueing,
         window=(slots or 1) if queueing else None,
     )
 
 
-async def open_quota(config: Any, endpoint: Any) -> SharedQuota | None:
+async def open_quota(paced: Paced, endpoint: Any) -> SharedQuota | None:
     """The shared quota of --quota, opened; None without one."""
-    if not config.paced.quota:
+    if not paced.quota:
         return None
     if sniffio.current_async_library() != "asyncio":
         raise UsageError(
             "--quota works under asyncio only (the redis package's client): run with"
             " --backend asyncio, or without --quota"
         )
-    name = quota_name(
-        endpoint.provider.name, endpoint.base_url, endpoint.model, config.paced.quota_key
-    )
-    shared = SharedQuota(config.paced.quota, name)
+    name = quota_name(endpoint.provider.name, endpoint.base_url, endpoint.model, paced.quota_key)
+    shared = SharedQuota(paced.quota, name)
     try:
         await shared.open()
     except Exception as exc:
         await shared.close()
-        raise UsageError(
-            f"--quota {redact_url(config.paced.quota)}: cannot use it ({exc})"
-        ) from None
+        raise UsageError(f"--quota {redact_url(paced.quota)}: cannot use it ({exc})") from None
     return shared
 
 
@@ -127,10 +124,10 @@ async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterat
     """The run's client at the live price, at its pace (with --quota, the
     budgets every process shares), closed however the run ends."""
     config, endpoint = checked.config, checked.endpoint
-    shared = await open_quota(config, endpoint)
+    shared = await open_quota(config.paced, endpoint)
     try:
         transport = await open_transport(endpoint, config.bought.timeout, config.paced.concurrency)
-        limiter = limiter_for(config, shared, endpoint, transport.max_concurrency)
+        limiter = limiter_for(config.paced, shared, endpoint, transport.max_concurrency)
         price = checked.prices.live
         client = Client(config, endpoint, checked.task, transport, limiter, price, cap)
         try:
