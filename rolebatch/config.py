@@ -173,7 +173,7 @@ class RunConfig:
         for inner, (outer, kind) in WITHIN.items():
             parts[outer][inner] = kind(**parts.pop(inner))
         built = {name: kind(**parts[name]) for name, kind in PARTS.items()}
-        return cls(job=Path(job), output=None if output is None else Path(output), **built)
+        return cls(job, output, **built)  # type: ignore[arg-type]  # __post_init__ makes Paths
 
     def asking(self, **changes: Any) -> RunConfig:
         """This run asking something else (a judge's task, a panel's schema)."""

@@ -166,7 +166,7 @@ async def test_what_the_server_has_left_goes_at_once_and_no_more_until_its_reset
     # left then, 18 sent since: the server is spent until its next reset.
     renewed = {**left, "x-ratelimit-remaining-requests": "17", "x-ratelimit-reset-requests": "1s"}
     limiter.release(burst[1], ONE, ok=True, headers=renewed)
-    assert limiter.budgets["requests"].left == -1
+    assert limiter.budgets["requests"].window.left == -1
     assert limiter.delay(ONE, clock.now()) == pytest.approx(1.0)
     # An answer to an older request, arriving later, does not overrule it.
     older = {**left, "x-ratelimit-remaining-requests": "18"}
@@ -241,10 +241,10 @@ async def test_a_reset_given_as_a_time_places_a_late_answers_window_exactly(time
         headers = {"x-ratelimit-remaining-requests": "9", "x-ratelimit-reset-requests": "0.7s"}
     limiter.release(window[0], ONE, ok=True, headers=headers)
     if timed:
-        assert limiter.budgets["requests"].left == pytest.approx(1, abs=0.01)
+        assert limiter.budgets["requests"].window.left == pytest.approx(1, abs=0.01)
         assert limiter.delay(ONE, clock.now()) == 0
     else:
-        assert limiter.budgets["requests"].left == 0
+        assert limiter.budgets["requests"].window.left == 0
         assert limiter.delay(ONE, clock.now()) == pytest.approx(0.1, abs=0.01)
 
 
@@ -276,16 +276,16 @@ async def test_at_a_share_of_the_limit_a_renewed_window_is_the_share():
     limiter.set_share(2)
     clock.t += 0.5
     second = await limiter.acquire(ONE)  # the window renews, and one goes into it
-    assert limiter.budgets["requests"].left == 9
+    assert limiter.budgets["requests"].window.left == 9
     limiter.release(second, ONE, ok=True, headers=_window(19, "500ms"))  # it ends in 0.5 s
-    assert limiter.budgets["requests"].left == 9
+    assert limiter.budgets["requests"].window.left == 9
     limiter.set_share(1)  # the quota is back: the whole window at the next renewal
     clock.t += 0.5
     # Asking does not renew; the next request does.
     assert limiter.delay(ONE, clock.now()) == 0
-    assert limiter.budgets["requests"].left == 9
+    assert limiter.budgets["requests"].window.left == 9
     await limiter.acquire(ONE)
-    assert limiter.budgets["requests"].left == 19
+    assert limiter.budgets["requests"].window.left == 19
 
 
 async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():
@@ -294,11 +294,11 @@ async def test_answers_arriving_out_of_order_do_not_shrink_our_own_count():
     first = await limiter.acquire(ONE)
     limiter.release(first, ONE, ok=True, headers=_window(19))
     burst = [await limiter.acquire(ONE) for _ in range(11)]
-    assert limiter.budgets["requests"].left == 8
+    assert limiter.budgets["requests"].window.left == 8
     # The 2nd sent reached the server 7th: 13 left then, and 9 were sent
     # after it.  13 - 9 would say 4; we know only 11 went into this window.
     limiter.release(burst[1], ONE, ok=True, headers=_window(13))
-    assert limiter.budgets["requests"].left == 8
+    assert limiter.budgets["requests"].window.left == 8
 
 
 async def test_another_client_on_the_same_quota_shows_in_the_servers_count():
@@ -309,7 +309,7 @@ async def test_another_client_on_the_same_quota_shows_in_the_servers_count():
     mine = [await limiter.acquire(ONE) for _ in range(3)]
     # The server has used 16 of 20; we sent 4 in all: someone else took 12.
     limiter.release(mine[2], ONE, ok=True, headers=_window(4))
-    assert limiter.budgets["requests"].left == 4
+    assert limiter.budgets["requests"].window.left == 4
     assert limiter.delay(ONE, clock.now()) == 0
     for _ in range(4):
         await limiter.acquire(ONE)

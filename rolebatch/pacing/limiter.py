@@ -126,10 +126,6 @@ class Budget:
         quota is away."""
         return self.peak / self.share
 
-    @property
-    def left(self) -> float | None:
-        return self.window.left
-
     def renew(self, now: float) -> None:
         """Time has passed: a window whose reset is past opens afresh."""
         self.window = self.window.renew(now, self.full, self.count)
