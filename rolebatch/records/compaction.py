@@ -53,9 +53,7 @@ def rewrite_in_order(index: LineIndex, before_rename: Callable[[Decimal], None])
                     continue
                 source.seek(index.offsets[ordinal])
                 raw = source.readline()
-                cost = line_cost(raw)
-                if cost:
-                    kept += Decimal(repr(cost))
+                kept += line_cost(raw)
                 target.write(with_line(raw, line))
             target.flush()
             os.fsync(target.fileno())

@@ -76,9 +76,7 @@ class LineIndex:
         """A result line for job line ``line`` written at ``offset``."""
         self.by_line[line] = len(self.offsets)
         self.offsets.append(offset)
-        cost = line_cost(data)
-        if cost:
-            self.lines_cost += Decimal(repr(cost))
+        self.lines_cost += line_cost(data)
 
     def settle(self, retry_failed: bool) -> Resumed:
         """Decide each error line's fate (run again, or kept with
@@ -156,9 +154,7 @@ class LineIndex:
                     )
                 place(len(self.offsets), *parsed)
                 self.offsets.append(offset)
-                cost = line_cost(raw)
-                if cost:
-                    self.lines_cost += Decimal(repr(cost))
+                self.lines_cost += line_cost(raw)
                 self.end = offset + len(raw)
             else:
                 self.end = handle.tell()  # blank lines at the end are whole too

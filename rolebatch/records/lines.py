@@ -191,16 +191,18 @@ _LINE_FIELD = re.compile(rb'^(\{"id": (?:"(?:[^"\\]|\\.)*"|-?\d+), "line": )(\d+
 _COST_KEY = b', "cost_usd": '
 
 
-def line_cost(raw: bytes) -> float | None:
-    """The ``cost_usd`` of one of our lines, read from its end (None: unknown)."""
+def line_cost(raw: bytes) -> Decimal:
+    """The ``cost_usd`` of one of our lines, read from its end, in dollars to
+    add up (0 where the price was not known: null, or no cost at all)."""
     start = raw.rfind(_COST_KEY)
     if start < 0:
-        return None
+        return Decimal(0)
     value = raw[start + len(_COST_KEY) : raw.rfind(b"}")]
     try:
-        return float(value)
+        cost = float(value)
     except ValueError:
-        return None  # null: the price was not known
+        return Decimal(0)  # null: the price was not known
+    return Decimal(repr(cost)) if cost else Decimal(0)
 
 
 def output_lines(handle: BinaryIO) -> Iterator[tuple[int, int, bytes]]:

@@ -228,9 +228,7 @@ def _merge(job: JobFile, shards: list[Path], output: OutputFile) -> Merged:
                     if len(result.doubled_ids) < SHOWN:
                         result.doubled_ids.append(record.id)
                 out.write(raw)
-                cost = line_cost(raw)
-                if cost:
-                    spent += Decimal(repr(cost))
+                spent += line_cost(raw)
                 if head[2]:
                     result.ok += 1
                 else:
