@@ -23,6 +23,9 @@ The package, from the top down (a module imports only from below it):
     pacing/     how fast requests may go: limits, headers, the shared quota
     quirks/     workarounds for the libraries we build on
     errors      rolebatch's exceptions, and the exit code each one means
+    exits       the exit codes, each with its word and meaning: the only place
+                they are defined
+    bugs        an unexpected error's traceback kept in a file, said in one line
     redaction   API keys kept out of every message (not `secrets`: the standard
                 library has one)
 """

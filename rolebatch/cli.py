@@ -1,8 +1,7 @@
 """The ``rolebatch`` command: a thin click layer over ``run_job``.
 
-Exit codes: 0 all ok, 1 finished with failed records, 2 usage or input
-error, 3 aborted or interrupted, 4 pending (batches at the provider; the same
-command collects).  A command that runs a run
+Exit codes are ``exits.Exit``'s (0 ok, 1 failed, 2 refused, 3 stopped, 4
+pending, 5 undecided, 70 a bug).  A command that runs a run
 (run, judge, panel) ends in ``commands.outcome`` however it ends, with its
 summary; every other command's errors become messages and codes here.
 """
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 
 import click
 
+from .bugs import message as bug_message
 from .commands.batches import cancel, status
 from .commands.estimate import estimate
 from .commands.judge import judge
@@ -26,6 +26,7 @@ from .commands.panel import panel
 from .commands.report import report
 from .commands.run import run
 from .errors import RolebatchError
+from .exits import Exit
 from .quirks.glibc import fix_mmap_threshold
 
 
@@ -61,11 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:  # click's name for Ctrl-C before the run started
         click.echo("rolebatch: interrupted", err=True)
-        return 3
+        return Exit.STOPPED
     except RolebatchError as exc:
         click.echo(headline(exc.exit_code, str(exc)), err=True)
         return exc.exit_code
-    return result if isinstance(result, int) else 0
+    except Exception as exc:  # not ours: a bug, said in one line, its traceback kept
+        click.echo(headline(Exit.BUG, bug_message(exc)), err=True)
+        return Exit.BUG
+    return result if isinstance(result, int) else Exit.OK
 
 
 def entry() -> None:

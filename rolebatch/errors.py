@@ -29,15 +29,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .exits import Exit
+
 
 class RolebatchError(Exception):
-    exit_code = 1
+    exit_code: int = Exit.FAILED
     # The run's Summary (``progress.Summary``), when a run stopped with this.
     summary: Any = None
 
 
 class UsageError(RolebatchError):
-    exit_code = 2
+    exit_code = Exit.REFUSED
 
 
 class InputError(UsageError):
@@ -55,11 +57,11 @@ class InputError(UsageError):
 class Pending(RolebatchError):
     """Requests are at the provider's batch API; the same command collects them."""
 
-    exit_code = 4
+    exit_code = Exit.PENDING
 
 
 class AbortError(RolebatchError):
-    exit_code = 3
+    exit_code = Exit.STOPPED
 
 
 class AuthError(AbortError):

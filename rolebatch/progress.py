@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .exits import Exit, word_of
 from .records.lines import Outcome
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.tally.failed + self.tally.failed_before == 0 else 1
+        return Exit.OK if self.tally.failed + self.tally.failed_before == 0 else Exit.FAILED
 
     def text(self) -> str:
         t = self.tally
@@ -231,8 +232,8 @@ class Summary:
         """A short table for a CI step summary (``$GITHUB_STEP_SUMMARY``);
         ``message``: what stopped, refused or left it pending."""
         t = self.tally
-        word = {2: "refused", 3: "stopped", 4: "pending"}.get(exit_code, f"exit {exit_code}")
-        status = {0: "all ok", 1: "finished with failed records"}.get(
+        word = word_of(exit_code) or f"exit {exit_code}"
+        status = {Exit.OK: "all ok", Exit.FAILED: "finished with failed records"}.get(
             exit_code, f"{word}: {message.splitlines()[0]}" if message else word
         )
         cost = (

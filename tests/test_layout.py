@@ -19,7 +19,7 @@ PACKAGE = ROOT / "rolebatch"
 
 # From the bottom up.  A module may import from its own layer or below.
 LAYERS = [
-    {"errors", "redaction", "quirks"},
+    {"exits", "errors", "redaction", "bugs", "quirks"},
     {"records", "pacing", "cache"},
     {"providers", "tasks"},
     {"cost"},

@@ -3,12 +3,9 @@ whatever stopped it (the end, failed records, a refusal, an abort, a signal,
 batches left pending), it becomes one exit code, one message on stderr, and
 one ``--summary-json`` with the same keys (and the CI step summary).
 
-    0  ok           every record ok
-    1  failed       finished, with failed records
-    2  refused      a usage or input error: nothing was sent
-    3  stopped      aborted part-way (an I/O error, auth, the endpoint, --max-cost);
-       interrupted  SIGINT or SIGTERM; the output is kept, the same command resumes
-    4  pending      batches are at the provider; the same command collects
+The codes and their words are ``exits.Exit``'s; "interrupted" is the word
+of a 3 that a signal caused.  An exception that is not ours (a bug) is 70,
+with its traceback written to a file the message names.
 """
 
 from __future__ import annotations
@@ -23,7 +20,9 @@ from typing import Any
 
 import click
 
+from ..bugs import message as bug_message
 from ..errors import AbortError, Interrupted, RolebatchError
+from ..exits import Exit, word_of
 from ..progress import Summary, Tally
 
 
@@ -42,12 +41,12 @@ def status_of(code: int, error: BaseException | None = None) -> str:
     """The word for how a run ended, as ``--summary-json`` says it."""
     if isinstance(error, Interrupted | KeyboardInterrupt):
         return "interrupted"
-    return {0: "ok", 1: "failed", 2: "refused", 3: "stopped", 4: "pending"}.get(code, "error")
+    return word_of(code) or "error"
 
 
 def headline(code: int, message: str) -> str:
     """The message line on stderr: ``rolebatch: stopped: ...``."""
-    word = {3: "stopped", 4: "pending"}.get(code, "error")
+    word = {Exit.STOPPED: "stopped", Exit.PENDING: "pending", Exit.BUG: "bug"}.get(code, "error")
     return f"rolebatch: {word}: {message}"
 
 
@@ -63,9 +62,11 @@ def conclude(
     it (None: it ran to the end); ``output``: the output, where no summary
     knows it."""
     if isinstance(error, KeyboardInterrupt):  # a signal before the run took them over
-        code, message = 3, "interrupted before the run started: nothing was sent"
+        code, message = Exit.STOPPED, "interrupted before the run started: nothing was sent"
     elif isinstance(error, RolebatchError):
         code, message = error.exit_code, str(error)
+    elif error is not None:
+        code, message = Exit.BUG, bug_message(error)
     else:
         code, message = (summary.exit_code if summary else 0), None
     if summary is not None:
@@ -83,7 +84,7 @@ def conclude(
     if summary is not None and error is None:
         click.echo(str(summary.output))
     _record(invocation, summary, code, status_of(code, error), message, output)
-    return code
+    return int(code)
 
 
 def _record(
@@ -97,7 +98,7 @@ def _record(
     """The summary for scripts (--summary-json) and for a CI step summary:
     the same keys whatever ended the run (counts of zero where none ran)."""
     shown = summary or Summary(Tally(total=0), output, 0.0)
-    stopped = message if code in (3, 4) else None
+    stopped = message if code in (Exit.STOPPED, Exit.PENDING, Exit.BUG) else None
     if invocation.summary_json is not None:
         data = {"status": status, "message": message, **shown.as_dict(code, stopped)}
         _write_json(invocation.summary_json, data)
@@ -140,6 +141,10 @@ def run_options(command: Any) -> Any:
         except (RolebatchError, KeyboardInterrupt) as exc:
             summary = exc.summary if isinstance(exc, RolebatchError) else None
             return conclude(invocation, summary, exc, output=kwargs.get("output"))
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise  # click's own endings: main() turns them into codes
+        except Exception as exc:  # a bug: its own code, the same summary
+            return conclude(invocation, None, exc, output=kwargs.get("output"))
 
     for option in reversed(
         [
