@@ -33,11 +33,13 @@ import anyio
 from .config import RunConfig
 from .cost.cap import SpendCap
 from .cost.prices import Price
-from .errors import AbortError, OutputError, Pending, UsageError
+from .errors import AbortError, Interrupted, OutputError, Pending, UsageError
 from .plan import Plan, plan
 from .progress import Reporter, Summary, Tally
 from .providers.models import shutdown_notice
-from .via import batches, live
+from .records.job import JobFile
+from .records.output import OutputFile
+from .via import batches, live, signals
 from .via.cached import CachedAnswers, open_cache
 from .via.journal import Journal, busy_message
 
@@ -152,8 +154,8 @@ async def run_job(
         if aborted is None:
             errors = tally.failed + tally.failed_before
             try:
-                await anyio.to_thread.run_sync(output.finish, job, errors)
-            except OutputError as exc:  # the disk full say: every line is kept
+                await _finish(output, job, errors, handle_signals)
+            except (OutputError, Interrupted) as exc:  # the disk full, a signal: lines kept
                 aborted = exc
     finally:
         output.close()
@@ -161,3 +163,34 @@ async def run_job(
         aborted.summary = summary
         raise aborted
     return summary
+
+
+async def _finish(output: OutputFile, job: JobFile, errors: int, handle_signals: bool) -> None:
+    """``output.finish`` in a worker thread; with ``handle_signals``, a
+    SIGINT or SIGTERM meanwhile stops the rewrite (the output as it was, no
+    temporary file) and is said as what it is: every line bought is kept,
+    and the same command puts them in order, buying nothing."""
+    if not handle_signals:
+        await anyio.to_thread.run_sync(output.finish, job, errors)
+        return
+    came: list[str] = []
+
+    def stop() -> None:
+        if came:
+            raise Interrupted(
+                f"interrupted by {came[0]} while the output was put in input order: every"
+                f" record is bought and every line is kept in {output.path}, in the order they"
+                " finished; run the same command to put them in order, buying nothing."
+            )
+
+    failed: OutputError | Interrupted | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(signals.watch, came.append, lambda: None)
+        try:
+            await anyio.to_thread.run_sync(output.finish, job, errors, stop)
+        except (OutputError, Interrupted) as exc:  # raised as itself, not in a group
+            failed = exc
+        finally:
+            tasks.cancel_scope.cancel()
+    if failed is not None:
+        raise failed

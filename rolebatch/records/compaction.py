@@ -37,12 +37,22 @@ def set_aside(index: LineIndex) -> None:
             write(source.readline())
 
 
-def rewrite_in_order(index: LineIndex, before_rename: Callable[[Decimal], None]) -> None:
+# Lines between two looks at whether a signal asked the rewrite to stop.
+STOP_EVERY = 4096
+
+
+def rewrite_in_order(
+    index: LineIndex,
+    before_rename: Callable[[Decimal], None],
+    stop: Callable[[], None] | None = None,
+) -> None:
     """Rewrite the output in job order, one line per answered record, each
     saying its line.  ``before_rename`` is told what the kept lines cost once
     the new file is on disk and before it replaces the old: what the dropped
     lines cost is written down before they go (a crash in between counts it
-    twice, never not at all).  An OSError leaves the output as it was."""
+    twice, never not at all).  ``stop`` is called now and then, and before
+    the rename: whatever it raises (a signal came) leaves the output as it
+    was and no temporary file, as an OSError does."""
     path = index.path
     tmp = tmp_of(path)
     kept = Decimal(0)
@@ -51,12 +61,16 @@ def rewrite_in_order(index: LineIndex, before_rename: Callable[[Decimal], None])
             for line, ordinal in enumerate(index.by_line):
                 if ordinal == NONE:
                     continue
+                if stop is not None and not line % STOP_EVERY:
+                    stop()
                 source.seek(index.offsets[ordinal])
                 raw = source.readline()
                 kept += line_cost(raw)
                 target.write(with_line(raw, line))
             target.flush()
             os.fsync(target.fileno())
+        if stop is not None:
+            stop()
         before_rename(kept)
         os.replace(tmp, path)
     fsync_dir(path.parent)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -335,11 +335,12 @@ class OutputFile:
 
     # -- finishing ------------------------------------------------------
 
-    def finish(self, job: JobFile, errors: int) -> None:
+    def finish(self, job: JobFile, errors: int, stop: Callable[[], None] | None = None) -> None:
         """Every record is done (``errors`` of them failed): rewrite the file in
         input order (atomically), each line saying its line in the job as it is
         now, and mark it finished.  OutputError (naming the file) when a write
-        fails, the disk full say: every line is still in the file as it was,
+        fails, the disk full say, and whatever ``stop`` raises (a signal came;
+        it is called now and then): every line is still in the file as it was,
         and the same command puts them in order, buying nothing."""
         self.sync()
         if not self._changed and self._ordered_for == job.digest:
@@ -354,7 +355,7 @@ class OutputFile:
                 index.lines_cost = kept
                 self._write_meta()
 
-            rewrite_in_order(index, before_rename)
+            rewrite_in_order(index, before_rename, stop)
         self._lines_job = job.digest
         self._take_sweep(job)  # the file now holds these roles' lines only
         self._write_meta(ordered_for=job.digest, errors=errors)
