@@ -22,7 +22,7 @@ from ..records.lines import read_output
 
 def ok_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, line) of every whole ok line of ``path``."""
-    for offset, line in read_output(path):
+    for _, offset, line in read_output(path):
         if line.get("status") == "ok" and "response" in line:
             yield offset, line
 

@@ -218,8 +218,8 @@ def output_lines(handle: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
             yield number, start, raw
 
 
-def read_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(byte offset, line) of every whole line of an output, in file order.
+def read_output(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(line number, byte offset, line) of every whole line of an output, in file order.
     Blank lines and a torn last line are passed over (``output_lines``);
     anything else that is not an output line is a UsageError naming the file
     and line."""
@@ -237,7 +237,7 @@ def read_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 break  # a torn last line (no prefix of an object is one)
             if not isinstance(line, dict) or "status" not in line:
                 raise UsageError(f"{path}:{number}: not a rolebatch output line")
-            yield start, line
+            yield number, start, line
 
 
 def with_line(raw: bytes, line: int) -> bytes:

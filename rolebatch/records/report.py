@@ -172,11 +172,13 @@ def read(
     for k, path in enumerate(resolved):
         if path in resolved[:k]:
             raise UsageError(f"{paths[k]}: given twice: its lines would count twice")
-    # Lines met in two outputs count twice, unless the outputs are the groups.
-    seen = HashIndex(values=True) if len(paths) > 1 and "output" not in keys else None
+    # A line met twice counts twice: in one output (its lines twice, by cat),
+    # or in two, unless the outputs are the groups (then each output's own).
+    seen = HashIndex(values=True)
+    per_output = "output" in keys
     groups: dict[str, Group] = {}
     for index, path in enumerate(paths):
-        _read(path, by, groups, observe, None if seen is None else (seen, index, paths))
+        _read(path, by, groups, observe, (seen, index, paths, per_output))
     return groups
 
 
@@ -199,14 +201,21 @@ def _read(
     by: str,
     groups: dict[str, Group],
     observe: Callable[[dict[str, Any], str], None] | None,
-    seen: tuple[HashIndex, int, list[Path]] | None = None,
+    seen: tuple[HashIndex, int, list[Path], bool] | None = None,
 ) -> None:
     name = path.name
-    for _, line in read_output(path):
+    for number, _, line in read_output(path):
         if seen is not None:
-            index, at, paths = seen
-            first = index.add(id_hash(identity(line)), at)
-            if first is not None and first != at:
+            index, at, paths, per_output = seen
+            key = identity(line) + (f"\x00{at}" if per_output else "")
+            first = index.add(id_hash(key), at)
+            if first == at:
+                raise UsageError(
+                    f"{path}:{number}: the line of {line.get('id')!r} ({line.get('model')}) is"
+                    " in this output twice: one answer would count twice (its lines copied in"
+                    " again, say); keep each line once"
+                )
+            if first is not None:
                 raise UsageError(
                     f"{path}: the line of {line.get('id')!r} ({line.get('model')}) is in"
                     f" {paths[first]} too: one answer would count twice (a copy of an"
