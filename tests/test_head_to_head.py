@@ -107,9 +107,10 @@ def test_the_gate_on_a_head_to_head_win_rate(two_outputs, fake, capsys, preferre
     args = [str(new), "--against-output", str(old), "--rubric", "rubric.md", "-o", "h2h.jsonl"]
     assert judge(fake, *args) == 0
     margin = 0.1
-    code, data = report(
-        capsys, "h2h.jsonl", "--by", "judged_model", "--non-inferiority", str(margin)
-    )
+    # A score difference's margin is refused on a win rate: another unit.
+    assert main(["report", "h2h.jsonl", "--by", "judged_model", "--non-inferiority", "0.1"]) == 2
+    assert "--win-margin" in capsys.readouterr().err
+    code, data = report(capsys, "h2h.jsonl", "--by", "judged_model", "--win-margin", str(margin))
     (row,) = data["pairwise"]["rows"]
     decided = row["wins"] + row["losses"]
     low, _ = wilson_ci(row["wins"], decided)  # the lower end of the two-sided 95 % interval

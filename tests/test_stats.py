@@ -218,13 +218,18 @@ def test_differences_without_spread_are_left_to_the_sign_test():
     assert found.p == pytest.approx(_binomial_two_sided(0, 3))  # 0.25
     assert found.mde is None  # no spread, no power to speak of
     assert stats.verdict(found.diff, found.p) == "no detectable difference"
-    assert (found.ci_low, found.ci_high) == (None, None)  # no 95 % interval below six
-    # Seven of seven is: the exact binomial says 2 / 2^7; the interval that goes
-    # with the sign test is the difference itself (every question moved by it).
-    found = stats.paired([0.5] * 7, [0.25] * 7)
+    assert (found.ci_low, found.ci_high) == (None, None)  # no scale: nothing bounds it
+    # Seven of seven is: the exact binomial says 2 / 2^7.  The interval is
+    # never the difference itself (a point): with a known reach of a
+    # difference (here 1, scores from 0 to 1), at most a share r = 1 -
+    # 0.025^(1/7) of questions can differ unseen, by at most the reach.
+    found = stats.paired([0.5] * 7, [0.25] * 7, span=1.0)
     assert found.p == pytest.approx(2 / 2**7)
+    r = 1 - 0.025 ** (1 / 7)
+    assert found.ci_low == pytest.approx(0.25 - 1.25 * r)
+    assert found.ci_high == pytest.approx(0.25 + 0.75 * r)
+    assert found.ci_low < 0.25 < found.ci_high
     assert stats.verdict(found.diff, found.p) == "better"
-    assert (found.ci_low, found.ci_high) == (0.25, 0.25)
 
 
 def test_holm_step_down():

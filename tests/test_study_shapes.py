@@ -218,16 +218,29 @@ def test_by_model_and_role_compares_within_each_model(tmp_path, capsys):
     )
 
 
-def test_graded_scores_all_alike_are_not_a_point_below_six_questions(tmp_path, capsys):
+def test_graded_scores_all_alike_are_never_a_point(tmp_path, capsys):
     lines = [line(q, "none", 10.0) for q in range(3)]
     lines += [line(q, "poet", 10.0) for q in range(3, 10)]  # seven questions of its own
     path = write_job(tmp_path / "o.jsonl", lines)
     groups = {
         g["key"]: g for g in report([path], capsys, "--score", "field:right")["scores"]["groups"]
     }
+    # No scale known: nothing bounds what the questions not asked could score.
     assert (groups["none"]["ci_low"], groups["none"]["ci_high"]) == (None, None)
-    assert (groups["poet"]["ci_low"], groups["poet"]["ci_high"]) == (10.0, 10.0)
-    assert groups["poet"]["method"] == "sign"
+    assert (groups["poet"]["ci_low"], groups["poet"]["ci_high"]) == (None, None)
+    assert groups["poet"]["method"] == "exact"
+
+
+def test_scores_all_alike_on_a_known_scale_get_the_exact_bound():
+    from rolebatch.evaluate import stats
+
+    # Seven questions all at 8 on a 1-10 scale: at most a share r = 1 -
+    # 0.025^(1/7) of questions scores otherwise unseen, as low as 1 or as
+    # high as 10.
+    found = stats.estimate([8.0] * 7, [1] * 7, scale=(1.0, 10.0))
+    r = 1 - 0.025 ** (1 / 7)
+    assert (found.ci_low, found.ci_high) == pytest.approx((8 - 7 * r, 8 + 2 * r))
+    assert found.method == "exact" and found.ci_low < 8 < found.ci_high
 
 
 def test_a_judge_s_scores_keep_to_its_rubric_s_scale(tmp_path, capsys):

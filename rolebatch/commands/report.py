@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from ..exits import Exit
+
 
 @click.command()
 @click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
@@ -77,9 +79,17 @@ import click
     type=click.FloatRange(min=0.0, min_open=True),
     metavar="MARGIN",
     help="Exit 1 unless every group compared with the baseline is shown no worse than it"
-    " by more than MARGIN (on the score's scale, e.g. 0.05): the lower end of its paired"
-    " 95 %% interval above -MARGIN (one-sided 0.025), Holm-adjusted.  Too few questions"
-    " fail, and the message says about how many would do.",
+    " by more than MARGIN, a score difference in the score's unit (e.g. 0.05 of a 0/1"
+    " score, 0.5 of a 1-10 judge's): the lower end of its paired 95 %% interval above"
+    " -MARGIN (one-sided 0.025), Holm-adjusted.  Too few questions fail, and the message"
+    " says about how many would do.  A margin at or past the score's range is refused.",
+)
+@click.option(
+    "--win-margin",
+    type=float,
+    metavar="MARGIN",
+    help="The same for a judge's head-to-head, in win rate: exit 1 unless each win rate"
+    " is shown above 0.5 - MARGIN (0 < MARGIN < 0.5; 0.1: above 0.4).",
 )
 @click.option(
     "--fail-under",
@@ -99,6 +109,7 @@ def report(
     fmt: str,
     fail_if_worse: bool,
     margin: float | None,
+    win_margin: float | None,
     fail_under: float | None,
 ) -> int:
     """Per group of the lines of OUTPUTS (one output, or several read as
@@ -113,11 +124,14 @@ def report(
     half the questions scored on the other half.  Reads the file once, in
     flat memory.
 
-    A gate for CI (--fail-if-worse, --non-inferiority, --fail-under): exit 0
-    when it passes (or none is given), 1 when a rule fails, 2 on a usage
-    error; its lines end the table, the JSON has a "gate" object, the page
+    A gate for CI (--fail-if-worse, --non-inferiority, --win-margin,
+    --fail-under): exit 0 when it passes (or none is given), 1 when a rule
+    fails, 2 on a usage error, 5 when it has nothing to decide on (no lines,
+    no scores, no baseline, too few pairs, an unreliable judge: never a
+    pass); its lines end the table, the JSON has a "gate" object, the page
     shows it at the top, and with $GITHUB_STEP_SUMMARY set the verdicts are
     appended there."""
+    from ..evaluate.gate import Rules, decide, exit_code, lines
     from ..evaluate.pairwise import Pairwise
     from ..evaluate.provenance import Provenance
     from ..evaluate.scores import Scores
@@ -133,19 +147,20 @@ def report(
         heads.add(line, group)
         seen.add(line)
 
+    rules = Rules(fail_if_worse, margin, win_margin, fail_under)
     groups = read(list(outputs), by, observe=observe)
+    missing = None
     if not groups:
+        missing = f"no lines in {', '.join(map(str, outputs))}: nothing to report"
         click.echo(f"{', '.join(map(str, outputs))}: no lines yet; nothing to report", err=True)
-        return 0  # as an empty job is nothing to do
-    from ..evaluate.gate import decide
-
-    if (fail_if_worse or margin is not None or fail_under is not None) and not (
-        scores.required or scores.active or heads.active
-    ):
-        raise click.UsageError("a gate needs scores (--score) or a judge's head-to-head")
-    figures = scores.report(baseline, seed, margin)
+    figures = scores.report(baseline, seed, margin) if groups else None
     pairwise = heads.report()
-    gate = decide(figures, pairwise, fail_if_worse, margin, fail_under)
+    if rules.given() and groups and figures is None and pairwise is None:
+        if any(g.ok for g in groups.values()):
+            raise click.UsageError("a gate needs scores (--score) or a judge's head-to-head")
+        lines_read = sum(g.records for g in groups.values())
+        missing = f"every line is an error ({lines_read:,} lines): nothing was scored"
+    gate = decide(rules, figures, pairwise, missing)
     questions = figures["questions"] if figures else None
     about = seen.as_dict(list(outputs), questions, len(groups), by)
     found = headline(figures, pairwise)
@@ -160,6 +175,8 @@ def report(
             "gate": gate,
         }
         click.echo(json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False))
+    elif not groups:
+        pass  # said on stderr; the gate's lines follow
     elif fmt == "csv" and (figures is not None or pairwise is not None):
         from ..evaluate.tables import as_csv, pairwise_csv
 
@@ -177,14 +194,12 @@ def report(
             click.echo(text(figures, fmt), nl=False)
         if pairwise is not None:
             click.echo(pairwise_text(pairwise, fmt), nl=False)
-        if gate is not None:
-            from ..evaluate.gate import lines
-
-            click.echo("\n" + "\n".join(lines(gate)))
+    if gate is not None and (fmt in ("table", "md") or (not groups and fmt != "json")):
+        click.echo("\n" + "\n".join(lines(gate)))
     if gate is None:
-        return 0
+        return int(Exit.OK)
     _step_summary(gate, figures, pairwise)
-    return 0 if gate["passed"] else 1
+    return int(exit_code(gate))
 
 
 def _step_summary(
@@ -197,7 +212,7 @@ def _step_summary(
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    word = "passed" if gate["passed"] else "failed"
+    word = gate["outcome"]
     parts = [f"### rolebatch report: the gate {word}\n", *(f"- {line}" for line in lines(gate))]
     if figures is not None:
         parts.append(text(figures, "md"))

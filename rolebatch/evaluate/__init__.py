@@ -9,7 +9,8 @@ tell a real difference from noise: the wing above the pipeline.
              differences, McNemar and paired t tests, Holm's adjustment,
              non-inferiority
     gate     the rules a CI job gates on (fail-if-worse, non-inferiority,
-             fail-under), decided by those statistics
+             fail-under): passed, failed or undecided (never a pass on nothing),
+             decided by those statistics in one Holm family
     earlier   an earlier output's ok lines, and the records file a judge or a
              panel writes from them (replaced only when it changes)
     judging   a judge's records, made from the output it judges (or two outputs
@@ -19,6 +20,7 @@ tell a real difference from noise: the wing above the pipeline.
     provenance  what a report is of: models, dates, roles, temperatures, calls,
              the chance level, the version
     tables   the figures as a terminal table, markdown and CSV; the headline
+    numbers  how a figure, an interval and a p-value are written, everywhere
     page     the figures as one self-contained HTML page
     plots    its plots as inline SVG: dots on intervals, won/tied/lost bars, legends
 

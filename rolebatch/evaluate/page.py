@@ -24,6 +24,7 @@ p.note { color: #4b5563; margin: 4px 0 10px; }
 .gate { padding: 10px 14px; border-radius: 6px; margin: 8px 0 18px; }
 .gate.passed { background: #ecfdf5; border: 1px solid #059669; }
 .gate.failed { background: #fef2f2; border: 1px solid #dc2626; }
+.gate.undecided { background: #fffbeb; border: 1px solid #d97706; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e5e7eb; text-align: right;
          white-space: nowrap; }
@@ -85,7 +86,7 @@ def page(
     if headline or gate is not None:
         said = "".join(f"<p>{escape(line)}.</p>" for line in headline or [])
         if gate is not None:
-            word = "passed" if gate["passed"] else "failed"
+            word = gate["outcome"]
             said += (
                 f"<div class='gate {word}' data-gate='{word}'><b>The gate {word}</b><br>"
                 + "<br>".join(escape(line) for line in lines(gate)[:-1])

@@ -71,6 +71,7 @@ class _Group:
     sums: array = field(default_factory=lambda: array("d"))
     counts: array = field(default_factory=lambda: array("i"))
     binary: bool = True  # every score so far 0 or 1
+    repeated: bool = False  # a question answered more than once (samples, roles pooled)
     # With two --by keys: the first key's value (the model, say), within
     # which groups are compared; and the second's (the role).
     stratum: str | None = None
@@ -84,6 +85,7 @@ class _Group:
             self.counts.extend(array("i", bytes(4 * grow)))
         self.sums[question] += score
         self.counts[question] += 1
+        self.repeated = self.repeated or self.counts[question] > 1
         self.n += 1
         if score not in (0.0, 1.0):
             self.binary = False
@@ -228,7 +230,7 @@ class Scores:
             raise UsageError(f"--baseline {baseline!r}: no such group (the groups: {known})")
         rows = []
         for g in groups:
-            est = stats.estimate(g.sums, g.counts, g.binary)
+            est = stats.estimate(g.sums, g.counts, g.binary, self._scale(g))
             est.ci_low, est.ci_high = stats.within(est.ci_low, est.ci_high, self.scale)
             rows.append(
                 {
@@ -245,6 +247,8 @@ class Scores:
         figures: dict[str, Any] = {
             "scorer": self.spec,
             "binary": bool(groups) and all(g.binary for g in groups),
+            # The lowest and highest score there can be, where known.
+            "scale": list(scale) if groups and (scale := self._scale(*groups)) else None,
             "models": sorted({str(g.model) for g in groups}),
             "errors_as": "0" if self.errors == "zero" else "left out",
             "questions": self.questions,
@@ -272,6 +276,22 @@ class Scores:
             interaction=self._interaction(strata, bases, {r["key"]: r["mean"] for r in rows}),
         )
         return figures
+
+    def _scale(self, *groups: _Group) -> tuple[float, float] | None:
+        """The lowest and highest score ``groups`` can have, where known: a
+        judge's rubric's, or 0 to 1 for 0/1 scores."""
+        if self.scale is not None:
+            return self.scale
+        return (0.0, 1.0) if all(g.binary for g in groups) else None
+
+    def _design(self, g: _Group, base: _Group) -> dict[str, Any]:
+        """How a comparison is tested, by the study's design: one 0/1 score
+        per question is McNemar's; the reach of a difference, where known."""
+        scale = self._scale(g, base)
+        return {
+            "binary": g.binary and base.binary and not g.repeated and not base.repeated,
+            "span": None if scale is None else scale[1] - scale[0],
+        }
 
     def _choosing(self, groups: list[_Group], base: _Group | None, seed: int) -> dict[str, Any]:
         """What choosing a group is worth, on the questions every group answered."""
@@ -326,7 +346,10 @@ class Scores:
             if g is not base
         ]
         family = sum(1 for _, _, (xs, _) in pairs if len(xs) >= 2)
-        found = [(g, base, stats.paired(xs, ys, family, margin)) for g, base, (xs, ys) in pairs]
+        found = [
+            (g, base, stats.paired(xs, ys, family, margin, **self._design(g, base)))
+            for g, base, (xs, ys) in pairs
+        ]
         if self.scale is not None:
             width = self.scale[1] - self.scale[0]
             for _, _, p in found:
@@ -339,7 +362,7 @@ class Scores:
                 **{k: v for k, v in asdict(p).items() if k != "se"},
                 "se": p.se,
                 "p_holm": p_holm,
-                "family": family,
+                "family": family if p.p is not None else None,  # None: left out of it
                 "verdict": stats.verdict(p.diff, p_holm),
                 # A 0/1 comparison whose score interval leaves out 0 while the
                 # exact test does not reach 0.05: the verdict follows the test.
@@ -392,7 +415,8 @@ class Scores:
                     db.append(u - v)  # type: ignore[operator]
             rows.append((g.inner, da, db))
         family = sum(1 for _, da, _ in rows if len(da) >= 2)
-        tested = [(inner, stats.paired(da, db, family)) for inner, da, db in rows]
+        # Differences of differences: never one 0/1 score a question.
+        tested = [(inner, stats.paired(da, db, family, binary=False)) for inner, da, db in rows]
         adjusted = stats.holm([p.p for _, p in tested])
         found["rows"] = [
             {
@@ -445,7 +469,7 @@ class Scores:
             "score": score,
         }
         if base is not None:
-            p = stats.paired(*self._pairs(best, base, hold_out))
+            p = stats.paired(*self._pairs(best, base, hold_out), **self._design(best, base))
             found.update(
                 baseline=base.key,
                 baseline_score=sum(base.mean_on(q) or 0.0 for q in hold_out) / len(hold_out),

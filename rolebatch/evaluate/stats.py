@@ -9,12 +9,14 @@ hold); several answers to one question are a cluster, whose errors are
 summed before squaring.
 Two conditions on the same questions are compared on the per-question
 differences, which keeps their covariance (a paired interval is much
-narrower than two separate ones).  The test is the exact McNemar test when
-every paired score is 0 or 1 (a two-sided binomial test, p = 0.5, on the
-discordant pairs), and a paired t-test otherwise; differences without any
-spread (every question moved by the same amount) leave the t-test
+narrower than two separate ones).  The test follows the study's design, not
+the data: the exact McNemar test when every question has one 0/1 score (a
+two-sided binomial test, p = 0.5, on the discordant pairs), and a paired
+t-test otherwise (several samples of 0/1 scores too); differences without
+any spread (every question moved by the same amount) leave the t-test
 undefined, and the sign test on them is used instead, so that two questions
-never make a verdict.  Many conditions against one baseline: Holm's
+never make a verdict, with an exact bound as its interval: no interval is
+ever a point, and no claim rests on a lack of spread.  Many conditions against one baseline: Holm's
 step-down adjustment.  Distributions come from scipy's special functions
 (the normal and Student t quantiles, the binomial and Student t
 distribution functions): ``scipy.stats`` would cost the report twice the
@@ -66,16 +68,24 @@ class Estimate:
     method: str | None = None
 
 
-def estimate(sums: Sequence[float], counts: Sequence[int], binary: bool = False) -> Estimate:
+def estimate(
+    sums: Sequence[float],
+    counts: Sequence[int],
+    binary: bool = False,
+    scale: tuple[float, float] | None = None,
+) -> Estimate:
     """The mean of every score, its standard error, and its interval, from
     each question's sum of scores and count of answers (``binary``: every
-    score was 0 or 1).  With any question answered more than once, the
+    score was 0 or 1; ``scale``: the lowest and highest score there can be,
+    where known).  With any question answered more than once, the
     errors of a question are a cluster: SE = sqrt(G/(G-1) sum_c (S_c -
     n_c mean)^2) / n over G questions (CR1); otherwise sqrt(sum_i (s_i -
     mean)^2 / (n (n - 1))).  0/1 scores get Wilson's interval (on clusters,
-    on the effective number of answers, p(1-p)/SE^2), which never leaves
-    [0, 1] nor shrinks to a point; others Student's t on G - 1 degrees of
-    freedom."""
+    on the effective number of answers, p(1-p)/SE^2, never more than the
+    answers; the questions when every answer is alike), which never leaves [0, 1] nor
+    shrinks to a point; others Student's t on G - 1 degrees of freedom.
+    Scores without any spread get the exact bound of ``no_spread_bound``
+    where the scale is known, and no interval where it is not."""
     n = sum(counts)
     if n == 0:
         return Estimate(0, None, None, None, None)
@@ -92,19 +102,52 @@ def estimate(sums: Sequence[float], counts: Sequence[int], binary: bool = False)
     if binary:
         answers = float(n)
         if clustered:
-            # Clusters of alike answers are worth fewer independent ones.
+            # Clusters of alike answers are worth fewer independent ones:
+            # p(1-p)/SE^2 of them, at most the answers (where the formula
+            # tends as SE falls to 0, so no jump there).  Every answer alike
+            # (p is 0 or 1) shows nothing of how alike a question's answers
+            # are: then the questions count, the cautious end.
             variance = mean * (1 - mean)
-            answers = min(answers, variance / se**2) if se > 0 and variance > 0 else questions
+            if variance == 0:
+                answers = float(questions)
+            elif se > 0:
+                answers = min(answers, variance / se**2)
         low, high = wilson(mean * answers, answers)
         return Estimate(n, mean, se, low, high, clustered, "wilson")
     if se <= SAME * max(1.0, abs(mean)):
-        # Every score alike: Student's t would make the interval a point. The
-        # sign test's interval (the value itself) from six questions on, where
-        # the data force it; none below.
-        low, high = (mean, mean) if questions >= SIGN_TEST_SMALLEST else (None, None)
-        return Estimate(n, mean, 0.0, low, high, clustered, "sign")
+        # Every score alike: Student's t would make the interval a point.
+        low, high = no_spread_bound(mean, questions, scale)
+        return Estimate(n, mean, 0.0, low, high, clustered, "exact")
     half = _t(1 - ALPHA / 2, questions - 1) * se
     return Estimate(n, mean, se, mean - half, mean + half, clustered, "t")
+
+
+def no_spread_bound(
+    value: float, n: int, scale: tuple[float, float] | None, alpha: float = ALPHA / 2
+) -> tuple[float | None, float | None]:
+    """A 1 - 2 ``alpha`` interval for the mean of a bounded quantity seen
+    ``n`` times, always at ``value``: by the exact binomial bound, the share
+    of the population away from ``value`` is at most r = 1 - alpha^(1/n)
+    (one-sided, each end), and at most that share can lie as far as the
+    scale's end.  Distribution-free, never a point; None without a scale
+    (nothing bounds how far the unseen part lies)."""
+    if scale is None or n < 1:
+        return None, None
+    low_end, high_end = scale
+    r = 1 - alpha ** (1 / n)
+    return value - (value - low_end) * r, value + (high_end - value) * r
+
+
+def p_no_spread_noninferior(value: float, n: int, span: float | None, margin: float) -> float:
+    """The one-sided p of "worse by ``margin`` or more" for ``n`` paired
+    differences all equal to ``value``, each within [-span, span]: the
+    largest chance, under that hypothesis, that every difference is at
+    least ``value``.  A mean of -margin or less with a share q below
+    ``value`` needs q >= (value + margin) / (value + span), so the chance is
+    at most ((span - margin) / (value + span))^n.  1 without a span."""
+    if span is None or value <= -margin or margin >= span:
+        return 1.0
+    return min(1.0, ((span - margin) / (value + span)) ** n)
 
 
 def within(
@@ -130,7 +173,7 @@ class Paired:
     # The smallest difference these pairs detect 80 % of the time, at Holm's
     # first step (two-sided alpha / the comparisons in the family).
     mde: float | None
-    interval: str | None = None  # newcombe, t, sign
+    interval: str | None = None  # newcombe, t, exact (no spread: no_spread_bound)
     # Non-inferiority at a margin (``paired(..., margin=)``): the one-sided
     # p of "worse by the margin or more", read off the paired interval (the
     # smallest one-sided alpha at which its lower end is above -margin), and
@@ -145,27 +188,38 @@ def paired(
     baseline: Sequence[float],
     family: int = 1,
     margin: float | None = None,
+    binary: bool | None = None,
+    span: float | None = None,
 ) -> Paired:
     """As ``compare``, and with a ``margin``, the non-inferiority figures."""
-    found = compare(condition, baseline, family)
+    found = compare(condition, baseline, family, binary, span)
     if margin is None or found.n_pairs < 2 or found.diff is None:
         return found
     n, diff, se = found.n_pairs, found.diff, found.se or 0.0
     if found.interval == "newcombe":
         table = _table(condition, baseline)
         found.p_noninferior = _newcombe_p(table, -margin)
-    elif found.interval == "sign":
-        found.p_noninferior = 0.5**n if diff > -margin else 1.0
+    elif found.interval == "exact":
+        # No spread: no proof from a zero-width interval; the exact bound.
+        found.p_noninferior = p_no_spread_noninferior(diff, n, span, margin)
+        if span is not None and -margin < diff and margin < span:
+            found.needed = math.ceil(math.log(NI_ALPHA) / math.log((span - margin) / (diff + span)))
+        return found
     else:
         from scipy.special import stdtr
 
         found.p_noninferior = float(stdtr(n - 1, -(diff + margin) / se))
     sd = se * math.sqrt(n)
     if sd > 0:
-        found.needed = math.ceil(
-            ((normal_quantile(1 - NI_ALPHA) + normal_quantile(POWER)) * sd / margin) ** 2
-        )
+        found.needed = questions_needed(sd, margin)
     return found
+
+
+def questions_needed(sd: float, margin: float) -> int:
+    """About how many questions show non-inferiority at ``margin`` with 80 %
+    power at one-sided NI_ALPHA, when the true difference is 0 and the
+    paired differences' SD is ``sd``: ((z_(1-alpha) + z_power) sd / margin)^2."""
+    return math.ceil(((normal_quantile(1 - NI_ALPHA) + normal_quantile(POWER)) * sd / margin) ** 2)
 
 
 # One-sided alpha of a non-inferiority claim: the lower end of a two-sided
@@ -230,17 +284,27 @@ def _lower_end_p(low: Callable[[float], float], bound: float) -> float:
     return float(ndtr(-bottom))
 
 
-def compare(condition: Sequence[float], baseline: Sequence[float], family: int = 1) -> Paired:
+def compare(
+    condition: Sequence[float],
+    baseline: Sequence[float],
+    family: int = 1,
+    binary: bool | None = None,
+    span: float | None = None,
+) -> Paired:
     """``condition`` and ``baseline`` hold each shared question's score (the
     mean of its answers), in the same order; ``family``: how many
-    comparisons Holm's adjustment will share the p-values among.
+    comparisons Holm's adjustment will share the p-values among;
+    ``binary``: the study's design, one 0/1 score per question (None: read
+    it off the scores); ``span``: how far a difference can reach, where the
+    scale is known.
 
-    0/1 scores: exact McNemar, with Newcombe's score interval for paired
-    proportions (method 10).  Others: the paired t-test with Student's t
-    interval; when the differences have no spread (all equal, up to float
-    rounding) the t-test is undefined and the sign test decides, with the
-    interval that goes with it (the difference itself from six questions
-    on, where the sign test can reach 0.05; none below)."""
+    0/1 scores, one per question: exact McNemar, with Newcombe's score
+    interval for paired proportions (method 10).  Others (means of several
+    0/1 answers too, however alike they happen to be): the paired t-test with
+    Student's t interval; when the differences have no spread (all equal, up
+    to float rounding) the t-test is undefined and the sign test decides,
+    with the exact distribution-free bound of ``no_spread_bound`` as its
+    interval (none without a span)."""
     n = len(condition)
     if n != len(baseline):
         raise ValueError("paired scores must be of the same questions")
@@ -253,9 +317,13 @@ def compare(condition: Sequence[float], baseline: Sequence[float], family: int =
     sd = 0.0 if no_spread(diffs) else math.sqrt(sum((d - diff) ** 2 for d in diffs) / (n - 1))
     se = sd / math.sqrt(n)
     level = 1 - ALPHA / (2 * max(1, family))
-    # No spread, no power calculation: the detectable difference is unknown.
+    # No spread, no power calculation: the detectable difference is unknown;
+    # Student's t on n - 1 degrees of freedom, at Holm's first step.
     mde = (_t(level, n - 1) + _t(POWER, n - 1)) * se if se > 0 else None
-    binary = all(v in (0, 1) for v in condition) and all(v in (0, 1) for v in baseline)
+    if mde is not None and span is not None and mde > span:
+        mde = None  # no difference the scale allows is detectable
+    if binary is None:
+        binary = all(v in (0, 1) for v in condition) and all(v in (0, 1) for v in baseline)
     if binary:
         both, wins, losses, neither = _table(condition, baseline)
         low, high = newcombe(both, wins, losses, neither)
@@ -266,14 +334,10 @@ def compare(condition: Sequence[float], baseline: Sequence[float], family: int =
         up = sum(d > tolerance for d in diffs)
         down = sum(d < -tolerance for d in diffs)
         p = sign_test(up, down)
-        low, high = (diff, diff) if n >= SIGN_TEST_SMALLEST else (None, None)
-        return Paired(n, diff, 0.0, low, high, p, "sign", None, "sign")
+        low, high = no_spread_bound(diff, n, None if span is None else (-span, span))
+        return Paired(n, diff, 0.0, low, high, p, "sign", None, "exact")
     half = _t(1 - ALPHA / 2, n - 1) * se
     return Paired(n, diff, se, diff - half, diff + half, paired_t(diffs), "paired-t", mde, "t")
-
-
-# The fewest questions on which the sign test can reach p < 0.05 (2 / 2^6).
-SIGN_TEST_SMALLEST = 6
 
 
 def no_spread(values: Sequence[float]) -> bool:

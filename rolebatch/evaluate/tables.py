@@ -9,20 +9,14 @@ import io
 from typing import Any
 
 from ..records.report import plain, text_table
+from .numbers import interval as _interval
+from .numbers import number as _number
+from .numbers import p_value as _p
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    return "-" if low is None or high is None else f"{low:.3f} to {high:.3f}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+def _family(comparisons: list[dict[str, Any]]) -> int:
+    """How many comparisons Holm's adjustment was across (those tested)."""
+    return next((c["family"] for c in comparisons if c["family"]), 0)
 
 
 def text(scores: dict[str, Any], fmt: str) -> str:
@@ -58,7 +52,7 @@ def text(scores: dict[str, Any], fmt: str) -> str:
         )
         out.append(
             f"\npaired against {against} on the questions both answered"
-            f" (p adjusted by Holm across {comparisons[0]['family']} comparisons)\n"
+            f" (p adjusted by Holm across {_family(comparisons)} comparisons)\n"
         )
         strata = bool(scores.get("strata_by"))
         rows = [
@@ -93,7 +87,7 @@ def footnotes(scores: dict[str, Any]) -> list[str]:
     notes = []
     comparisons = scores["comparisons"]
     if comparisons:
-        family = comparisons[0]["family"]
+        family = _family(comparisons)
         notes.append(
             "detectable: the smallest difference these pairs find 80 % of the time at"
             f" Holm's first step (two-sided alpha 0.05 / {family} comparison"
@@ -290,19 +284,27 @@ def headline(scores: dict[str, Any] | None, pairwise: dict[str, Any] | None) -> 
                 f" {c['diff']:+.3f} ({_interval(c['ci_low'], c['ci_high'])}, p Holm"
                 f" {_number(c['p_holm'], 4)}, {c['n_pairs']} questions)"
             )
-        if not real:
-            mdes = [c["mde"] for c in comparisons if c.get("mde") is not None]
+        # Only comparisons made count: a group with too few pairs was not
+        # tested, and is never said not to differ.
+        tested = [c for c in comparisons if c["p"] is not None]
+        untested = [c["key"] for c in comparisons if c["p"] is None]
+        if not real and tested:
+            mdes = [c["mde"] for c in tested if c.get("mde") is not None]
             smallest = (
                 f"; the smallest difference this study could detect is {min(mdes):.2f}"
                 + (f"–{max(mdes):.2f}" if max(mdes) - min(mdes) >= 0.005 else "")
                 if mdes
                 else ""
             )
-            n = len(comparisons)
-            who = "no group differs" if n > 1 else f"{comparisons[0]['key']} does not differ"
+            n = len(tested)
+            who = "no group differs" if n > 1 else f"{tested[0]['key']} does not differ"
             said.append(
                 f"{who} detectably from {against} ({n} comparison{'s' if n != 1 else ''},"
                 f" Holm){smallest}"
+            )
+        if untested:
+            said.append(
+                f"not tested, too few questions in common with {against}: {', '.join(untested)}"
             )
     elif scores is not None:
         said.append(f"{len(scores['groups'])} groups, no baseline to compare them with")
