@@ -3,8 +3,11 @@ tell a real difference from noise: the wing above the pipeline.
 
     scorers  what one output line scores: choice, exact, includes, regex, number,
              a response field, or your own function
+    questions  the question a line answers; a group's scores question by question
     scores   the scores of every line, per group and question, in one pass in
              flat memory; the study's figures from them
+    choosing  what choosing a group is worth (oracle, random, picked on half),
+             and whether the best group differs by stratum
     stats    means with (clustered) standard errors and intervals, paired
              differences, McNemar and paired t tests, Holm's adjustment,
              non-inferiority

@@ -33,7 +33,7 @@ from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
 from ..tasks.layout import PERSONAS_FIELDS
 from .earlier import ok_lines, records_file
-from .scores import query_key
+from .questions import query_key
 
 
 @dataclass

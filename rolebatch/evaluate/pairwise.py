@@ -29,7 +29,7 @@ from typing import Any
 
 from ..records.ids import HashIndex, id_hash
 from . import stats
-from .scores import query_key
+from .questions import query_key
 
 RELIABLE = 0.6  # position consistency below this: the judge is not to be trusted
 # A verdict, seen from the answer judged: it won, tied or lost.

@@ -25,7 +25,7 @@ from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
 from ..tasks.layout import PERSONAS_FIELDS
 from .earlier import ok_lines, records_file
-from .scores import query_key
+from .questions import query_key
 
 # The record's keys a panel's record keeps (its task's own are added).
 COMMON = ("query", "metadata")

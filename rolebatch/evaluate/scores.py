@@ -8,11 +8,11 @@ scores; and from them the study's figures (``stats``).
                     the sweep has one, or --baseline) on the questions both
                     answered: difference, interval, p, Holm's p, verdict, and
                     the smallest difference these pairs could detect
-    oracle          the mean score if the best group were picked per question
-    random role     the mean score of a group picked at random
-    picked on half  the best group on a seeded random half of the questions,
-                    scored on the other half against the baseline: does
-                    choosing a group generalize at all?
+    choosing        the oracle, a group picked at random, a group picked on
+                    half the questions (``choosing``)
+
+The test of a comparison follows the study's design (``design``): McNemar's
+for one 0/1 score per question in both groups, the paired t-test otherwise.
 
 A question is the record a line answers: its id without the sweep's
 ``@role`` and the samples' ``#k`` (or the line's ``query_id``), kept as a
@@ -23,10 +23,7 @@ lines stay well inside 120 MB (``make bench``, ``resume``).
 
 from __future__ import annotations
 
-import random
-from array import array
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,70 +31,9 @@ from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
 from ..records.report import group_of
 from . import stats
+from .choosing import choosing, interaction
+from .questions import QuestionScores, answer_role, means_on_both, query_key
 from .scorers import Scorer, natural, scorer
-
-
-def query_key(line: dict[str, Any]) -> str:
-    """The record a line answers: its ``query_id``, or its id without a
-    sample's ``#k`` and a sweep's ``@role``."""
-    if isinstance(line.get("query_id"), str | int):
-        return str(line["query_id"])
-    key = str(line.get("id"))
-    head, sep, sample = key.rpartition("#")
-    if sep and sample.isdigit():
-        key = head
-    role = line.get("role_id")
-    if role and key.endswith(f"@{role}"):
-        key = key[: -len(role) - 1]
-    return key
-
-
-def _answer_role(line: dict[str, Any]) -> Any:
-    """The role text of the answer a line is about: its own, or for a judged
-    line the role of the answer judged (a judge's lines have none of their own)."""
-    if "judged_id" in line:
-        return line.get("judged_role")
-    return line.get("role")
-
-
-@dataclass
-class _Group:
-    key: str
-    index: int
-    n: int = 0
-    errors: int = 0  # error lines (scored 0, or left out with --errors skip)
-    unscored: int = 0  # ok lines the scorer could not score
-    control: bool = False  # a sweep's control: a role id with no role text
-    sums: array = field(default_factory=lambda: array("d"))
-    counts: array = field(default_factory=lambda: array("i"))
-    binary: bool = True  # every score so far 0 or 1
-    repeated: bool = False  # a question answered more than once (samples, roles pooled)
-    # With two --by keys: the first key's value (the model, say), within
-    # which groups are compared; and the second's (the role).
-    stratum: str | None = None
-    inner: str = ""
-    model: str | None = None  # the model of its lines (one, or a UsageError)
-
-    def add(self, question: int, score: float) -> None:
-        if question >= len(self.counts):
-            grow = question + 1 - len(self.counts)
-            self.sums.extend(array("d", bytes(8 * grow)))
-            self.counts.extend(array("i", bytes(4 * grow)))
-        self.sums[question] += score
-        self.counts[question] += 1
-        self.repeated = self.repeated or self.counts[question] > 1
-        self.n += 1
-        if score not in (0.0, 1.0):
-            self.binary = False
-
-    def counts_on(self, question: int) -> int:
-        return self.counts[question] if question < len(self.counts) else 0
-
-    def mean_on(self, question: int) -> float | None:
-        if question >= len(self.counts) or not self.counts[question]:
-            return None
-        return self.sums[question] / self.counts[question]
-
 
 NO_SCORER = (
     "no scorer for these lines: give --score (choice, exact, includes, regex:PATTERN,"
@@ -139,7 +75,7 @@ class Scores:
         self.active = True  # False: these lines have no scorer, and none was asked for
         self._scorer: Scorer | None = scorer(spec) if spec else None
         self.errors = errors
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, QuestionScores] = {}
         self._questions = HashIndex(values=True)
         self.questions = 0
         self._pending: list[tuple[dict[str, Any], str]] = []
@@ -184,15 +120,15 @@ class Scores:
             self.questions += 1
         g.add(question, score)
 
-    def _group(self, key: str, line: dict[str, Any]) -> _Group:
+    def _group(self, key: str, line: dict[str, Any]) -> QuestionScores:
         g = self._groups.get(key)
         model = str(line.get("model"))
         if g is None:
-            g = self._groups[key] = _Group(key, len(self._groups), model=model)
+            g = self._groups[key] = QuestionScores(key, len(self._groups), model=model)
             g.control = (
                 not self.by_output  # an output is no control, whatever its first line
                 and bool(line.get("role_id"))
-                and not _answer_role(line)
+                and not answer_role(line)
                 and not line.get("condition")  # the query alone, but asked another way
                 and not line.get("panel_roles")  # a panel whose synthesizer has no role
             )
@@ -221,7 +157,7 @@ class Scores:
                 raise UsageError(NO_SCORER)
             return None
         groups = list(self._groups.values())
-        strata: dict[str | None, list[_Group]] = {}
+        strata: dict[str | None, list[QuestionScores]] = {}
         for g in groups:
             strata.setdefault(g.stratum, []).append(g)
         bases = {name: self._baseline(members, baseline) for name, members in strata.items()}
@@ -260,7 +196,7 @@ class Scores:
             chosen = bases[None]
             figures.update(
                 baseline=chosen.key if chosen else None,
-                **self._choosing(groups, chosen, seed),
+                **choosing(groups, chosen, self.questions, seed, self.design),
             )
             return figures
         figures.update(
@@ -269,22 +205,24 @@ class Scores:
                 {
                     "stratum": name,
                     "baseline": base.key if base else None,
-                    **self._choosing(strata[name], base, seed),
+                    **choosing(strata[name], base, self.questions, seed, self.design),
                 }
                 for name, base in bases.items()
             ],
-            interaction=self._interaction(strata, bases, {r["key"]: r["mean"] for r in rows}),
+            interaction=interaction(
+                strata, bases, {r["key"]: r["mean"] for r in rows}, self.questions
+            ),
         )
         return figures
 
-    def _scale(self, *groups: _Group) -> tuple[float, float] | None:
+    def _scale(self, *groups: QuestionScores) -> tuple[float, float] | None:
         """The lowest and highest score ``groups`` can have, where known: a
         judge's rubric's, or 0 to 1 for 0/1 scores."""
         if self.scale is not None:
             return self.scale
         return (0.0, 1.0) if all(g.binary for g in groups) else None
 
-    def _design(self, g: _Group, base: _Group) -> dict[str, Any]:
+    def design(self, g: QuestionScores, base: QuestionScores) -> dict[str, Any]:
         """How a comparison is tested, by the study's design: one 0/1 score
         per question is McNemar's; the reach of a difference, where known."""
         scale = self._scale(g, base)
@@ -293,19 +231,7 @@ class Scores:
             "span": None if scale is None else scale[1] - scale[0],
         }
 
-    def _choosing(self, groups: list[_Group], base: _Group | None, seed: int) -> dict[str, Any]:
-        """What choosing a group is worth, on the questions every group answered."""
-        common = array(
-            "i", (q for q in range(self.questions) if all(g.counts_on(q) for g in groups))
-        )
-        return {
-            "common_questions": len(common),
-            "oracle": self._oracle(groups, common),
-            "random_role": self._random(groups, base, common),
-            "picked_on_half": self._picked_on_half(groups, base, common, seed),
-        }
-
-    def _baseline(self, groups: list[_Group], name: str | None) -> _Group | None:
+    def _baseline(self, groups: list[QuestionScores], name: str | None) -> QuestionScores | None:
         """The group of ``groups`` (one stratum's) the others are compared with."""
         if name is not None:
             for g in groups:
@@ -318,20 +244,10 @@ class Scores:
         controls = [g for g in groups if g.control]
         return controls[0] if len(controls) == 1 else None
 
-    def _pairs(self, g: _Group, base: _Group, questions: Iterable[int]) -> tuple[array, array]:
-        """The two groups' means on each question both answered."""
-        xs, ys = array("d"), array("d")
-        for q in questions:
-            x, y = g.mean_on(q), base.mean_on(q)
-            if x is not None and y is not None:
-                xs.append(x)
-                ys.append(y)
-        return xs, ys
-
     def _compare(
         self,
-        strata: dict[str | None, list[_Group]],
-        bases: dict[str | None, _Group | None],
+        strata: dict[str | None, list[QuestionScores]],
+        bases: dict[str | None, QuestionScores | None],
         margin: float | None = None,
     ) -> list[dict[str, Any]]:
         """Each group against its stratum's baseline; Holm's family is every
@@ -339,7 +255,7 @@ class Scores:
         has p = 1 and counts too), whatever its stratum."""
         everything = range(self.questions)
         pairs = [
-            (g, base, self._pairs(g, base, everything))
+            (g, base, means_on_both(g, base, everything))
             for name, base in bases.items()
             if base is not None
             for g in strata[name]
@@ -347,7 +263,7 @@ class Scores:
         ]
         family = sum(1 for _, _, (xs, _) in pairs if len(xs) >= 2)
         found = [
-            (g, base, stats.paired(xs, ys, family, margin, **self._design(g, base)))
+            (g, base, stats.paired(xs, ys, family, margin, **self.design(g, base)))
             for g, base, (xs, ys) in pairs
         ]
         if self.scale is not None:
@@ -375,116 +291,3 @@ class Scores:
             }
             for (g, base, p), p_holm in zip(found, adjusted, strict=True)
         ]
-
-    def _interaction(
-        self,
-        strata: dict[str | None, list[_Group]],
-        bases: dict[str | None, _Group | None],
-        means: dict[str, float | None],
-    ) -> dict[str, Any]:
-        """Does the best group differ by stratum (by model, say)?  The best
-        of each stratum by its mean (``means``, by group, as the report
-        has them); with exactly two strata, each group's
-        difference from its baseline in the one against the same in the
-        other, on the questions all four answered, tested as any paired
-        difference (Holm across the groups)."""
-        best = {}
-        for name, members in strata.items():
-            scored = [(means[g.key], g.inner) for g in members if means[g.key] is not None]
-            best[str(name)] = max(scored)[1] if scored else None
-        found: dict[str, Any] = {"best": best, "same_best": len(set(best.values())) <= 1}
-        names = list(strata)
-        if len(names) != 2 or not all(bases[n] for n in names):
-            found["rows"] = []
-            return found
-        first, second = names
-        base_a, base_b = bases[first], bases[second]
-        assert base_a is not None and base_b is not None
-        other = {g.inner: g for g in strata[second]}
-        rows = []
-        for g in strata[first]:
-            h = other.get(g.inner)
-            if g is base_a or h is None or h is base_b:
-                continue
-            da, db = array("d"), array("d")
-            for q in range(self.questions):
-                cells = (g.mean_on(q), base_a.mean_on(q), h.mean_on(q), base_b.mean_on(q))
-                if None not in cells:
-                    x, y, u, v = cells
-                    da.append(x - y)  # type: ignore[operator]
-                    db.append(u - v)  # type: ignore[operator]
-            rows.append((g.inner, da, db))
-        family = sum(1 for _, da, _ in rows if len(da) >= 2)
-        # Differences of differences: never one 0/1 score a question.
-        tested = [(inner, stats.paired(da, db, family, binary=False)) for inner, da, db in rows]
-        adjusted = stats.holm([p.p for _, p in tested])
-        found["rows"] = [
-            {
-                "key": inner,
-                "strata": [str(first), str(second)],
-                "n_pairs": p.n_pairs,
-                "diff": p.diff,
-                "ci_low": p.ci_low,
-                "ci_high": p.ci_high,
-                "p": p.p,
-                "p_holm": p_holm,
-                "test": p.test,
-                "verdict": _differs(p.diff, p_holm),
-            }
-            for (inner, p), p_holm in zip(tested, adjusted, strict=True)
-        ]
-        return found
-
-    def _oracle(self, groups: list[_Group], common: array) -> float | None:
-        if not common or len(groups) < 2:
-            return None
-        return sum(max(g.mean_on(q) or 0.0 for g in groups) for q in common) / len(common)
-
-    def _random(self, groups: list[_Group], base: _Group | None, common: array) -> float | None:
-        """The mean of a group picked at random among those that are not the
-        baseline (as picked-on-half picks): what choosing blindly is worth."""
-        candidates = [g for g in groups if g is not base] or groups
-        if not common or not candidates:
-            return None
-        total = sum(g.mean_on(q) or 0.0 for g in candidates for q in common)
-        return total / (len(common) * len(candidates))
-
-    def _picked_on_half(
-        self, groups: list[_Group], base: _Group | None, common: array, seed: int
-    ) -> dict[str, Any] | None:
-        if len(common) < 4 or len(groups) < 2:
-            return None
-        shuffled = array("i", common)
-        random.Random(seed).shuffle(shuffled)
-        half = len(shuffled) // 2
-        pick, hold_out = shuffled[:half], shuffled[half:]
-        candidates = [g for g in groups if g is not base] or groups
-        best = max(candidates, key=lambda g: sum(g.mean_on(q) or 0.0 for q in pick))
-        score = sum(best.mean_on(q) or 0.0 for q in hold_out) / len(hold_out)
-        found: dict[str, Any] = {
-            "seed": seed,
-            "picked": best.key,
-            "picked_on": len(pick),
-            "scored_on": len(hold_out),
-            "score": score,
-        }
-        if base is not None:
-            p = stats.paired(*self._pairs(best, base, hold_out), **self._design(best, base))
-            found.update(
-                baseline=base.key,
-                baseline_score=sum(base.mean_on(q) or 0.0 for q in hold_out) / len(hold_out),
-                diff=p.diff,
-                ci_low=p.ci_low,
-                ci_high=p.ci_high,
-                p=p.p,
-                test=p.test,
-                verdict=stats.verdict(p.diff, p.p),
-            )
-        return found
-
-
-def _differs(diff: float | None, p_adjusted: float | None) -> str:
-    """An interaction's verdict: does a group's gain differ between strata?"""
-    if diff is None or p_adjusted is None:
-        return "too few pairs"
-    return "differs" if p_adjusted < stats.ALPHA else "no detectable difference"
