@@ -38,7 +38,9 @@ def test_a_mode_the_server_does_not_take_stops_after_three_requests(rolebatch, f
     )
     assert result.code == 3
     assert len(fake.requests) == 3  # one at a time until something works; three decide
-    assert "answered the first 3 requests with the same error" in result.err
+    assert "answered 3 requests in a row with the same error" in result.err
+    # The summary counts the three requests sent, lines or none.
+    assert "requests: 3" in result.err
     assert "response_format.type" in result.err  # what the server said
     assert "try --mode json (or md_json, tools)" in result.err  # and what to try
     assert "cannot reach" not in result.err

@@ -379,3 +379,41 @@ def test_a_clustered_wilson_interval_does_not_jump_at_no_spread():
     # Every answer alike: nothing shows how alike a question's answers are.
     alike = stats.estimate([2.0] * 10, [2] * 10, binary=True)
     assert (alike.ci_low, alike.ci_high) == pytest.approx(stats.wilson(10, 10))
+
+
+# -- small things ------------------------------------------------------------
+
+
+def test_report_writes_to_a_file_with_o(tmp_path, capsys):
+    lines = [line(q, r, float(q % 2)) for q in range(10) for r in ("old", "new")]
+    path = write_job(tmp_path / "o.jsonl", lines)
+    target = tmp_path / "out" / "report.json"
+    target.parent.mkdir()
+    capsys.readouterr()
+    argv = ["report", str(path), "--score", "field:right", "--format", "json", "-o", str(target)]
+    assert main(argv) == PASSED
+    assert capsys.readouterr().out == ""
+    assert json.loads(target.read_text())["scores"]["questions"] == 10
+    assert [p.name for p in target.parent.iterdir()] == ["report.json"]  # no temporary file
+
+
+def test_a_detectable_difference_past_the_scale_is_not_shown(tmp_path, capsys):
+    from rolebatch.records.sidecar import sidecar_path
+
+    # Three questions graded 1-10 with a wide spread: t on 2 degrees of
+    # freedom would call a difference past the scale's width "detectable".
+    grades = {"old": [9.0, 2.0, 8.0], "new": [2.0, 9.0, 1.0]}
+    lines = [
+        {**line(q, role, 0.0), "response": {"reasoning": "r", "score": grade}}
+        for role, values in grades.items()
+        for q, grade in enumerate(values)
+    ]
+    path = write_job(tmp_path / "o.jsonl", lines)
+    sidecar_path(path).write_text(json.dumps({"config": {"scale": [1, 10]}}))
+    _, data, _ = report(capsys, [path], "--score", "field:score")
+    (c,) = data["scores"]["comparisons"]
+    assert c["mde"] is None
+    # Without the scale known, the same figures give a number past 9.
+    other = write_job(tmp_path / "plain.jsonl", lines)
+    _, data, _ = report(capsys, [other], "--score", "field:score")
+    assert data["scores"]["comparisons"][0]["mde"] > 9

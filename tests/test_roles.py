@@ -98,3 +98,22 @@ def test_the_roles_file_is_checked_strictly(rolebatch, tmp_path, lines, message)
     result = rolebatch(str(job), "--roles", str(roles))
     assert result.code == 2
     assert f"{roles}{message}" in result.err or message in result.err
+
+
+def test_the_same_role_twice_is_refused_in_either_kind_of_file(tmp_path, capsys):
+    """A role given twice would be asked twice as two roles: refused with
+    the file, the line and the field, whether the file is text or JSONL."""
+    from rolebatch.errors import InputError
+    from rolebatch.records.roles import load_roles
+
+    text = tmp_path / "roles.txt"
+    text.write_text("You are a poet.\nYou are a judge.\nYou are a poet.\n")
+    jsonl = tmp_path / "roles.jsonl"
+    jsonl.write_text(
+        '{"id": "a", "role": "You are a poet."}\n{"id": "b", "role": "You are a poet."}\n'
+    )
+    for path, line in ((text, 3), (jsonl, 2)):
+        with pytest.raises(InputError) as raised:
+            load_roles(path)
+        (problem,) = raised.value.problems
+        assert problem.startswith(f"{path}:{line}: field 'role': the same role as line 1")

@@ -4,10 +4,8 @@ metadata key; with a scorer, the study of whether a role helps."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -99,6 +97,12 @@ from ..exits import Exit
     " 95 %% interval is below it); a mean below SCORE whose interval reaches it is a"
     " warning, exit 0.",
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report here (whole or not at all) instead of to stdout.",
+)
 def report(
     outputs: tuple[Path, ...],
     by: str,
@@ -111,6 +115,7 @@ def report(
     margin: float | None,
     win_margin: float | None,
     fail_under: float | None,
+    output: Path | None,
 ) -> int:
     """Per group of the lines of OUTPUTS (one output, or several read as
     one: a sweep and its panel, a run and its personas run): records, ok
@@ -131,109 +136,29 @@ def report(
     pass); its lines end the table, the JSON has a "gate" object, the page
     shows it at the top, and with $GITHUB_STEP_SUMMARY set the verdicts are
     appended there."""
-    from ..evaluate.gate import Rules, decide, exit_code, lines
-    from ..evaluate.pairwise import Pairwise
-    from ..evaluate.provenance import Provenance
-    from ..evaluate.scores import Scores
-    from ..evaluate.tables import headline
-    from ..records.report import as_data, cells, finite, read, render
-
-    scores = Scores(score, errors, required=score is not None, by=by, scale=_scale(outputs, score))
-    heads = Pairwise()
-    seen = Provenance()
-
-    def observe(line: dict[str, Any], group: str) -> None:
-        scores.add(line, group)
-        heads.add(line, group)
-        seen.add(line)
+    from ..evaluate.gate import Rules, exit_code
+    from ..evaluate.render import render, step_summary
+    from ..evaluate.study import Asked, study
 
     rules = Rules(fail_if_worse, margin, win_margin, fail_under)
-    groups = read(list(outputs), by, observe=observe)
-    missing = None
-    if not groups:
-        missing = f"no lines in {', '.join(map(str, outputs))}: nothing to report"
+    asked = Asked(by, score, baseline, errors, seed, rules)
+    found = study(list(outputs), asked)
+    if found.empty:
         click.echo(f"{', '.join(map(str, outputs))}: no lines yet; nothing to report", err=True)
-    figures = scores.report(baseline, seed, margin) if groups else None
-    pairwise = heads.report()
-    if rules.given() and groups and figures is None and pairwise is None:
-        if any(g.ok for g in groups.values()):
-            raise click.UsageError("a gate needs scores (--score) or a judge's head-to-head")
-        lines_read = sum(g.records for g in groups.values())
-        missing = f"every line is an error ({lines_read:,} lines): nothing was scored"
-    gate = decide(rules, figures, pairwise, missing)
-    questions = figures["questions"] if figures else None
-    about = seen.as_dict(list(outputs), questions, len(groups), by)
-    found = headline(figures, pairwise)
-    if fmt == "json":
-        data = {
-            "by": by,
-            "headline": found,
-            "provenance": about,
-            "groups": as_data(groups),
-            "scores": figures,
-            "pairwise": pairwise,
-            "gate": gate,
-        }
-        click.echo(json.dumps(finite(data), indent=2, ensure_ascii=False, allow_nan=False))
-    elif not groups:
-        pass  # said on stderr; the gate's lines follow
-    elif fmt == "csv" and (figures is not None or pairwise is not None):
-        from ..evaluate.tables import as_csv, pairwise_csv
-
-        click.echo(as_csv(figures) if figures else pairwise_csv(pairwise or {}), nl=False)
-    elif fmt == "html":
-        from ..evaluate.page import page
-
-        title = f"rolebatch report: {', '.join(o.name for o in outputs)}"
-        click.echo(page(title, by, figures, cells(groups, by), pairwise, gate, about, found))
+    said = render(found, fmt)
+    if output is None:
+        click.echo(said, nl=False)
     else:
-        click.echo(render(groups, fmt, by), nl=False)
-        from ..evaluate.tables import pairwise_text, text
+        from ..records.files import tmp_of, written
 
-        if figures is not None:
-            click.echo(text(figures, fmt), nl=False)
-        if pairwise is not None:
-            click.echo(pairwise_text(pairwise, fmt), nl=False)
-    if gate is not None and (fmt in ("table", "md") or (not groups and fmt != "json")):
-        click.echo("\n" + "\n".join(lines(gate)))
-    if gate is None:
+        tmp = tmp_of(output)
+        with written(output, tmp):
+            tmp.write_text(said, encoding="utf-8")
+            os.replace(tmp, output)
+    if found.gate is None:
         return int(Exit.OK)
-    _step_summary(gate, figures, pairwise)
-    return int(exit_code(gate))
-
-
-def _step_summary(
-    gate: dict[str, Any], figures: dict[str, Any] | None, pairwise: dict[str, Any] | None
-) -> None:
-    """The gate and the verdicts, appended to a GitHub Actions step summary."""
-    from ..evaluate.gate import lines
-    from ..evaluate.tables import pairwise_text, text
-
     path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    word = gate["outcome"]
-    parts = [f"### rolebatch report: the gate {word}\n", *(f"- {line}" for line in lines(gate))]
-    if figures is not None:
-        parts.append(text(figures, "md"))
-    if pairwise is not None:
-        parts.append(pairwise_text(pairwise, "md"))
-    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(parts) + "\n")
-
-
-def _scale(outputs: tuple[Path, ...], score: str | None) -> tuple[float, float] | None:
-    """The scale of a judge's scores (its rubric's), when every output is a
-    judge's on one scale and the score read is the judge's own."""
-    from ..records.sidecar import read_sidecar
-
-    if score != "field:score":
-        return None
-    scales = set()
-    for output in outputs:
-        meta = read_sidecar(output) if output.is_file() else None
-        scale = ((meta or {}).get("config") or {}).get("scale")
-        if not isinstance(scale, list) or len(scale) != 2:
-            return None
-        scales.add((float(scale[0]), float(scale[1])))
-    return scales.pop() if len(scales) == 1 else None
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+            handle.write(step_summary(found))
+    return int(exit_code(found.gate))

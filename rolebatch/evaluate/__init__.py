@@ -22,6 +22,10 @@ tell a real difference from noise: the wing above the pipeline.
     panels    a panel's records: each question with every role's answer, shuffled
     provenance  what a report is of: models, dates, roles, temperatures, calls,
              the chance level, the version
+    study    a report as a straight line: lines read and grouped once, figures
+             computed, the gate decided: one Report every format reads
+    render   a Report as a table, markdown, CSV, JSON or the page, in one place
+    descriptive  the per-group table (records, ok share, latency, tokens, fields)
     tables   the figures as a terminal table, markdown and CSV; the headline
     numbers  how a figure, an interval and a p-value are written, everywhere
     page     the figures as one self-contained HTML page

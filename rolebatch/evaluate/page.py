@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from .gate import lines
+from .numbers import interval, number, p_value
 from .plots import dot_plot, escape, legend, outcomes
 from .tables import footnotes, study_lines
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
-       margin: 24px auto; max-width: 900px; padding: 0 16px; background: #fff; }
+       margin: 24px auto; max-width: 1100px; padding: 0 16px; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 6px; }
 p.note { color: #4b5563; margin: 4px 0 10px; }
 .gate { padding: 10px 14px; border-radius: 6px; margin: 8px 0 18px; }
@@ -50,10 +51,6 @@ svg text { font: 12px system-ui, sans-serif; fill: #1d2330; }
 .significant .interval { stroke: #059669; } .significant .point { fill: #059669; }
 .worse .interval { stroke: #dc2626; } .worse .point { fill: #dc2626; }
 """
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -169,8 +166,8 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
                     r["label"],
                     f"{g['n']:,}",
                     f"{g['errors']:,}",
-                    _fmt(g["mean"]),
-                    f"{_fmt(g['ci_low'])} to {_fmt(g['ci_high'])}",
+                    number(g["mean"]),
+                    interval(g["ci_low"], g["ci_high"]),
                 ]
                 for r, g in zip(rows, groups, strict=True)
             ],
@@ -219,13 +216,13 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
                     [
                         c["key"],
                         f"{c['n_pairs']:,}",
-                        _fmt(c["diff"]),
-                        f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}",
-                        _fmt(c["p"], 4),
-                        _fmt(c["p_holm"], 4),
+                        number(c["diff"]),
+                        interval(c["ci_low"], c["ci_high"]),
+                        p_value(c["p"]),
+                        p_value(c["p_holm"]),
                         c["test"] or "–",
                         c["verdict"],
-                        _fmt(c["mde"]),
+                        number(c["mde"]),
                     ]
                     for c in comparisons
                 ],
@@ -247,14 +244,14 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
 
 def _choosing(scores: dict[str, Any]) -> list[list[str]]:
     study = [
-        ["oracle (the best group per question)", _fmt(scores["oracle"])],
-        ["a group other than the baseline, picked at random", _fmt(scores["random_role"])],
+        ["oracle (the best group per question)", number(scores["oracle"])],
+        ["a group other than the baseline, picked at random", number(scores["random_role"])],
     ]
     half = scores["picked_on_half"]
     if half:
-        value = f"{half['picked']}: {_fmt(half['score'])}"
+        value = f"{half['picked']}: {number(half['score'])}"
         if "baseline" in half:
-            value += f" against {_fmt(half['baseline_score'])} ({half['verdict']})"
+            value += f" against {number(half['baseline_score'])} ({half['verdict']})"
         study.append([f"the best on one half, scored on the other (seed {half['seed']})", value])
     return study
 
@@ -289,7 +286,7 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
             f"<h2>Head to head against {escape(against)}</h2>",
             "<p class='note'>A pair counts only when both orders agree, and a question's"
             " samples are one unit, decided by their net. Position consistency:"
-            f" {_fmt(consistency)}.</p>",
+            f" {number(consistency)}.</p>",
             outcomes(pairwise["rows"], against),
             legend(("won", "won"), ("tied", "tied"), ("lost", "lost")),
             *(
@@ -322,11 +319,11 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
                         r["wins"],
                         r["ties"],
                         r["losses"],
-                        _fmt(r["win_rate"]) if r["win_rate"] is not None else "none decided",
-                        f"{_fmt(r['ci_low'])} to {_fmt(r['ci_high'])}"
+                        number(r["win_rate"]) if r["win_rate"] is not None else "none decided",
+                        interval(r["ci_low"], r["ci_high"])
                         if r["ci_low"] is not None
                         else "none decided",
-                        _fmt(r["p_holm"], 4),
+                        p_value(r["p_holm"]),
                         r["verdict"],
                     ]
                     for r in pairwise["rows"]

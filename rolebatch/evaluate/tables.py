@@ -8,10 +8,10 @@ import csv
 import io
 from typing import Any
 
-from ..records.report import plain, text_table
 from .numbers import interval as _interval
 from .numbers import number as _number
 from .numbers import p_value as _p
+from .numbers import plain, text_table
 
 
 def _family(comparisons: list[dict[str, Any]]) -> int:

@@ -6,15 +6,12 @@ string length): a million lines stay in tens of megabytes, not gigabytes of
 parsed objects.  A string field whose values are few (at most ``CATEGORIES``
 distinct in a group, none longer than ``LABEL_LENGTH``) is reported as a
 distribution, like booleans, and not by its length: that is how enums show.
+Reading and grouping only: the figures' rendering is ``evaluate.descriptive``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
@@ -276,89 +273,3 @@ def rows(groups: dict[str, Group]) -> list[tuple[str, list[Any]]]:
 def _share(counter: Counter, value: str) -> float | None:
     total = sum(counter.values())
     return counter[value] / total if total else None
-
-
-def _cell(metric: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if metric == "ok share" or " = " in metric:
-        return f"{value:.0%}"
-    if metric == "cost usd":
-        return f"${value:.4g}"
-    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def finite(data: Any) -> Any:
-    """``data`` with every NaN or infinity made null: JSON has no such numbers."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [finite(v) for v in data]
-    return data
-
-
-def plain(value: Any) -> Any:
-    """A float as its shortest faithful text would show it: 5.8989, not
-    5.898899999999999 (the noise of summing binary fractions)."""
-    return float(f"{value:.12g}") if isinstance(value, float) else value
-
-
-def as_data(groups: dict[str, Group]) -> dict[str, dict[str, Any]]:
-    """Per group, each metric's value: what ``--format json`` prints, each
-    metric named as an identifier ("ok share" is ``ok_share``)."""
-    table = [(identifier(metric), [plain(v) for v in values]) for metric, values in rows(groups)]
-    return {name: {metric: values[i] for metric, values in table} for i, name in enumerate(groups)}
-
-
-def identifier(metric: str) -> str:
-    """A metric's name as a JSON key: lower case, words joined by _."""
-    return re.sub(r"[^0-9a-z]+", "_", metric.lower()).strip("_")
-
-
-def render(groups: dict[str, Group], fmt: str, by: str) -> str:
-    names = list(groups)
-    table = [(metric, [plain(v) for v in values]) for metric, values in rows(groups)]
-    if fmt == "json":
-        data = finite({"by": by, "groups": as_data(groups)})
-        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["metric", *names])
-        for metric, values in table:
-            writer.writerow([metric, *("" if v is None else v for v in values)])
-        return out.getvalue()
-    return text_table(*cells(groups, by), fmt)
-
-
-def cells(groups: dict[str, Group], by: str) -> tuple[list[Any], list[list[Any]]]:
-    """The table as shown: a header (``by`` and the groups) and a row a metric."""
-    body = [[metric, *(_cell(metric, v) for v in values)] for metric, values in rows(groups)]
-    return [by, *groups], body
-
-
-def text_table(header: list[Any], body: list[list[Any]], fmt: str) -> str:
-    """Rows under a header: aligned for a terminal (``table``: the first
-    column left, the rest right), or as markdown (``md``)."""
-    if fmt == "md":
-        lines = ["| " + " | ".join(_md(c) for c in header) + " |"]
-        lines.append("|---" + "|---:" * (len(header) - 1) + "|")
-        lines += ["| " + " | ".join(_md(c) for c in cells) + " |" for cells in body]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    lines = []
-    for n, cells in enumerate([header, *body]):
-        first = str(cells[0]).ljust(widths[0])
-        rest = [str(c).rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        lines.append("  ".join([first, *rest]).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")

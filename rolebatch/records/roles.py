@@ -81,6 +81,7 @@ def load_roles(path: Path) -> tuple[tuple[tuple[str, str | None], ...], dict[str
     roles: list[tuple[str, str | None]] = []
     metadata: dict[str, Any] = {}
     first: dict[str, int] = {}
+    said: dict[str | None, int] = {}  # each role's text, and the line it is first on
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson")
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -139,7 +140,14 @@ def load_roles(path: Path) -> tuple[tuple[tuple[str, str | None], ...], dict[str
                 f" {first[role_id]})"
             )
             continue
+        if role and role in said:
+            problems.append(
+                f"{where}: field 'role': the same role as line {said[role]}: it would be asked"
+                " twice, as two roles (for repeated answers, use --samples)"
+            )
+            continue
         first[role_id] = number
+        said.setdefault(role, number)
         roles.append((role_id, role))
     if problems:
         raise InputError(problems[:20], max(0, len(problems) - 20))

@@ -62,7 +62,7 @@ class Breaker:
         if self._same_count < FIRST_ANSWERS_THAT_DECIDE:
             return
         self.stopped = EndpointError(
-            f"{self.endpoint.base_url} answered the first {self._same_count} requests with the"
+            f"{self.endpoint.base_url} answered {self._same_count} requests in a row with the"
             f" same error and none has succeeded: {status} {answer[1]}. {self._hint(answer)}"
         )
         raise self.stopped

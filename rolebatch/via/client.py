@@ -82,6 +82,9 @@ class Client:
         )
         self._create = patched(self._attempt, endpoint.mode, endpoint.provider.instructor_provider)
         self.breaker = Breaker(endpoint, config.bought.breaker_threshold, self.redact)
+        # Requests sent, written or not: a record whose request stopped the
+        # run (the breaker, a 401) has no line, but its request was sent.
+        self.sent = 0
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -148,6 +151,7 @@ class Client:
                     self.cap.settle(reserved, Decimal(0))
                 raise self.breaker.stopped
             outcome.attempts += 1
+            self.sent += 1
             used: Tokens | None = None
             ok, headers = False, None
             failure: RequestFailed

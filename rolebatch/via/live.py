@@ -153,7 +153,12 @@ async def buy(
     try:
         async with open_client(checked, cap) as client:
             run = _Run(client, checked.endpoint.label, tally, checked.output, cache)
-            await _flow(run, checked.job, reporter, handle_signals, config.bought.grace)
+            counted = tally.attempts
+            try:
+                await _flow(run, checked.job, reporter, handle_signals, config.bought.grace)
+            finally:
+                # Requests of records left without a line count as sent too.
+                tally.attempts = max(tally.attempts, counted + client.sent)
     finally:
         reporter.finish(tally)
     if run.aborted:
