@@ -154,7 +154,7 @@ async def run_job(
         if aborted is None:
             errors = tally.failed + tally.failed_before
             try:
-                await _finish(output, job, errors, handle_signals)
+                await _finish(output, job, errors, handle_signals, reporter)
             except (OutputError, Interrupted) as exc:  # the disk full, a signal: lines kept
                 aborted = exc
     finally:
@@ -165,7 +165,9 @@ async def run_job(
     return summary
 
 
-async def _finish(output: OutputFile, job: JobFile, errors: int, handle_signals: bool) -> None:
+async def _finish(
+    output: OutputFile, job: JobFile, errors: int, handle_signals: bool, reporter: Reporter
+) -> None:
     """``output.finish`` in a worker thread; with ``handle_signals``, a
     SIGINT or SIGTERM meanwhile stops the rewrite (the output as it was, no
     temporary file) and is said as what it is: every line bought is kept,
@@ -174,6 +176,12 @@ async def _finish(output: OutputFile, job: JobFile, errors: int, handle_signals:
         await anyio.to_thread.run_sync(output.finish, job, errors)
         return
     came: list[str] = []
+
+    def first(name: str) -> None:
+        came.append(name)
+        reporter.note(
+            f"{name} while the output is put in input order: that stops; every line is kept"
+        )
 
     def stop() -> None:
         if came:
@@ -185,7 +193,7 @@ async def _finish(output: OutputFile, job: JobFile, errors: int, handle_signals:
 
     failed: OutputError | Interrupted | None = None
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(signals.watch, came.append, lambda: None)
+        await tasks.start(signals.watch, first, lambda: None)  # taken over before it starts
         try:
             await anyio.to_thread.run_sync(output.finish, job, errors, stop)
         except (OutputError, Interrupted) as exc:  # raised as itself, not in a group

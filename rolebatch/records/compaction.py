@@ -50,23 +50,28 @@ def rewrite_in_order(
     saying its line.  ``before_rename`` is told what the kept lines cost once
     the new file is on disk and before it replaces the old: what the dropped
     lines cost is written down before they go (a crash in between counts it
-    twice, never not at all).  ``stop`` is called now and then, and before
-    the rename: whatever it raises (a signal came) leaves the output as it
-    was and no temporary file, as an OSError does."""
+    twice, never not at all).  ``stop`` is called before the first line and
+    every STOP_EVERY lines, after the last, and before the rename: whatever
+    it raises (a signal came) leaves the output as it was and no temporary
+    file, as an OSError does."""
     path = index.path
     tmp = tmp_of(path)
     kept = Decimal(0)
     with written(path, tmp):
         with path.open("rb") as source, tmp.open("wb") as target:
+            done = 0
             for line, ordinal in enumerate(index.by_line):
                 if ordinal == NONE:
                     continue
-                if stop is not None and not line % STOP_EVERY:
+                if stop is not None and not done % STOP_EVERY:
                     stop()
+                done += 1
                 source.seek(index.offsets[ordinal])
                 raw = source.readline()
                 kept += line_cost(raw)
                 target.write(with_line(raw, line))
+            if stop is not None:
+                stop()
             target.flush()
             os.fsync(target.fileno())
         if stop is not None:

@@ -40,6 +40,8 @@ class Fault:
     # A raw newline inside the answer's strings (not escaped): JSON only to a
     # lenient parser, as llama.cpp's servers sometimes write it.
     raw_newline: bool = False
+    # Answer only once this is set (a test holds an answer back, then lets it go).
+    hold: threading.Event | None = None
     hits: int = 0
 
     def takes(self, text: str) -> bool:

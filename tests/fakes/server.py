@@ -246,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
         with state.slots or contextlib.nullcontext():
             if delay:
                 time.sleep(delay)
+            if fault and fault.hold is not None:
+                fault.hold.wait(timeout=120)
             recorded.usage = completion["usage"]
             for name in fault.omit if fault else ():
                 completion.pop(name, None)
