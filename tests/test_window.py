@@ -7,7 +7,7 @@ shared quota present means this process may use the whole window (``full``
 10.0 after 40 requests had gone out (``LAPSED``: no answer has said yet when
 the new one ends), or, ``OPEN``, renewed at 9.5 and ends at 10.5 with 5 left.
 An answer is to a request sent before that renewal (the 35th) or after it
-(the 45th); its reset has passed (it reads -0.05 s) or not.  These answers
+(the 45th); its reset has passed (it reads -0.05 s), or not, or it says none.  These answers
 are read promptly (their requests went out 50 ms ago); answers read late
 have a table of their own."""
 
@@ -41,6 +41,9 @@ ANSWERS = {
     ("before", "not passed"): Answer(remaining=0, reset=0.01, count=35, after=8, sent=PROMPT),
     ("after", "passed"): Answer(remaining=18, reset=-0.05, count=45, after=2, sent=PROMPT),
     ("after", "not passed"): Answer(remaining=18, reset=0.9, count=45, after=2, sent=PROMPT),
+    # No reset header at all (some servers send remaining alone).
+    ("before", "none"): Answer(remaining=0, reset=None, count=35, after=8, sent=PROMPT),
+    ("after", "none"): Answer(remaining=18, reset=None, count=45, after=2, sent=PROMPT),
 }
 
 UNCHANGED = None
@@ -81,6 +84,22 @@ HEAR = {
     (LAPSED, "after", "passed", "away"): (7.0, 9.95),
     (LAPSED, "after", "not passed", "present"): (17.0, 10.9),
     (LAPSED, "after", "not passed", "away"): (7.0, 10.9),
+    # No reset said.  The first word is taken, its window's end unknown.
+    (UNKNOWN, "before", "none", "present"): (-8.0, math.inf),
+    (UNKNOWN, "before", "none", "away"): (-8.0, math.inf),
+    (UNKNOWN, "after", "none", "present"): (16.0, math.inf),
+    (UNKNOWN, "after", "none", "away"): (16.0, math.inf),
+    # Sent before our renewal, nothing to place it: the window before's.
+    (OPEN, "before", "none", "present"): UNCHANGED,
+    (OPEN, "before", "none", "away"): UNCHANGED,
+    (LAPSED, "before", "none", "present"): UNCHANGED,
+    (LAPSED, "before", "none", "away"): UNCHANGED,
+    # Since: about ours.  The known end (10.5) stays, never a window renewed
+    # unseen; the server's 2 used is within what we sent, so our count stands.
+    (OPEN, "after", "none", "present"): (5.0, 10.5),
+    (OPEN, "after", "none", "away"): (5.0, 10.5),
+    (LAPSED, "after", "none", "present"): (17.0, math.inf),
+    (LAPSED, "after", "none", "away"): (7.0, math.inf),
 }
 
 
@@ -89,7 +108,7 @@ def test_the_table_covers_every_pair():
         (state, sent, reset, shared)
         for state in (UNKNOWN, OPEN, LAPSED)
         for sent in ("before", "after")
-        for reset in ("passed", "not passed")
+        for reset in ("passed", "not passed", "none")
         for shared in ("present", "away")
     }
     assert set(HEAR) == grid
@@ -107,7 +126,7 @@ def test_hear(case, expected):
     left, reset_at = expected
     assert heard.left == pytest.approx(left)
     assert heard.reset_at == pytest.approx(reset_at)
-    assert heard.state == OPEN
+    assert heard.state == (OPEN if reset_at < math.inf else LAPSED)
     # What the window remembers of its renewal is the renewal's business alone.
     assert (heard.renewed_at, heard.renewed_count) == (window.renewed_at, window.renewed_count)
 

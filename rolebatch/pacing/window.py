@@ -90,6 +90,9 @@ class Window:
         than we ever sent into the window: another client spends from the same
         quota, or our reservations were short.
 
+        An answer that says no reset keeps the end we know: it cannot say a
+        window renewed unseen.
+
         An answer to a request sent before we counted the window renewed, and
         whose window is over (its reset has passed, or is the renewal's own),
         says nothing of the window open now: taken as news, it would renew it
@@ -104,6 +107,14 @@ class Window:
         earliest, reset_at = answer.ends(now)
         if self.left is None:  # the first word from the server
             return replace(self, left=answer.remaining - answer.after, reset_at=reset_at)
+        if answer.reset is None:
+            # No reset said: nothing places the answer's window.  One to a
+            # request sent before we counted ours renewed is about the window
+            # before; one since is about ours, whose end we keep.
+            if answer.count <= self.renewed_count:
+                return self
+            reset_at = self.reset_at
+            earliest = min(earliest, self.reset_at)
         over = answer.reset is not None and answer.reset <= 0
         if (
             answer.count <= self.renewed_count
