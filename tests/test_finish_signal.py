@@ -16,7 +16,7 @@ import pytest
 
 from rolebatch.errors import Interrupted
 from rolebatch.records.compaction import STOP_EVERY, rewrite_in_order
-from rolebatch.records.files import tmp_of
+from rolebatch.records.files import stale_tmps, tmp_of
 from rolebatch.records.index import LineIndex
 from tests.helpers import poem_records, start, wait_for_lines, whole_lines, write_job
 
@@ -50,7 +50,7 @@ def test_a_signal_during_the_rewrite_leaves_the_output_as_it_was(tmp_path, after
     with pytest.raises(Interrupted):
         rewrite_in_order(index, lambda kept: renamed.append(kept), stop)
     assert index.path.read_bytes() == before
-    assert not tmp_of(index.path).exists() and renamed == []
+    assert not stale_tmps(index.path) and renamed == []
 
 
 def test_without_a_signal_the_rewrite_puts_lines_in_order(tmp_path):
@@ -59,7 +59,7 @@ def test_without_a_signal_the_rewrite_puts_lines_in_order(tmp_path):
     rewrite_in_order(index, kept.append, lambda: None)
     lines = [json.loads(raw) for raw in index.path.read_text().splitlines()]
     assert [line["line"] for line in lines] == list(range(1, STOP_EVERY + 4))
-    assert kept == [Decimal(0)] and not tmp_of(index.path).exists()
+    assert kept == [Decimal(0)] and not stale_tmps(index.path)
 
 
 def test_sigint_while_a_run_puts_its_output_in_order_is_said_as_it_is(fake, tmp_path):
@@ -77,7 +77,7 @@ def test_sigint_while_a_run_puts_its_output_in_order_is_said_as_it_is(fake, tmp_
     proc = start(fake, job, out, "--concurrency", "4", "--summary-json", str(summary))
     try:
         wait_for_lines(out, proc, n - 1)  # every record but the held one: the lock is taken
-        fifo = tmp_of(out)
+        fifo = tmp_of(out, proc.pid)  # where that process writes the ordered file
         os.mkfifo(fifo)
         held.set()
         with open(fifo, "rb") as reading:  # returns once the rewrite opened it to write
@@ -103,7 +103,7 @@ def test_sigint_while_a_run_puts_its_output_in_order_is_said_as_it_is(fake, tmp_
     assert proc.returncode == 3, err
     assert "interrupted by SIGINT while the output was put in input order" in err
     assert "interrupted before the run started" not in err and "nothing was sent" not in err
-    assert not tmp_of(out).exists()
+    assert not stale_tmps(out)
     lines = whole_lines(out)
     assert sorted(line["line"] for line in lines) == list(range(1, n + 1))
     assert [line["line"] for line in lines] != list(range(1, n + 1))  # as they finished

@@ -21,9 +21,10 @@ from typing import Any
 import click
 
 from ..bugs import message as bug_message
-from ..errors import AbortError, Interrupted, RolebatchError
+from ..errors import AbortError, Interrupted, OutputError, RolebatchError
 from ..exits import Exit, word_of
 from ..progress import Summary, Tally
+from ..records.files import replacing
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,11 @@ def _record(
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Written whole or not at all: a reader never sees half a summary."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        click.echo(f"rolebatch: cannot write {path}: {exc.strerror or exc}", err=True)
+        with replacing(path, durable=False) as new:
+            new.tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OutputError as exc:
+        click.echo(f"rolebatch: {exc}", err=True)
 
 
 def run_options(command: Any) -> Any:

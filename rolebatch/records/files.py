@@ -1,11 +1,13 @@
-"""Writing a file so that a failure leaves it whole: a new version through
-a temporary file and a rename, an append all of it or none of it; an OSError
-(the disk full, a read-only folder) an OutputError that names the file and
-says that nothing bought is lost."""
+"""Writing a file so that a failure leaves it whole: every new version of a
+file goes through ``replacing`` (a temporary file beside it named
+``NAME.PID.tmp``, fsync, rename; none left behind however the block ends),
+an append all of it or none of it; an OSError (the disk full, a read-only
+folder) an OutputError that names the file."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,24 +15,69 @@ from pathlib import Path
 from ..errors import OutputError
 
 
-def tmp_of(path: Path) -> Path:
-    """Where a new ``path`` is written before it replaces the old one."""
-    return path.with_name(path.name + ".tmp")
+def tmp_of(path: Path, pid: int | None = None) -> Path:
+    """Where this process (or ``pid``) writes a new ``path`` before it replaces
+    the old: beside it, named for the process, so two never share one."""
+    return path.with_name(f"{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
+def stale_tmps(path: Path) -> list[Path]:
+    """Temporary files of ``path`` that any process left (killed mid-write),
+    and the one earlier versions named without a process."""
+    named = sorted(path.parent.glob(f"{glob.escape(path.name)}.*.tmp"))
+    before = path.with_name(path.name + ".tmp")
+    return [*named, before] if before.exists() else named
+
+
+class Replacement:
+    """A new version of a file being written (``replacing``): write ``tmp``;
+    ``keep_old()`` if it turns out the same as the old, ``placed()`` if the
+    block moved it into place itself."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self._outcome = "replace"
+
+    def keep_old(self) -> None:
+        self._outcome = "keep"
+
+    def placed(self) -> None:
+        self._outcome = "placed"
 
 
 @contextlib.contextmanager
-def written(path: Path, tmp: Path) -> Iterator[None]:
-    """Writing ``path`` through ``tmp``: an OSError (the disk full, a
-    read-only folder) is an OutputError that names ``path`` and its cause,
-    and leaves no ``tmp`` behind; ``path`` is as it was."""
+def replacing(
+    path: Path, durable: bool = True, cannot: Callable[[Path, OSError], str] | None = None
+) -> Iterator[Replacement]:
+    """Write a new version of ``path``, whole or not at all: the block writes
+    ``Replacement.tmp``; when it ends, the new file is fsync'ed (``durable``),
+    renamed over ``path`` and the rename made durable.  Whatever ends the
+    block early (an error, a signal) leaves ``path`` as it was and no
+    temporary file; an OSError is an OutputError naming ``path`` (``cannot``:
+    how to say it; by default which file and why)."""
+    new = Replacement(tmp_of(path))
     try:
-        yield
-    except BaseException as exc:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield new
+        if new._outcome == "replace":
+            if durable:
+                fd = os.open(new.tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(new.tmp, path)
+            if durable:
+                fsync_dir(path.parent)
+    except OSError as exc:
+        raise OutputError((cannot or _cannot)(path, exc)) from None
+    finally:
         with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(cannot_write(path, exc)) from None
-        raise
+            new.tmp.unlink()
+
+
+def _cannot(path: Path, exc: OSError) -> str:
+    return f"cannot write {path}: {exc.strerror or exc}"
 
 
 @contextlib.contextmanager

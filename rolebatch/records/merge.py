@@ -23,7 +23,6 @@ into place, so a crash leaves an output a run can resume.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from array import array
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
+from .files import replacing
 from .job import PLAIN, JobFile, RecordRules, open_job
 from .lines import line_cost, parse_head
 from .output import OutputFile
@@ -205,48 +205,43 @@ def _merge(job: JobFile, shards: list[Path], output: OutputFile) -> Merged:
                         where[line] = here
                     continue
                 where[line] = here
-    tmp = target.with_name(target.name + ".tmp")
     spent = Decimal(0)
     handles = [path.open("rb") for path in shards]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as out:
-            for record in job.records():
-                result.records += 1
-                value = where[record.line]
-                raw = _read(handles, value) if value != NONE else None
-                head = parse_head(raw) if raw is not None else None
-                if head is None or head[0] != record.id:
-                    if head is not None:
-                        result.foreign += 1
-                    result.missing += 1
-                    if len(result.missing_ids) < SHOWN:
-                        result.missing_ids.append(record.id)
-                    continue
-                if record.line in doubled_lines:
-                    result.doubled += 1
-                    if len(result.doubled_ids) < SHOWN:
-                        result.doubled_ids.append(record.id)
-                out.write(raw)
-                spent += line_cost(raw)
-                if head[2]:
-                    result.ok += 1
-                else:
-                    result.errors += 1
-            out.flush()
-            os.fsync(out.fileno())
-        if result.foreign and not result.ok + result.errors:
-            raise UsageError(
-                f"no line of {', '.join(map(str, shards))} answers a record of {job.path}:"
-                " merge the shards with the job they were run on"
-            )
-        output.merged_into_place(tmp, job, spent, result.errors, complete=result.complete)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # unless it is in place already
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
+        with replacing(target) as new:
+            with new.tmp.open("wb") as out:
+                for record in job.records():
+                    result.records += 1
+                    value = where[record.line]
+                    raw = _read(handles, value) if value != NONE else None
+                    head = parse_head(raw) if raw is not None else None
+                    if head is None or head[0] != record.id:
+                        if head is not None:
+                            result.foreign += 1
+                        result.missing += 1
+                        if len(result.missing_ids) < SHOWN:
+                            result.missing_ids.append(record.id)
+                        continue
+                    if record.line in doubled_lines:
+                        result.doubled += 1
+                        if len(result.doubled_ids) < SHOWN:
+                            result.doubled_ids.append(record.id)
+                    out.write(raw)
+                    spent += line_cost(raw)
+                    if head[2]:
+                        result.ok += 1
+                    else:
+                        result.errors += 1
+                out.flush()
+                os.fsync(out.fileno())
+            if result.foreign and not result.ok + result.errors:
+                raise UsageError(
+                    f"no line of {', '.join(map(str, shards))} answers a record of {job.path}:"
+                    " merge the shards with the job they were run on"
+                )
+            # Put in place between the sidecar's two writes.
+            output.merged_into_place(new.tmp, job, spent, result.errors, complete=result.complete)
+            new.placed()
     finally:
         for handle in handles:
             handle.close()

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from ..errors import OutputError, UsageError
 from .compaction import rewrite_in_order, set_aside
-from .files import fsync_dir, tmp_of, written
+from .files import cannot_write, fsync_dir, replacing, stale_tmps
 from .index import LineIndex, Resumed
 from .job import PLAIN, JobFile, RecordRules
 from .lines import LINE_USAGE, output_lines, parse_head
@@ -156,7 +156,7 @@ class OutputFile:
         self._lock = take_lock(self.path)
         # Ours alone now: what a run killed mid-rewrite left behind goes (it
         # holds nothing the output and its sidecar do not, and may fill a disk).
-        for tmp in (tmp_of(self.path), tmp_of(self.meta_path)):
+        for tmp in (*stale_tmps(self.path), *stale_tmps(self.meta_path)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
@@ -204,10 +204,9 @@ class OutputFile:
                 "errors": errors,
                 "cost_usd": str(self.lines_cost),
             }
-        tmp = tmp_of(self.meta_path)
-        with written(self.meta_path, tmp):
-            tmp.write_text(json.dumps(meta, indent=2) + "\n")
-            os.replace(tmp, self.meta_path)
+        # Not fsync'ed on its own: the output's fsyncs and renames order it.
+        with replacing(self.meta_path, durable=False, cannot=cannot_write) as new:
+            new.tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
     def _resume(self, retry_failed: bool, job: JobFile) -> Resumed:
         meta, finished = self._check_fingerprint(job)
