@@ -148,6 +148,7 @@ async def run_job(
                     await live.buy(checked, tally, reporter, handle_signals, cap, cache)
             finally:
                 if cache is not None:
+                    tally.rejected = cache.rejected
                     cache.store.close()
         summary = Summary(tally, output.path, time.monotonic() - started)
         aborted = tally.aborted

@@ -49,6 +49,7 @@ class Tally:
     cached: int = 0
     saved: Decimal | None = None
     stored: int = 0
+    rejected: int = 0  # stored answers today's response model rejected: bought again
     # The provider's prompt cache: prompt tokens read from it and written to
     # it, and what it saved at ``price`` (reads' discount less writes' premium).
     price: Price | None = None
@@ -208,6 +209,7 @@ class Summary:
                 "answers": t.cached,
                 "saved_usd": usd(t.saved),
                 "stored": t.stored,
+                "rejected": t.rejected,
             },
             "prompt_cache": {
                 "read_tokens": t.prompt_read,
@@ -297,9 +299,14 @@ AGAIN = {
 
 def _cache_line(t: Tally) -> str:
     saved = f" ({dollars(t.saved)} saved)" if t.saved else ""
+    rejected = (
+        f"; {t.rejected:,} stored answers failed today's response model and were bought again"
+        if t.rejected
+        else ""
+    )
     return (
         f"{t.cached:,} answers served, not bought{saved}; {t.stored:,} new answers stored"
-        f" in {t.cache}"
+        f" in {t.cache}{rejected}"
     )
 
 

@@ -14,7 +14,14 @@ nothing else (not the output, the record's id, the shard):
     the task's version (its fingerprint: schema, prompt version, rubric)
     instructor's version (it spells the request from all of the above)
 
-Only a valid answer is stored; errors, refusals and truncations never are.
+    what the schema cannot show of the response model: its import path, and
+    a digest of the source of the modules it and its bases come from (a
+    validator added to a ``--schema module:Class`` changes no JSON schema)
+
+Only a valid answer is stored; errors, refusals and truncations never are,
+and a hit is an answer today: it is validated against today's response
+model, validators included, before it is served; one that fails is a miss,
+bought again, and counted (``rejected``, in the summary).
 A record that needed re-asks is stored as its final valid answer under the
 first request's key.  A line served from the cache says ``"cached": true``,
 costs 0, keeps the original's usage, and ``attempts`` is 0: nothing was sent.
@@ -24,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..cache.store import ResponseCache
 from ..config import RunConfig
@@ -70,32 +79,43 @@ class CachedAnswers:
             sort_keys=True,
         )
         self._schemas: dict[type[BaseModel], str] = {}
+        # Hits that today's response model rejected (bought again).
+        self.rejected = 0
 
     def key(self, record: Record) -> bytes:
+        return self._keyed(record)[0]
+
+    def _keyed(self, record: Record) -> tuple[bytes, type[BaseModel]]:
+        """The record's key, and the response model its answer must pass."""
         kwargs = instructor_kwargs(self.config, self.endpoint, self.task, record)
         model = kwargs.pop("response_model")
         kwargs.pop("max_retries", None)  # how many re-asks: not what the answer is
         schema = self._schemas.get(model)
         if schema is None:
-            schema = json.dumps(model.model_json_schema(), sort_keys=True)
+            schema = json.dumps(model.model_json_schema(), sort_keys=True) + model_identity(model)
             self._schemas[model] = schema
         body = json.dumps(kwargs, sort_keys=True, ensure_ascii=False, default=str)
         digest = hashlib.sha256(self._base.encode())
         digest.update(b"\0" + schema.encode() + b"\0" + body.encode())
         digest.update(b"\0" + str(record.sample).encode())
-        return digest.digest()
+        return digest.digest(), model
 
     def look_up(
         self, records: Sequence[Record], touch: bool = True
     ) -> tuple[list[tuple[Record, bytes]], list[tuple[Record, Outcome]]]:
         """(misses with their keys, hits as outcomes).  ``touch``: the hits
-        count as just used (the estimate only looks).  Blocking."""
-        keys = [self.key(record) for record in records]
-        found = self.store.get_many(keys, touch)
+        count as just used (the estimate only looks).  A stored answer that
+        today's response model rejects is a miss (counted in ``rejected``
+        when ``touch``).  Blocking."""
+        keyed = [self._keyed(record) for record in records]
+        found = self.store.get_many([key for key, _ in keyed], touch)
         misses, hits = [], []
-        for record, key in zip(records, keys, strict=True):
+        for record, (key, model) in zip(records, keyed, strict=True):
             value = found.get(key)
             outcome = None if value is None else self.outcome(value)
+            if outcome is not None and not _passes(model, outcome.response):
+                outcome = None
+                self.rejected += touch
             if outcome is None:
                 misses.append((record, key))
             else:
@@ -140,6 +160,39 @@ class CachedAnswers:
             if key is not None and outcome.ok and not outcome.cached
         ]
         return self.store.put_many(values)
+
+
+def _passes(model: type[BaseModel], response: Any) -> bool:
+    """Whether a stored answer is valid today: read back as the provider's
+    JSON would be, strictly, with the model's validators."""
+    try:
+        model.model_validate_json(json.dumps(response), strict=True)
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
+def model_identity(model: type[BaseModel]) -> str:
+    """What a response model's JSON schema does not show: its import path,
+    and a digest of the source files of the modules it and its bases are
+    defined in (rolebatch's and pydantic's own excepted: the task's
+    fingerprint and instructor's version speak for those).  A model built
+    at run time from a JSON schema, or one of rolebatch's own, has nothing
+    to add (""): keys made before this was keyed stay valid for them."""
+    parts = []
+    for cls in model.__mro__:
+        module = sys.modules.get(cls.__module__)
+        top = cls.__module__.split(".")[0]
+        path = getattr(module, "__file__", None)
+        if top in ("rolebatch", "pydantic", "builtins", "instructor") or not path:
+            continue
+        try:
+            parts.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+        except OSError:
+            parts.append(f"unreadable {path}")
+    if not parts:
+        return ""
+    return "\0".join([f"\0{model.__module__}:{model.__qualname__}", *dict.fromkeys(parts)])
 
 
 def _value(outcome: Outcome, model: str) -> dict[str, Any]:
