@@ -186,7 +186,7 @@ def test_garbage_over_the_cache_files_gives_a_working_run(rolebatch, fake, tmp_p
     assert len(fake.requests) == 4  # a miss, not a crash
     assert run.err.count("is damaged") == 2  # the warning, and the summary's note of it
     assert "Traceback" not in run.err
-    assert (Path(CACHE) / (FILE + ".damaged")).exists()
+    assert len(list(Path(CACHE).glob(FILE + ".damaged-*"))) == 1  # set aside, with its WAL
     fake.reset()
     assert rolebatch(*cached(str(job), "-o", "c.jsonl")).code == 0
     assert fake.requests == []  # the new cache works
