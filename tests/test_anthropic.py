@@ -140,7 +140,9 @@ def test_anthropic_headers_set_the_pace_with_no_limit_given(claude, fake, tmp_pa
     result = claude(str(job), "-o", "o.jsonl", "--concurrency", "16")
     assert result.code == 0, result.err
     assert fake.state.quota.accepted == 30
-    assert fake.state.quota.rejected <= 1
+    # Paced by the headers (unpaced, 16 at once into 10 a second draw six or
+    # more at the start); how few is timing, the bench's figure.
+    assert fake.state.quota.rejected <= 3
 
 
 def test_input_token_limit_from_headers_is_kept_apart_from_output(claude, fake, tmp_path):
@@ -154,7 +156,7 @@ def test_input_token_limit_from_headers_is_kept_apart_from_output(claude, fake, 
     assert result.code == 0, result.err
     stats = fake.state.quota.stats()
     assert stats["accepted"] == 60
-    assert fake.state.quota.rejected <= 1
+    assert fake.state.quota.rejected <= 3  # unpaced: dozens
     sent_input = sum(r.usage["input_tokens"] for r in fake.requests if r.usage)
     # Paced, not all at once: what is beyond the one-second burst takes time.
     assert stats["span_s"] >= 0.8 * (sent_input - 1500) / 1500
@@ -172,7 +174,7 @@ def test_itpm_and_otpm_given_on_the_command_line_pace_a_server_without_headers(
     )
     assert result.code == 0, result.err
     assert fake.state.quota.accepted == 40
-    assert fake.state.quota.rejected <= 1
+    assert fake.state.quota.rejected <= 3  # unpaced: dozens
     sent_output = sum(r.usage["output_tokens"] for r in fake.requests if r.usage)
     assert fake.state.quota.stats()["span_s"] >= 0.8 * (sent_output - 150) / 150
 

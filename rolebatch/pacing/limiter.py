@@ -287,6 +287,8 @@ class Limiter:
                     self._changed = anyio.Event()
                 await self.clock.sleep(wait, self._changed)
             marks = {name: b.take(current.of(name), now) for name, b in self.budgets.items()}
+            if self.shared is not None and not self.shared.up:
+                self.shared.spent_away(current)  # charged to the shared budgets on return
             self.in_flight += 1
             return Permit(current, marks, now, self.cuts)
 

@@ -20,8 +20,13 @@ in one Redis hash and changes only inside one Lua script, so that
 Keys share one hash tag (``rolebatch:{quota:<digest>}:...``), so a Redis
 Cluster keeps them on one node.  If Redis goes away mid-run, ``take``
 returns None: the caller falls back to a local budget of the limit divided by
-the number of processes last seen, and ``take`` tries Redis again every few
-seconds, rejoining when it is back.  No record fails because Redis failed.
+the number of processes alive when it was last heard (each says so every
+second, and is forgotten three seconds after its last word; no fewer than a
+shard's N until the store has been heard that long), and ``take`` tries
+Redis again every few seconds, rejoining when it is back: what it sent on
+its local share in the last second is charged to the shared budgets as it
+rejoins, so the server's window is not spent twice.  No record fails
+because Redis failed.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ from ..errors import UsageError
 from .headers import BUDGETS
 
 SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "rediss"}
-# A process that has not taken for this long is not counted among the sharers.
-SEEN_RECENTLY = 30.0
+# A process not heard from for this long is not counted among the sharers;
+# each says it is alive (``heartbeat``) every BEAT seconds while it runs, so
+# that a shard killed is no longer counted seconds later.
+SEEN_RECENTLY = 3.0
+BEAT = 1.0
 # While Redis is away, try it again this often.
 RETRY_DOWN = 5.0
 BURST_SECONDS = 1.0
@@ -143,6 +151,18 @@ return {granted, tostring(wait), nprocs, held}
 """
 
 
+# KEYS[1]: the processes seen; ARGV: this process, seconds a process counts
+# as seen.  Returns how many are seen now.
+BEAT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
 def normalize_url(url: str) -> str:
     """redis://, rediss://, valkey:// and valkeys:// URLs, as redis-py takes them."""
     parts = urlsplit(url)
@@ -203,12 +223,19 @@ def _clean(exc: BaseException, url: str) -> str:
 class SharedQuota:
     """This process's side of a shared quota."""
 
-    def __init__(self, url: str, name: str):
+    def __init__(self, url: str, name: str, expected: int = 1):
         self.url = url
         self.name = name
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.up = True
-        self.processes = 1  # sharers seen at the last take
+        self.seen = 1  # sharers the store counted at the last word from it
+        # How many are expected to share (a shard's N); until the store has
+        # been heard for as long as a sharer takes to be counted, the share
+        # is never larger than 1/expected: a shard that started just before
+        # the store went away has not seen the others start.
+        self.expected = max(1, expected)
+        self._heard_since: float | None = None
+        self._away: list[tuple[float, dict[str, float]]] = []  # (when, cost) sent while away
         self._state, self._procs = keys(name)
         self._give = dict.fromkeys(BUDGETS, 0.0)
         self._hold = 0.0
@@ -218,6 +245,16 @@ class SharedQuota:
         self._client: Any = None
         self._script: Any = None
 
+    @property
+    def processes(self) -> int:
+        """How many share the quota, for the local share while it is away:
+        those the store counted alive at its last word, and no fewer than
+        expected until it had been heard for SEEN_RECENTLY."""
+        settled = (
+            self._heard_since is not None and time.monotonic() - self._heard_since >= SEEN_RECENTLY
+        )
+        return self.seen if settled else max(self.seen, self.expected)
+
     async def open(self) -> None:
         import redis.asyncio as aioredis
 
@@ -225,7 +262,38 @@ class SharedQuota:
             normalize_url(self.url), socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
         )
         self._script = self._client.register_script(SCRIPT)
+        self._beat = self._client.register_script(BEAT_SCRIPT)
         await self._client.hset(self._state, "name", self.name)
+
+    async def heartbeat(self) -> None:
+        """Until cancelled: say this process is alive every BEAT seconds, so
+        that the others count it while it waits, and stop counting it soon
+        after it dies."""
+        import anyio
+
+        while True:
+            await anyio.sleep(BEAT)
+            if not self.up or self._client is None:
+                continue
+            try:
+                seen = await self._beat(keys=[self._procs], args=[self.id, SEEN_RECENTLY])
+            except Exception as exc:  # away: the next take says so and paces locally
+                self._down(exc)
+                continue
+            self._heard(int(seen))
+
+    def spent_away(self, cost: Any) -> None:
+        """A request sent on the local share while the store is away: told
+        to the store when it is back, so that the window it went into is not
+        spent twice."""
+        now = time.monotonic()
+        self._away = [(at, c) for at, c in self._away if now - at <= BURST_SECONDS]
+        self._away.append((now, {name: cost.of(name) for name in BUDGETS}))
+
+    def _heard(self, seen: int) -> None:
+        self.seen = max(1, seen)
+        if self._heard_since is None:
+            self._heard_since = time.monotonic()
 
     async def take(
         self, rates: dict[str, float], cost: Any, tops: dict[str, float] | None = None
@@ -253,9 +321,14 @@ class SharedQuota:
     ) -> float | None:
         hold = max(0.0, self._hold - (time.monotonic() - self._hold_at))
         args: list[Any] = [self.id, hold, int(take), SEEN_RECENTLY, BURST_SECONDS]
+        # Back from away: what went out on the local share within the last
+        # burst is in the server's window already; charged as debt.
+        now = time.monotonic()
+        away = [c for at, c in self._away if now - at <= BURST_SECONDS] if not self.up else []
         for name in BUDGETS:
             spend = cost.of(name) if cost is not None else 0.0
-            args += [rates.get(name, 0.0), spend, self._give[name], tops.get(name, -1)]
+            give = self._give[name] - sum(c[name] for c in away)
+            args += [rates.get(name, 0.0), spend, give, tops.get(name, -1)]
         try:
             granted, wait, processes, held = await self._script(
                 keys=[self._state, self._procs], args=args
@@ -264,8 +337,9 @@ class SharedQuota:
             self._down(exc)
             return None
         self._give = dict.fromkeys(BUDGETS, 0.0)  # settled
+        self._away = []
         self._hold = 0.0
-        self.processes = max(1, int(processes))
+        self._heard(int(processes))
         if not self.up:
             self.up = True
             _say(f"shared quota {redact_url(self.url)} is back: pacing with the others again")

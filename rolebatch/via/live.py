@@ -92,8 +92,9 @@ def limiter_for(
     )
 
 
-async def open_quota(paced: Paced, endpoint: Any) -> SharedQuota | None:
-    """The shared quota of --quota, opened; None without one."""
+async def open_quota(paced: Paced, endpoint: Any, expected: int = 1) -> SharedQuota | None:
+    """The shared quota of --quota, opened; None without one.  ``expected``:
+    how many processes are meant to share it (a shard's N)."""
     if not paced.quota:
         return None
     if sniffio.current_async_library() != "asyncio":
@@ -102,7 +103,7 @@ async def open_quota(paced: Paced, endpoint: Any) -> SharedQuota | None:
             " --backend asyncio, or without --quota"
         )
     name = quota_name(endpoint.provider.name, endpoint.base_url, endpoint.model, paced.quota_key)
-    shared = SharedQuota(paced.quota, name)
+    shared = SharedQuota(paced.quota, name, expected)
     try:
         await shared.open()
     except Exception as exc:
@@ -124,7 +125,8 @@ async def open_client(checked: Plan, cap: SpendCap | None = None) -> AsyncIterat
     """The run's client at the live price, at its pace (with --quota, the
     budgets every process shares), closed however the run ends."""
     config, endpoint = checked.config, checked.endpoint
-    shared = await open_quota(config.paced, endpoint)
+    shard = config.written.shard
+    shared = await open_quota(config.paced, endpoint, shard.count if shard else 1)
     try:
         transport = await open_transport(endpoint, config.bought.timeout, config.paced.concurrency)
         limiter = limiter_for(config.paced, shared, endpoint, transport.max_concurrency)
@@ -183,10 +185,14 @@ async def buy(
 async def _flow(
     run: _Run, job: JobFile, reporter: Reporter, handle_signals: bool, grace: float
 ) -> None:
-    """Reader → workers → writer, with the ticker and the signal watcher beside."""
+    """Reader → workers → writer, with the ticker, the signal watcher and the
+    shared quota's heartbeat beside."""
     concurrency = run.client.concurrency
     async with anyio.create_task_group() as outer:
         outer.start_soon(_report, reporter, run.tally)
+        shared = run.client.limiter.shared
+        if shared is not None:  # alive, said every second while the run goes on
+            outer.start_soon(shared.heartbeat)
         if handle_signals:
             outer.start_soon(signals.watch, *_stop_on_signals(run, grace, reporter))
         # Lines travel in lists: a worker's one, or a read chunk's cache hits.
