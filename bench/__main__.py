@@ -671,10 +671,14 @@ def bench_outage(tmp: Path) -> None:
     after = [ok for at, _, ok in log if back <= at < back + 5]
     share = sum(during) / ((back - down - 1) * per_second)
     refused = sum(1 for ok in after if not ok)
+    last = max(at for at, _, _ in log)
+    rejoined = sum(ok for at, _, ok in log if back + 1 <= at < min(last, back + 5))
+    rejoined_share = rejoined / (max(0.1, min(last, back + 5) - back - 1) * per_second)
     print(
         f"outage: 2 shards left of 3, store away {back - down:.1f} s: {share:.2f} of the limit"
         f" used while it was away (target 0.9-1.0); after it came back, {refused} of"
-        f" {len(after)} requests refused (429) in 5 s; run from start {time.time() - started:.0f} s"
+        f" {len(after)} requests refused (429) in 5 s, {rejoined_share:.2f} of the limit used"
+        f" from 1 s after its return; run from start {time.time() - started:.0f} s"
     )
 
 

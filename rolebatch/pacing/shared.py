@@ -20,8 +20,8 @@ in one Redis hash and changes only inside one Lua script, so that
 Keys share one hash tag (``rolebatch:{quota:<digest>}:...``), so a Redis
 Cluster keeps them on one node.  If Redis goes away mid-run, ``take``
 returns None: the caller falls back to a local budget of the limit divided by
-the number of processes alive when it was last heard (each says so every
-second, and is forgotten three seconds after its last word; no fewer than a
+the number of processes alive when it was last heard (each says so every half
+second, and is forgotten 1.5 s after its last word; no fewer than a
 shard's N until the store has been heard that long), and ``take`` tries
 Redis again every few seconds, rejoining when it is back: what it sent on
 its local share in the last second is charged to the shared budgets as it
@@ -48,8 +48,8 @@ SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "
 # A process not heard from for this long is not counted among the sharers;
 # each says it is alive (``heartbeat``) every BEAT seconds while it runs, so
 # that a shard killed is no longer counted seconds later.
-SEEN_RECENTLY = 3.0
-BEAT = 1.0
+SEEN_RECENTLY = 1.5
+BEAT = 0.5
 # While Redis is away, try it again this often.
 RETRY_DOWN = 5.0
 BURST_SECONDS = 1.0
