@@ -330,10 +330,17 @@ class ResponseCache:
         if db is None:  # at close: a transaction of its own
             self._write(lambda db: None)
             return
-        db.executemany(
-            "UPDATE answers SET used = max(used, ?) WHERE key = ?",
-            [(used, key) for key, used in self._touched.items()],
-        )
+        by_time: dict[float, list[bytes]] = {}
+        for key, used in self._touched.items():
+            by_time.setdefault(used, []).append(key)
+        for used, keys in by_time.items():  # a lookup's hits share one time
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE answers SET used = max(used, ?) WHERE key IN ({marks})",
+                    [used, *chunk],
+                )
         self._touched.clear()
 
     def _bytes(self, db: sqlite3.Connection) -> int:

@@ -163,10 +163,11 @@ class CachedAnswers:
 
 
 def _passes(model: type[BaseModel], response: Any) -> bool:
-    """Whether a stored answer is valid today: read back as the provider's
-    JSON would be, strictly, with the model's validators."""
+    """Whether a stored answer is valid today: the model's fields and
+    validators, on the answer as it was stored (JSON's types: a date as its
+    text, an enum as its value, which pydantic takes back as they were)."""
     try:
-        model.model_validate_json(json.dumps(response), strict=True)
+        model.model_validate(response)
     except (ValidationError, ValueError, TypeError):
         return False
     return True
