@@ -69,7 +69,7 @@ CHUNK = 500
 # record's header, ``used``, the key's index entry and the ``used`` index's.
 ROW_BYTES = 80
 # Served answers remembered before they are written even without a store.
-MOST_TOUCHED = 20_000
+MOST_TOUCHED = 5_000
 # Past the size limit, answers are deleted until they are under this share of it.
 EVICT_TO = 0.92
 # Rebuilt compact when the pages in use exceed the answers by this much.
