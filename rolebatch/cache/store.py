@@ -24,9 +24,8 @@ committed answer survives the process being killed (WAL with
 a lost answer is bought again, never wrong).
 
 Nothing the cache does stops a run.  Damage is looked for when the database
-is opened (SQLite's ``quick_check``, every page: for 1 GiB here 0.6-1.1 s warm,
-11 s cold),
-before anything is written to it.  A damaged file costs only what it broke:
+is opened (SQLite's ``quick_check``, every page: for 1 GiB here 0.6-1.1 s
+warm, 11 s cold), before anything is written to it.  A damaged file costs only what it broke:
 it is set aside with its WAL (``responses.sqlite.damaged-TIME``, never over
 an earlier one, renamed rather than unlinked, since another process may
 still hold it) and every answer that can still be read is carried into a
