@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "local/gemma-3-270m"
 # How answers are bought, and where a batch run's re-asks go.
 Via = Literal["live", "batch"]
+# How a record's sampling seed is made: from what is asked (its messages and
+# sample number), or, for an output begun by an earlier rolebatch, from its id.
+Seeds = Literal["content", "id"]
 Reask = Literal["batch", "live"]
 
 
@@ -57,6 +60,9 @@ class Asked:
     # ``samples`` times (records.roles).
     roles: Path | None = None
     samples: int = 1
+    # Not an option: an output begun under the id rule keeps it (plan reads
+    # its sidecar), every other is seeded by content.
+    seeds: Seeds = "content"
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,7 @@ def fingerprint(config: RunConfig, endpoint: Endpoint, task: Task) -> dict[str, 
         "mode": endpoint.mode,
         **task.fingerprint(),
         "layout": config.asked.layout,
+        **({"seeds": config.asked.seeds} if endpoint.provider.seed else {}),
         "max_tokens": config.asked.max_tokens,
         "temperature": config.asked.temperature,
     }

@@ -16,6 +16,7 @@ from .providers.registry import Endpoint, resolve
 from .records.job import JobFile, open_job
 from .records.output import OutputFile
 from .records.roles import load_sweep, samples_only
+from .records.sidecar import read_sidecar, seeds_of
 from .tasks import open_task
 from .tasks.task import Task
 
@@ -81,6 +82,12 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
     for named, other in (("job", config.job), ("roles file", config.asked.roles)):
         if other is not None and path.resolve() == Path(other).resolve():
             raise UsageError(f"{path}: the output cannot be the {named}")
+    if endpoint.provider.seed and not config.written.fresh and path.is_file():
+        # An output begun under the id rule goes on under it: never two
+        # rules in one output (--fresh, or another -o, starts the content rule).
+        meta = read_sidecar(path)
+        if meta is not None and seeds_of(meta) == "id":
+            config = config.asking(seeds="id")
     output = OutputFile(path, fingerprint(config, endpoint, task))
     sweep = None
     if config.asked.roles is not None:

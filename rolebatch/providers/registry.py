@@ -70,7 +70,7 @@ class Provider:
     # mark ends the prefix to keep); None: not known, nothing is added.
     prompt_cache: str | None = None
     # It takes a ``seed`` parameter, and samples the same answer for the same
-    # request and seed as best it can (``via.request.record_seed``).
+    # request and seed as best it can (``via.request.seed_of``).
     seed: bool = False
 
     @property

@@ -14,10 +14,22 @@ from typing import Any
 from ..errors import UsageError
 from .roles import Sweep
 
-# The sidecar's format: 2 added the sweep's roles and the "sampled" key.
-SIDECAR_FORMAT = 2
+# The sidecar's format: 2 added the sweep's roles and the "sampled" key; 3
+# the "seeds" rule (an older output's seeds came from record ids).
+SIDECAR_FORMAT = 3
 # Fingerprint keys an older sidecar may lack without having been different.
-ADDED_IN = {"sampled": 2}
+ADDED_IN = {"sampled": 2, "seeds": 3}
+
+
+def seeds_of(meta: dict[str, Any]) -> str | None:
+    """The seed rule an output's lines were sampled under: its sidecar's, or
+    "id" for one written before seeds were said (None: not a seeded provider's)."""
+    said = meta["config"].get("seeds")
+    if said is not None:
+        return str(said)
+    return "id" if meta.get("rolebatch", 1) < ADDED_IN["seeds"] else None
+
+
 # Fingerprint keys an older sidecar may have that no longer tell runs apart:
 # the job's path (a job is known by its records: the ids and the digest of
 # their lines, checked on every resume and merge, wherever the checkout is).

@@ -16,13 +16,14 @@ enough to be cached (``min_cacheable``) ends a text block of its own with
 one, the text after it in another, so the model reads the same text.
 
 Where the provider takes a ``seed`` (``Provider.seed``), every request of a
-record carries the same one, derived from its id and sample (``record_seed``),
-and its line says it."""
+record carries the same one, derived from what is asked and its sample
+(``seed_of``), and its line says it."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from typing import Any
 
 from ..config import RunConfig
@@ -40,7 +41,7 @@ def instructor_kwargs(
     """What instructor's ``create`` is called with for ``record``: from it,
     instructor builds the request the endpoint receives."""
     provider = endpoint.provider
-    messages = task.messages(record, config.asked.layout)
+    messages = asked = task.messages(record, config.asked.layout)
     if provider.system_as_user and not any(m["role"] == "user" for m in messages):
         messages = [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
     model = task.response_model(record)
@@ -57,7 +58,7 @@ def instructor_kwargs(
         schema = model.model_json_schema()
         kwargs["extra_body"] = {"response_format": {"type": "json_object", "schema": schema}}
     if provider.seed:
-        kwargs["seed"] = record_seed(record)
+        kwargs["seed"] = seed_of(config, task, record, asked)
     if provider.prompt_cache == "key":
         kwargs["prompt_cache_key"] = prompt_cache_key(task.name, config.asked.layout, record.role)
     elif provider.prompt_cache == "breakpoint" and record.role:
@@ -139,13 +140,25 @@ def line_fields(
     if config.asked.layout == "personas":
         fields["condition"] = "personas"
     if endpoint.provider.seed:
-        fields["seed"] = record_seed(record)
+        fields["seed"] = seed_of(config, task, record)
     return fields
 
 
-def record_seed(record: Record) -> int:
-    """The sampling seed of a record: from its id and sample number, so that
-    its answer does not depend on when, or beside which others, it is asked
-    (an interrupted run resumed answers as an uninterrupted one)."""
-    digest = hashlib.sha256(f"{record.id}\0{record.sample}".encode()).digest()
+def seed_of(
+    config: RunConfig, task: Task, record: Record, messages: list[dict[str, Any]] | None = None
+) -> int:
+    """The sampling seed of a record, so that its answer does not depend on
+    when, or beside which others, it is asked (an interrupted run resumed
+    answers as an uninterrupted one): from what is asked, its ``messages``
+    and sample number, so that inserting a line, reordering the job or
+    renaming ids changes no answer (and hits the cache); or, for an output
+    begun by an earlier rolebatch (``config.asked.seeds`` "id"), from its id
+    and sample, as its lines were."""
+    if config.asked.seeds == "id":
+        text = f"{record.id}\0{record.sample}"
+    else:
+        asked = messages if messages is not None else task.messages(record, config.asked.layout)
+        said = json.dumps(asked, sort_keys=True, ensure_ascii=False, default=str)
+        text = f"{said}\0{record.sample}"
+    digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
