@@ -92,6 +92,11 @@ def footnotes(scores: dict[str, Any]) -> list[str]:
             "detectable: the smallest difference these pairs find 80 % of the time at"
             f" Holm's first step (two-sided alpha 0.05 / {family} comparison"
             f"{'s' if family != 1 else ''})"
+            + (
+                "; - where none the score's scale allows would be, or no spread says"
+                if any(c["mde"] is None for c in comparisons)
+                else ""
+            )
         )
     for c in comparisons:
         if c.get("edge"):
