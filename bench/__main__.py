@@ -561,6 +561,23 @@ def bench_resume(tmp: Path) -> None:
         _resume_paths(tmp, n)
 
 
+def _shard(
+    job: Path, out: Path, url: str, k: int, n: int, quota: str, env: dict[str, str]
+) -> subprocess.Popen:
+    """One ``rolebatch run --shard K/N --quota`` process, started fresh."""
+    args = ["run", str(job), "-o", str(out), "--fresh", "--model", "openai/gpt-4o"]
+    args += ["--base-url", url, "--concurrency", "64", "--progress", "none"]
+    args += ["--shard", f"{k}/{n}", "--quota", quota]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rolebatch", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _shards_against_quota(
     tmp: Path, job: Path, shards: int, port: int, *limits: str
 ) -> tuple[float, dict[str, float]]:
@@ -573,22 +590,10 @@ def _shards_against_quota(
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT)}
     with fake_server(0.05, port, *limits) as url, ValkeyServer() as valkey:
         started = time.perf_counter()
-        procs = []
-        for k in range(shards):
-            args = ["run", str(job), "-o", str(tmp / f"s{k}.jsonl"), "--fresh"]
-            args += ["--model", "openai/gpt-4o", "--base-url", url, "--concurrency", "64"]
-            args += ["--progress", "none", "--shard", f"{k}/{shards}"]
-            args += ["--quota", valkey.connection_url]
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "rolebatch", *args],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
+        procs = [
+            _shard(job, tmp / f"s{k}.jsonl", url, k, shards, valkey.connection_url, env)
+            for k in range(shards)
+        ]
         for proc in procs:
             _, err = proc.communicate()
             assert proc.returncode == 0, err
@@ -632,21 +637,9 @@ def bench_outage(tmp: Path) -> None:
         store = ValkeyServer()
         store.start()
         store_port = store.port
-        procs = []
-        for k in range(3):
-            args = ["run", str(job), "-o", str(tmp / f"o{k}.jsonl"), "--fresh"]
-            args += ["--model", "openai/gpt-4o", "--base-url", url, "--concurrency", "64"]
-            args += ["--progress", "none", "--shard", f"{k}/3", "--quota", store.connection_url]
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "rolebatch", *args],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
+        procs = [
+            _shard(job, tmp / f"o{k}.jsonl", url, k, 3, store.connection_url, env) for k in range(3)
+        ]
         started = time.time()
         time.sleep(4)
         procs[2].kill()
