@@ -243,3 +243,17 @@ def test_the_count_of_bytes_is_the_answers_own(tmp_path):
     store = ResponseCache(tmp_path, 1 << 30, lambda text: None).open()
     assert store.salvaged and store.size() == counted(store)
     store.close()
+
+
+def test_the_count_is_in_bytes_not_characters(tmp_path):
+    """Answers are stored as UTF-8: a poem in Greek counts its bytes, stored,
+    replaced and deleted alike (SQL's length() of text counts characters)."""
+    greek = {"response": {"poem": "καφές " * 40}}
+    store = ResponseCache(tmp_path, 1 << 30, print).open()
+    store.put_many([(key(i), greek) for i in range(10)])
+    each = 32 + len(json.dumps(greek, ensure_ascii=False).encode()) + ROW_BYTES
+    assert store.size() == 10 * each
+    store.put_many([(key(i), answer(i)) for i in range(5)])  # five replaced
+    plain = sum(32 + len(json.dumps(answer(i)).encode()) + ROW_BYTES for i in range(5))
+    assert store.size() == 5 * each + plain
+    store.close()

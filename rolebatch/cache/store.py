@@ -68,6 +68,9 @@ CHUNK = 500
 # What SQLite keeps for a row beside its key and value: the rowid, the
 # record's header, ``used``, the key's index entry and the ``used`` index's.
 ROW_BYTES = 80
+# A row's bytes as the limit counts them, in SQL (a value's bytes, not its
+# characters: answers are stored as UTF-8 text).
+ROW_SIZE = f"length(key) + length(CAST(value AS BLOB)) + {ROW_BYTES}"
 # Served answers remembered before they are written even without a store.
 MOST_TOUCHED = 5_000
 # Past the size limit, answers are deleted until they are under this share of it.
@@ -242,20 +245,19 @@ class ResponseCache:
         rows = [(key, json.dumps(value, ensure_ascii=False), now) for key, value in items]
 
         def insert(db: sqlite3.Connection) -> None:
-            self._bytes(db)  # counted before this write, where no count was kept
+            before = self._bytes(db)
             keys = [key for key, _, _ in rows]
             replaced = 0
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
                 marks = ",".join("?" * len(chunk))
                 replaced += db.execute(
-                    f"SELECT coalesce(sum(length(key) + length(value) + {ROW_BYTES}), 0)"
-                    f" FROM answers WHERE key IN ({marks})",
+                    f"SELECT coalesce(sum({ROW_SIZE}), 0) FROM answers WHERE key IN ({marks})",
                     chunk,
                 ).fetchone()[0]
             db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", rows)
             added = sum(len(key) + len(value.encode()) + ROW_BYTES for key, value, _ in rows)
-            self._add_bytes(db, added - replaced)
+            _set_bytes(db, before + added - replaced)
 
         with self._write_lock:
             if not self._write(insert):
@@ -349,15 +351,9 @@ class ResponseCache:
         row = db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()
         if row is not None:
             return int(row[0])
-        counted = db.execute(
-            f"SELECT coalesce(sum(length(key) + length(value) + {ROW_BYTES}), 0) FROM answers"
-        ).fetchone()[0]
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('bytes', ?)", (str(counted),))
+        counted = db.execute(f"SELECT coalesce(sum({ROW_SIZE}), 0) FROM answers").fetchone()[0]
+        _set_bytes(db, counted)
         return int(counted)
-
-    def _add_bytes(self, db: sqlite3.Connection, change: int) -> None:
-        total = self._bytes(db) + change
-        db.execute("UPDATE meta SET value = ? WHERE name = 'bytes'", (str(max(0, total)),))
 
     def _evict(self) -> None:
         """Over the size limit: delete the least recently used answers until
@@ -377,13 +373,13 @@ class ResponseCache:
                 gone = db.execute(
                     "DELETE FROM answers WHERE key IN"
                     " (SELECT key FROM answers ORDER BY used LIMIT ?)"
-                    f" RETURNING length(key) + length(value) + {ROW_BYTES}",
+                    f" RETURNING {ROW_SIZE}",
                     (n,),
                 ).fetchall()
                 if not gone:
                     break
                 total -= sum(size for (size,) in gone)
-            db.execute("UPDATE meta SET value = ? WHERE name = 'bytes'", (str(max(0, total)),))
+            _set_bytes(db, total)
 
         if self._write(delete) and _in_use(db) > LOOSE * self.max_size:
             db.execute("VACUUM")
@@ -417,8 +413,7 @@ class ResponseCache:
 
             def carry(db: sqlite3.Connection) -> None:
                 nonlocal carried
-                self._bytes(db)  # the new database's count, begun
-                size = 0
+                size = self._bytes(db)  # the new database's count, begun
                 for low in range(1, top + 1, SALVAGE_STEP):
                     found = [
                         (bytes(key), value, float(used))
@@ -428,7 +423,7 @@ class ResponseCache:
                     db.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?)", found)
                     carried += len(found)
                     size += sum(len(k) + len(v.encode()) + ROW_BYTES for k, v, _ in found)
-                self._add_bytes(db, size)
+                _set_bytes(db, size)
 
             self._write(carry)
         finally:
@@ -482,6 +477,11 @@ class ResponseCache:
         if kind not in self._warned:
             self._warned.add(kind)
             self._warn(text)
+
+
+def _set_bytes(db: sqlite3.Connection, total: int) -> None:
+    """The answers' bytes, as meta keeps them (``ResponseCache._bytes``)."""
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('bytes', ?)", (str(max(0, total)),))
 
 
 def _in_use(db: sqlite3.Connection) -> int:
