@@ -38,6 +38,7 @@ from ..errors import UsageError
 from ..exits import Exit
 from . import stats
 from .numbers import number, p_value
+from .pairwise import RELIABLE
 
 GATE_ALPHA = stats.ALPHA
 # What a failing paired comparison shows of itself.
@@ -188,7 +189,7 @@ def _candidates(
             {
                 "key": r["key"],
                 "why": f"the judge is unreliable: its two orders agreed on {consistency:.3f} of"
-                f" pairs (under {0.6:g}), so its verdicts follow the order, not the answers",
+                f" pairs (under {RELIABLE:g}), so its verdicts follow the order, not the answers",
             }
             for r in heads
         ]
