@@ -197,6 +197,21 @@ def _candidates(
     return paired, heads, undecided
 
 
+def _testable(
+    paired: list[dict[str, Any]], heads: list[dict[str, Any]], undecided: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], bool]]:
+    """(comparison, is a head-to-head) of those with a test; the others go
+    to ``undecided`` with why."""
+    found = []
+    for c, head in [*((c, False) for c in paired), *((r, True) for r in heads)]:
+        why = _too_few(c, head)
+        if why is None:
+            found.append((c, head))
+        else:
+            undecided.append({"key": c["key"], "why": why})
+    return found
+
+
 def _too_few(c: dict[str, Any], head: bool) -> str | None:
     """Why a comparison has no test (None: it has one)."""
     if head and c["p"] is None:
@@ -222,13 +237,7 @@ def _fail_if_worse(
     scores: dict[str, Any] | None, pairwise: dict[str, Any] | None
 ) -> dict[str, Any]:
     paired, heads, undecided = _candidates(scores, pairwise)
-    members = []
-    for c, head in [*((c, False) for c in paired), *((r, True) for r in heads)]:
-        why = _too_few(c, head)
-        if why is None:
-            members.append((c, head))
-        else:
-            undecided.append({"key": c["key"], "why": why})
+    members = _testable(paired, heads, undecided)
     adjusted = stats.holm([c["p"] for c, _ in members])
     failing, ruled = [], []
     m = len(members)
@@ -271,11 +280,7 @@ def _noninferiority(
         scores, pairwise, with_scores=margin is not None, with_heads=win_margin is not None
     )
     members = []
-    for c, head in [*((c, False) for c in paired), *((r, True) for r in heads)]:
-        why = _too_few(c, head)
-        if why is not None:
-            undecided.append({"key": c["key"], "why": why})
-            continue
+    for c, head in _testable(paired, heads, undecided):
         if head:
             assert win_margin is not None
             decided = c["wins"] + c["losses"]
