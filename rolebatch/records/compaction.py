@@ -10,7 +10,6 @@ the answer of a record no longer in the job) is first appended to the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -71,8 +70,6 @@ def rewrite_in_order(
                 target.write(with_line(raw, line))
             if stop is not None:
                 stop()
-            target.flush()
-            os.fsync(target.fileno())
         if stop is not None:
             stop()
-        before_rename(kept)
+        before_rename(kept)  # then ``replacing`` fsyncs the new file and renames it
