@@ -47,7 +47,7 @@ def status_of(code: int, error: BaseException | None = None) -> str:
 
 def headline(code: int, message: str) -> str:
     """The message line on stderr: ``rolebatch: stopped: ...``."""
-    word = {Exit.STOPPED: "stopped", Exit.PENDING: "pending", Exit.BUG: "bug"}.get(code, "error")
+    word = Exit(code).word if code in (Exit.STOPPED, Exit.PENDING, Exit.BUG) else "error"
     return f"rolebatch: {word}: {message}"
 
 
