@@ -8,6 +8,7 @@ The package, from the top down (a module imports only from below it):
     cli         the ``rolebatch`` command: commands gathered, errors to exit codes
     __main__    ``python -m rolebatch``
     commands/   one module per command
+    search/     which role helps: a race of runs, confirmed on held-out questions
     evaluate/   does the role help: scorers, statistics, the report's study
     pipeline    the flow of a run: plan, open, buy, finish, report
     forecast    what a run would cost and take (``rolebatch estimate``)

@@ -25,6 +25,7 @@ from .commands.outcome import headline
 from .commands.panel import panel
 from .commands.report import report
 from .commands.run import run
+from .commands.search import search
 from .errors import RolebatchError
 from .exits import Exit
 from .quirks.glibc import fix_mmap_threshold
@@ -45,6 +46,7 @@ cli.add_command(report)
 cli.add_command(judge)
 cli.add_command(panel)
 cli.add_command(models)
+cli.add_command(search)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ LAYERS = [
     {"via", "forecast"},
     {"pipeline"},
     {"evaluate"},  # the wing above the pipeline: scores, statistics, judges
+    {"search"},  # choosing a role: races of runs, judged by evaluate's statistics
     {"commands"},
     {"cli", "__main__", ""},  # "": the package's own __init__
 ]

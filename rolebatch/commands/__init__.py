@@ -9,6 +9,7 @@ gathers them; ``outcome`` ends every command that runs a run.
     judge     rolebatch judge: an earlier run's answers graded by a judge model
     panel     rolebatch panel: a synthesizer answering from every role's answer
     models    rolebatch models: a provider's models and their shutdown dates
+    search    rolebatch search: which role, if any, helps on questions it never saw
     options   the options run and estimate share
     outcome   how a run ends: exit code, message, --summary-json, in one place
     derived   what judge and panel share: the earlier run's config and model

@@ -7,6 +7,7 @@ the requests seen, and the lock around them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -64,6 +65,28 @@ class Recorded:
         return messages_text(self.body)
 
 
+@dataclass(frozen=True)
+class World:
+    """Planted accuracy per role, for multiple-choice questions whose right
+    option is 1: a request whose text holds a role's text answers option 1
+    with that role's probability, else option 2; one holding none of them
+    (the control, or a role not planted) with ``control``'s.  Each (role,
+    question) draws its own uniform from ``seed`` and the request's first
+    text, so answers are independent across roles and questions and the same
+    every time the same request is sent."""
+
+    accuracy: dict[str, float] = field(default_factory=dict)
+    control: float = 0.6
+    seed: int = 0
+
+    def option(self, body: dict[str, Any]) -> int:
+        text = first_text(body)
+        roles = [role for role in self.accuracy if role in text]
+        chance = self.accuracy[max(roles, key=len)] if roles else self.control
+        digest = hashlib.blake2b(f"{self.seed}\n{text}".encode(), digest_size=8).digest()
+        return 1 if int.from_bytes(digest, "big") / 2**64 < chance else 2
+
+
 @dataclass
 class Ledger:
     """What every fake API shares: the faults switched on, the requests seen."""
@@ -73,6 +96,7 @@ class Ledger:
     # Prompt tokens each answer says were read from the provider's cache.
     cached_tokens: int = 0
     record_requests: bool = True
+    world: World | None = None  # planted accuracy per role (choice questions)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, text: str) -> Fault | None:
@@ -184,12 +208,15 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 
 
 def completion_for(
-    body: dict[str, Any], fault: Fault | None, cached_tokens: int = 0
+    body: dict[str, Any], fault: Fault | None, cached_tokens: int = 0, world: World | None = None
 ) -> dict[str, Any]:
-    """The chat completion this server answers ``body`` with (``fault`` shapes it)."""
+    """The chat completion this server answers ``body`` with (``fault`` shapes
+    it; ``world`` picks a choice question's option)."""
     schema = request_schema(body) or {"type": "object", "properties": {}}
     seed = first_text(body)[:60]
     value = synthesize(schema, seed)
+    if world is not None and isinstance(value, dict) and set(value) == {"option"}:
+        value = {"option": world.option(body)}
     if fault and fault.invalid:
         value = {"unexpected": "this does not match the schema"}
     if fault and fault.answer is not None:

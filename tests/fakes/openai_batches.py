@@ -279,7 +279,7 @@ class BatchAPI:
                     line["error"] = None
                 errors.append(line)
             else:
-                completion = completion_for(body, fault, state.cached_tokens)
+                completion = completion_for(body, fault, state.cached_tokens, state.world)
                 recorded.usage = completion["usage"]
                 line["response"] = {
                     "status_code": 200,

@@ -22,7 +22,7 @@ from typing import Any
 
 from tests.fakes import anthropic
 from tests.fakes.anthropic import MessageBatches
-from tests.fakes.chat import Fault, Ledger, Recorded, completion_for, messages_text
+from tests.fakes.chat import Fault, Ledger, Recorded, World, completion_for, messages_text
 from tests.fakes.openai_batches import BatchAPI
 from tests.fakes.quota import Quota
 
@@ -230,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             prompt, answer = anthropic.usage_counts(completion)
         else:
-            completion = completion_for(body, fault, state.cached_tokens)
+            completion = completion_for(body, fault, state.cached_tokens, state.world)
             prompt = completion["usage"]["prompt_tokens"]
             answer = completion["usage"]["completion_tokens"]
         with state.lock:
@@ -310,6 +310,7 @@ class FakeServer:
             self.state.models = dict(MODELS)
             self.state.model_lookups = []
             self.state.prompt_prefixes = set()
+            self.state.world = None
 
     def start(self) -> FakeServer:
         self._thread.start()
@@ -329,6 +330,11 @@ def main() -> None:
     parser.add_argument("--no-headers", action="store_true", help="no x-ratelimit-* headers")
     parser.add_argument("--log", action="store_true", help="keep every admission for GET /log")
     parser.add_argument(
+        "--world",
+        metavar="JSON",
+        help='planted accuracy: {"accuracy": {ROLE TEXT: P}, "control": P, "seed": S}',
+    )
+    parser.add_argument(
         "--slots", type=int, help="work on this many answers at once, queue the rest"
     )
     args = parser.parse_args()
@@ -338,6 +344,8 @@ def main() -> None:
         rpm=args.rpm, tpm=args.tpm, headers=not args.no_headers, log=[] if args.log else None
     )
     server.state.record_requests = False
+    if args.world:
+        server.state.world = World(**json.loads(args.world))
     if args.slots:
         server.state.slots = Slots(args.slots)
     print(server.base_url, flush=True)

@@ -1,0 +1,248 @@
+"""``rolebatch search``: which role, if any, helps on questions the search
+never saw: a race on part of the job's questions, then one paired test of
+the pick against the control on the rest (``search.flow``)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from ..errors import AbortError, Pending, RolebatchError, UsageError
+from ..exits import Exit
+from ..records.files import replacing
+from ..records.shards import output_stem
+from . import heavy_imports
+from .options import job_options, run_config
+from .outcome import Invocation, headline, run_options, status_of
+from .run import _reporter
+from .settings import WithSettings, config_option
+
+NATURAL = {"choice": "choice", "answer": "exact"}
+
+
+@click.command(cls=WithSettings)
+@click.option(
+    "--score",
+    metavar="SCORER",
+    help="What an answer scores: choice, exact, includes, regex:PATTERN, number[:TOL],"
+    " field:NAME, python:MODULE:FUNCTION.  [default: the task's own: choice for --task"
+    " choice, exact for --task answer]",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    metavar="FRACTION",
+    help="The share of the questions held out: the race never sees them; only the pick"
+    " and the control answer them, for the verdict.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Which questions are held out, the order the race asks the rest in, and how ties"
+    " are broken.",
+)
+@click.option(
+    "--strata",
+    metavar="metadata.KEY",
+    help="Split each value of the records' metadata KEY apart, so both parts hold every"
+    " stratum in the job's proportions.",
+)
+@click.option(
+    "--fail-if-none",
+    is_flag=True,
+    help="Exit 1 when no role is confirmed better than no role (for a CI job that"
+    " re-chooses roles when the model changes).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "md", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="How the decision and the race are shown on stdout.",
+)
+@click.option(
+    "--propose",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Have --proposer write N distinct candidate roles for this job from a sample of"
+    " its queries, into FOLDER/proposed-roles.jsonl (shown, and kept before any is"
+    " asked); with --roles too, they join its roles.  Alone with --propose-only: just"
+    " write the file.",
+)
+@click.option(
+    "--proposer",
+    metavar="MODEL",
+    help="The model that proposes roles (provider/name).  [default: --model]",
+)
+@click.option(
+    "--propose-only", is_flag=True, help="Write the proposed roles and stop: race nothing."
+)
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Say what the search would ask and cost (the race's schedule, the confirmation,"
+    " against a full sweep); buy nothing.",
+)
+@job_options(
+    said={
+        "output": "The search's folder: its rounds' questions, roles and answers, and"
+        " search.json.  [default: out/<job stem>.search]",
+        "roles": 'The candidate roles (a roles file, as a sweep takes): the role "" is the'
+        " control; without one, a control named none is added.",
+    },
+)
+@config_option
+@run_options
+def search(
+    job: Path,
+    output: Path | None,
+    invocation: Invocation,
+    score: str | None,
+    holdout: float,
+    seed: int,
+    strata: str | None,
+    fail_if_none: bool,
+    fmt: str,
+    propose: int | None,
+    proposer: str | None,
+    propose_only: bool,
+    estimate: bool,
+    **options: Any,
+) -> int:
+    """Find the role that helps on questions it never saw, or say none does.
+
+    The job's questions are split (seeded) into a search part and a held-out
+    part.  The candidates and the control race on the search part by
+    successive halving: after each round the worse half is dropped and asked
+    nothing more.  The pick and the control then answer the held-out part,
+    and one paired test (the one `report` makes) gives the verdict: better,
+    no detectable difference, or worse.  stdout leads with the decision;
+    every answer goes into FOLDER through ordinary, resumable outputs, so the
+    same command goes on after any stop, buying nothing twice."""
+    from ..search.flow import Searching
+
+    folder = output or Path("out") / f"{output_stem(job)}.search"
+    if strata is not None and not strata.startswith("metadata."):
+        raise UsageError(f"--strata {strata!r}: expected metadata.KEY")
+    config = run_config(job, None, options)
+    spec = score or NATURAL.get(config.asked.task)
+    if spec is None:
+        raise UsageError(
+            f"a search of --task {config.asked.task} needs --score: what an answer scores"
+            " (exact, includes, regex:PATTERN, number[:TOL], field:NAME, python:MODULE:FUNC)"
+        )
+    from ..evaluate.scorers import scorer
+
+    scorer(spec)  # a bad scorer is refused before anything is bought
+    searching = Searching(spec, holdout, seed, strata.removeprefix("metadata.") if strata else None)
+    if propose is not None:
+        roles = _proposed(
+            config, searching, folder, propose, proposer or config.asked.model, invocation
+        )
+        if propose_only:
+            return int(Exit.OK)
+        config = config.asking(roles=roles)
+    elif propose_only:
+        raise UsageError("--propose-only needs --propose N")
+    if estimate:
+        with heavy_imports():
+            from ..search.estimate import estimate as forecast
+
+        click.echo(forecast(config, searching, folder, fmt == "json"))
+        return int(Exit.OK)
+    return _run(config, searching, folder, invocation, fmt, fail_if_none)
+
+
+def _run(
+    config: Any,
+    searching: Any,
+    folder: Path,
+    invocation: Invocation,
+    fmt: str,
+    fail_if_none: bool,
+) -> int:
+    with heavy_imports():
+        from ..search.flow import search as run_search
+    from ..search.render import decision_line, render, step_summary
+
+    reporter = _reporter(invocation.progress_style, invocation.progress_interval)
+    error: RolebatchError | None = None
+    try:
+        state = anyio.run(
+            functools.partial(run_search, config, searching, folder, reporter, handle_signals=True),
+            backend=invocation.backend,
+        )
+    except (AbortError, Pending) as exc:
+        state, error = getattr(exc, "state", None), exc
+        if state is None:
+            raise
+    click.echo(render(state, fmt), nl=False)
+    if error is not None:
+        code = int(error.exit_code)
+        click.echo(headline(code, str(error)), err=True)
+        click.echo(
+            f"rolebatch: every answer bought is kept in {folder}; the same command goes on",
+            err=True,
+        )
+        message: str | None = str(error)
+    else:
+        decided = (state.get("decision") or {}).get("role") is not None
+        code = int(Exit.FAILED if fail_if_none and not decided else Exit.OK)
+        message = None if code == Exit.OK else f"--fail-if-none: {decision_line(state)}"
+        if message:
+            click.echo(f"rolebatch: failed: {message}", err=True)
+    _record(invocation, state, code, status_of(code, error), message, folder)
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+            handle.write(step_summary(state))
+    return code
+
+
+def _record(
+    invocation: Invocation,
+    state: dict[str, Any],
+    code: int,
+    status: str,
+    message: str | None,
+    folder: Path,
+) -> None:
+    if invocation.summary_json is None:
+        return
+    data = {
+        "status": status,
+        "exit_code": code,
+        "message": message,
+        "folder": str(folder),
+        "decision": state.get("decision"),
+        "cost": state.get("cost"),
+    }
+    with replacing(invocation.summary_json, durable=False) as new:
+        new.tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _proposed(
+    config: Any, searching: Any, folder: Path, count: int, model: str, invocation: Invocation
+) -> Path:
+    with heavy_imports():
+        from ..search.propose import propose
+
+    reporter = _reporter(invocation.progress_style, invocation.progress_interval)
+    path, shown = anyio.run(
+        functools.partial(propose, config, folder, count, model, reporter, searching),
+        backend=invocation.backend,
+    )
+    click.echo(shown, err=True)
+    return path

@@ -1,0 +1,485 @@
+"""A search as it runs: split, race, confirm, each answer bought by an
+ordinary run into a folder of ordinary outputs.
+
+    FOLDER/search.json              what the search is and what it found so far
+    FOLDER/candidates.jsonl         the roles raced, the control first
+    FOLDER/round-R.questions.jsonl  round R's search questions (a job file)
+    FOLDER/round-R.roles.jsonl      who answers them: the control and the survivors
+    FOLDER/round-R.jsonl            their answers (a sweep's output, with its sidecar)
+    FOLDER/held-out.*               the same for the held-out part: the control and
+                                    the race's pick
+
+Every file but the outputs is a pure function of the options, the job and the
+answers of the rounds before, written whole; every answer is bought by
+``pipeline.run_job`` into an output that resumes, locks and caches as a run's
+does.  So a search killed at any moment (kill -9 included) goes on from the
+same command: the rounds are made again, word for word, from what the outputs
+hold, and each run buys only what its output lacks.  A (question, role) pair
+is in one round's output only (a round asks only questions its survivors have
+not answered), so nothing is bought twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..config import RunConfig
+from ..errors import AbortError, BudgetReached, InputError, Pending, UsageError
+from ..evaluate import stats
+from ..evaluate.questions import query_key
+from ..evaluate.scorers import scorer
+from ..evaluate.study import Asked as Study
+from ..evaluate.study import study
+from ..pipeline import run_job
+from ..plan import plan
+from ..progress import Reporter
+from ..records.files import cannot_write, replacing
+from ..records.job import derived_id, open_job
+from ..records.report import read
+from ..records.roles import load_roles
+from .race import Race, calls
+from .split import Question, Split, split
+
+FORMAT = 1
+STATE = "search.json"
+CONTROL_IDS = ("none", "no-role", "control")
+
+
+@dataclass(frozen=True)
+class Searching:
+    """What a search is asked besides the run's options: the scorer, the
+    held-out fraction, the seed, the strata key."""
+
+    score: str
+    holdout: float = 0.5
+    seed: int = 0
+    strata: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    control: str
+    roles: tuple[tuple[str, str], ...]  # (id, text) of every candidate, not the control
+    metadata: dict[str, Any]
+
+    @property
+    def ids(self) -> list[str]:
+        return [role_id for role_id, _ in self.roles]
+
+    def text(self, role_id: str) -> str:
+        return dict(self.roles).get(role_id, "")
+
+
+def candidates_of(path: Path) -> Candidates:
+    """The roles file's roles: its control (the role ""), or one added, named
+    none, and the candidates."""
+    roles, metadata = load_roles(path)
+    controls = [role_id for role_id, text in roles if not text]
+    if len(controls) > 1:
+        raise UsageError(f'{path}: {len(controls)} controls (roles ""): a search takes one')
+    raced = tuple((role_id, text) for role_id, text in roles if text)
+    if not raced:
+        raise UsageError(f"{path}: no role to search besides the control")
+    taken = {role_id for role_id, _ in roles}
+    control = controls[0] if controls else next(c for c in CONTROL_IDS if c not in taken)
+    return Candidates(control, raced, metadata)
+
+
+@dataclass
+class Folder:
+    """Where a search keeps its files."""
+
+    path: Path
+
+    def state(self) -> Path:
+        return self.path / STATE
+
+    def questions(self, part: str) -> Path:
+        return self.path / f"{part}.questions.jsonl"
+
+    def roles(self, part: str) -> Path:
+        return self.path / f"{part}.roles.jsonl"
+
+    def answers(self, part: str) -> Path:
+        return self.path / f"{part}.jsonl"
+
+    def read_state(self) -> dict[str, Any] | None:
+        try:
+            found = json.loads(self.state().read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.state()}: not a search's state ({exc})") from None
+        return found if isinstance(found, dict) else None
+
+    def write(self, path: Path, text: str) -> None:
+        """``text`` into ``path`` whole, unless it holds it already (a job
+        file unchanged keeps its stamp: its output need not check it again)."""
+        try:
+            if path.read_text() == text:
+                return
+        except OSError:
+            pass
+        with replacing(path, cannot=cannot_write) as new:
+            new.tmp.write_text(text)
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.write(self.state(), json.dumps(state, indent=2, ensure_ascii=False) + "\n")
+
+
+@dataclass
+class Job:
+    """The job's questions and their lines, as the rounds' job files take them."""
+
+    questions: list[Question]
+    lines: dict[int, dict[str, Any]]  # job line -> its record, with its id
+
+    def file(self, questions: Sequence[Question]) -> str:
+        return "".join(json.dumps(self.lines[q.line], ensure_ascii=False) + "\n" for q in questions)
+
+
+def read_job(config: RunConfig, strata: str | None) -> Job:
+    """Every question of the job (checked whole by ``plan`` before)."""
+    checked = plan(config, sending=False)
+    questions, lines = [], {}
+    job = open_job(config.job, rules=checked.task)
+    problems = []
+    with config.job.open("rb") as handle:
+        raw_lines = handle.read().decode("utf-8-sig").splitlines()
+    for record in job.records():
+        data = json.loads(raw_lines[record.line - 1])
+        data.setdefault("id", derived_id(record.line))
+        lines[record.line] = data
+        stratum = None
+        if strata is not None:
+            value = (record.metadata or {}).get(strata)
+            if value is None:
+                problems.append(
+                    f"{config.job}:{record.line}: field 'metadata.{strata}': missing (--strata"
+                    f" metadata.{strata} splits each of its values apart)"
+                )
+                continue
+            stratum = json.dumps(value, ensure_ascii=False)
+        questions.append(Question(record.line, record.id, stratum))
+    if problems:
+        raise InputError(problems[:20], max(0, len(problems) - 20))
+    return Job(questions, lines)
+
+
+def roles_file(candidates: Candidates, asked: Sequence[str]) -> str:
+    """A roles file of the control and ``asked``, in the candidates' order."""
+    rows = [{"id": candidates.control, "role": ""}]
+    meta = candidates.metadata
+    rows[0].update({"metadata": meta[candidates.control]} if candidates.control in meta else {})
+    for role_id, text in candidates.roles:
+        if role_id in asked:
+            row: dict[str, Any] = {"id": role_id, "role": text}
+            if role_id in meta:
+                row["metadata"] = meta[role_id]
+            rows.append(row)
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+class Scores:
+    """Each role's score per question, read from the outputs (an error line
+    scores 0, as ``report`` counts it by default; a line the scorer cannot
+    score is left out)."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.score = scorer(spec)
+        self.by_role: dict[str, dict[str, float]] = {}
+        self.binary = True
+
+    def read(self, outputs: Sequence[Path]) -> None:
+        self.by_role = {}
+        self.binary = True
+
+        def observe(line: dict[str, Any], group: str) -> None:
+            value = 0.0 if line.get("status") != "ok" else self.score(line)
+            if value is None or not math.isfinite(value):
+                return
+            self.binary = self.binary and value in (0.0, 1.0)
+            self.by_role.setdefault(group, {})[query_key(line)] = value
+
+        present = [path for path in outputs if path.is_file()]
+        if present:
+            read(present, "role", observe=observe)
+
+    def mean(self, role: str, questions: Sequence[Question]) -> tuple[float, int]:
+        mine = self.by_role.get(role, {})
+        found = [mine[str(q.id)] for q in questions if str(q.id) in mine]
+        return (sum(found) / len(found) if found else math.nan), len(found)
+
+    def paired(self, role: str, control: str, questions: Sequence[Question]) -> stats.Paired:
+        mine, theirs = self.by_role.get(role, {}), self.by_role.get(control, {})
+        keys = [str(q.id) for q in questions if str(q.id) in mine and str(q.id) in theirs]
+        return stats.compare([mine[k] for k in keys], [theirs[k] for k in keys])
+
+
+def setup_of(
+    config: RunConfig, searching: Searching, candidates: Candidates, job: Job, parts: Split
+) -> dict[str, Any]:
+    """What must not change while a search goes on: a change is a new search."""
+    return {
+        "job": str(config.job),
+        "questions": len(job.questions),
+        "score": searching.score,
+        "holdout": searching.holdout,
+        "seed": searching.seed,
+        "strata": searching.strata,
+        "control": candidates.control,
+        "candidates": [{"id": i, "role": t} for i, t in candidates.roles],
+        "split": parts.as_dict(),
+    }
+
+
+def check_same(folder: Folder, setup: dict[str, Any], fresh: bool) -> None:
+    before = folder.read_state()
+    if before is None or fresh:
+        return
+    was = before.get("setup") or {}
+    changed = [key for key in setup if was.get(key) != setup[key]]
+    if changed:
+        what = ", ".join("the split" if key == "split" else key for key in changed)
+        raise UsageError(
+            f"{folder.path} holds a search with another {what}: give another -o for this"
+            " one, or --fresh to start that one over"
+        )
+
+
+def full_sweep_calls(candidates: Candidates, questions: int, samples: int = 1) -> int:
+    return (len(candidates.roles) + 1) * questions * samples
+
+
+def expected_calls(candidates: Candidates, parts: Split) -> int:
+    """What the search asks: the race's fixed schedule and the confirmation."""
+    return calls(len(candidates.roles), len(parts.search)) + 2 * len(parts.held_out)
+
+
+async def search(
+    config: RunConfig,
+    searching: Searching,
+    folder: Path,
+    reporter: Reporter | None = None,
+    *,
+    handle_signals: bool = False,
+) -> dict[str, Any]:
+    """Run the search to its decision; returns what ``search.json`` holds.
+    Raises what a run raises (UsageError before anything is bought; an
+    AbortError or Pending with the state so far in ``.state``)."""
+    reporter = reporter or Reporter()
+    if config.asked.roles is None:
+        raise UsageError("a search needs candidate roles: --roles ROLES (or --propose N)")
+    if config.asked.samples != 1:
+        raise UsageError("a search asks each question once per role: --samples is not for it")
+    if config.written.shard is not None:
+        raise UsageError("a search runs its rounds one after another: --shard is not for it")
+    candidates = candidates_of(Path(config.asked.roles))
+    job = await anyio.to_thread.run_sync(read_job, config, searching.strata)
+    parts = split(job.questions, searching.holdout, searching.seed, searching.strata)
+    place = Folder(folder)
+    setup = setup_of(config, searching, candidates, job, parts)
+    check_same(place, setup, config.written.fresh)
+    place.write(place.path / "candidates.jsonl", roles_file(candidates, candidates.ids))
+    state: dict[str, Any] = {
+        "rolebatch_search": FORMAT,
+        "setup": setup,
+        "model": config.asked.model,
+        "roles": {i: t for i, t in candidates.roles},
+        "metadata": candidates.metadata,
+        "status": "racing",
+    }
+    scores = Scores(searching.score)
+    control: list[dict[str, Any]] = []  # the control's mean after each round
+    race = Race(candidates.ids, len(parts.search), searching.seed)
+    spent = Decimal(0)
+    priced = True
+    bought: list[Path] = []
+
+    async def buy(part: str, questions: Sequence[Question], asked: Sequence[str]) -> None:
+        nonlocal spent, priced
+        place.write(place.questions(part), job.file(questions))
+        place.write(place.roles(part), roles_file(candidates, asked))
+        output = place.answers(part)
+        limit = config.bought.max_cost
+        run = replace(
+            config,
+            job=place.questions(part),
+            output=output,
+            asked=replace(config.asked, roles=place.roles(part)),
+            bought=replace(
+                config.bought,
+                max_cost=None if limit is None else max(0.0, limit - float(spent)),
+            ),
+        )
+        bought.append(output)
+        try:
+            summary = await run_job(run, reporter, handle_signals=handle_signals)
+        except (AbortError, Pending) as exc:
+            scores.read(bought)
+            state.update(_cost(candidates, parts, bought, spent, exc.summary, priced))
+            _stopped(state, race, control, scores, parts, candidates, exc)
+            place.save(state)
+            exc.state = state  # type: ignore[attr-defined]
+            raise
+        tally = summary.tally
+        if tally.cost is None:
+            priced = False
+        else:
+            spent += (tally.cost_before or Decimal(0)) + tally.cost
+
+    while (asked := race.next_round()) is not None:
+        reporter.note(
+            f"round {asked.number}: {len(asked.alive)} candidate"
+            f"{'s' if len(asked.alive) != 1 else ''} and the control on search questions"
+            f" {asked.start + 1} to {asked.end} of {len(parts.search)}"
+        )
+        await buy(f"round-{asked.number}", parts.search[asked.start : asked.end], asked.alive)
+        scores.read(bought)
+        shared = parts.search[: asked.end]
+        race.scored({role: scores.mean(role, shared) for role in asked.alive})
+        mean, n = scores.mean(candidates.control, shared)
+        control.append(
+            {"role": candidates.control, "mean": None if math.isnan(mean) else mean, "n": n}
+        )
+        state["race"] = _race(race, control)
+        state.update(_cost(candidates, parts, bought, spent, None, priced))
+        place.save(state)
+    pick = race.pick
+    assert pick is not None
+    reporter.note(
+        f"the race picked {pick}: confirming it on {len(parts.held_out)} held-out questions"
+    )
+    state["status"] = "confirming"
+    await buy("held-out", parts.held_out, [pick])
+    verdict = _held_out(place.answers("held-out"), searching.score, candidates.control, pick)
+    state["search_estimate"] = _estimate(scores.paired(pick, candidates.control, parts.search))
+    state["held_out"] = verdict
+    state["decision"] = decision(pick, verdict, len(parts.held_out))
+    state["status"] = "decided"
+    state.update(_cost(candidates, parts, bought, spent, None, priced))
+    place.save(state)
+    return state
+
+
+def _race(race: Race, control: list[dict[str, Any]]) -> dict[str, Any]:
+    """The race as ``search.json`` holds it: each round with the control's mean."""
+    found = race.as_dict()
+    for played, mine in zip(found["rounds"], control, strict=False):
+        played["control"] = mine
+    return found
+
+
+def _held_out(output: Path, spec: str, control: str, pick: str) -> dict[str, Any]:
+    """The paired test ``report`` makes of the pick against the control on
+    the held-out answers (one comparison: Holm's family of one)."""
+    found = study([output], Study(by="role", score=spec, baseline=control))
+    comparisons = (found.scores or {}).get("comparisons") or []
+    mine = next((c for c in comparisons if c["key"] == pick), None)
+    if mine is None:
+        return {"n": 0, "verdict": "too few pairs"}
+    return {
+        "n": mine["n_pairs"],
+        "diff": mine["diff"],
+        "ci_low": mine["ci_low"],
+        "ci_high": mine["ci_high"],
+        "p": mine["p"],
+        "test": mine["test"],
+        "interval": mine["interval"],
+        "verdict": mine["verdict"],
+    }
+
+
+def _estimate(found: stats.Paired) -> dict[str, Any]:
+    return {
+        "n": found.n_pairs,
+        "diff": found.diff,
+        "ci_low": found.ci_low,
+        "ci_high": found.ci_high,
+        "p": found.p,
+        "test": found.test,
+    }
+
+
+def decision(pick: str | None, held: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    """The search's answer: a role to use (confirmed better), or none."""
+    verdict = (held or {}).get("verdict")
+    if verdict not in ("better", "worse", "no detectable difference"):
+        verdict = None if held is None else "no detectable difference"
+    return {
+        "role": pick if verdict == "better" else None,
+        "verdict": verdict,
+        "candidate": pick,
+        "confirmed": held is not None,
+        "held_out_questions": n,
+        "diff": (held or {}).get("diff"),
+        "ci_low": (held or {}).get("ci_low"),
+        "ci_high": (held or {}).get("ci_high"),
+        "p": (held or {}).get("p"),
+    }
+
+
+def _stopped(
+    state: dict[str, Any],
+    race: Race,
+    control: list[dict[str, Any]],
+    scores: Scores,
+    parts: Split,
+    candidates: Candidates,
+    exc: BaseException,
+) -> None:
+    """The state of a search stopped part-way: the leader so far, not confirmed."""
+    asked = race.next_round()
+    alive = asked.alive if asked is not None else tuple(candidates.ids)
+    shared = parts.search[: asked.end] if asked is not None else parts.search
+    means = {role: scores.mean(role, shared) for role in alive}
+    scored = [role for role in alive if means[role][1]]
+    leader = race.pick or (max(scored, key=lambda role: means[role][0]) if scored else None)
+    state["race"] = _race(race, control)
+    state["status"] = (
+        "pending"
+        if isinstance(exc, Pending)
+        else ("budget reached" if isinstance(exc, BudgetReached) else "stopped")
+    )
+    state["decision"] = {**decision(leader, None, 0), "confirmed": False}
+
+
+def _cost(
+    candidates: Candidates,
+    parts: Split,
+    outputs: Sequence[Path],
+    spent: Decimal,
+    summary: Any,
+    priced: bool,
+) -> dict[str, Any]:
+    """Calls and cost so far, against a full sweep of every candidate and
+    the control over every question."""
+    made = 0
+    for path in dict.fromkeys(outputs):
+        if path.is_file():
+            with path.open("rb") as handle:
+                made += sum(1 for raw in handle if raw.strip())
+    if summary is not None and summary.tally.cost is not None:
+        spent += (summary.tally.cost_before or Decimal(0)) + summary.tally.cost
+    questions = len(parts.search) + len(parts.held_out)
+    full = full_sweep_calls(candidates, questions)
+    usd = float(spent) if priced else None
+    return {
+        "cost": {
+            "calls": made,
+            "planned_calls": expected_calls(candidates, parts),
+            "full_sweep_calls": full,
+            "share_of_full_sweep": made / full if full else None,
+            "usd": usd,
+            "full_sweep_usd": None if usd is None or not made else usd / made * full,
+        }
+    }
