@@ -4,8 +4,10 @@ metadata key; with a scorer, the study of whether a role helps."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +15,7 @@ from ..exits import Exit
 
 
 @click.command()
-@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--by",
     default="role",
@@ -140,19 +142,19 @@ def report(
     from ..evaluate.render import render, step_summary
     from ..evaluate.study import Asked, study
 
+    searched = _search_state(outputs)
+    if searched is not None:
+        from ..search.render import render as render_search
+
+        _write(render_search(searched, "table" if fmt == "csv" else fmt), output)
+        return int(Exit.OK)
+
     rules = Rules(fail_if_worse, margin, win_margin, fail_under)
     asked = Asked(by, score, baseline, errors, seed, rules)
     found = study(list(outputs), asked)
     if found.empty:
         click.echo(f"{', '.join(map(str, outputs))}: no lines yet; nothing to report", err=True)
-    said = render(found, fmt)
-    if output is None:
-        click.echo(said, nl=False)
-    else:
-        from ..records.files import replacing
-
-        with replacing(output) as new:
-            new.tmp.write_text(said, encoding="utf-8")
+    _write(render(found, fmt), output)
     if found.gate is None:
         return int(Exit.OK)
     path = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -160,3 +162,34 @@ def report(
         with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
             handle.write(step_summary(found))
     return int(exit_code(found.gate))
+
+
+def _write(said: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(said, nl=False)
+        return
+    from ..records.files import replacing
+
+    with replacing(output) as new:
+        new.tmp.write_text(said, encoding="utf-8")
+
+
+def _search_state(outputs: tuple[Path, ...]) -> dict[str, Any] | None:
+    """A search's state, when the one output named is a search's folder (or
+    its search.json); a folder that is not one is refused."""
+    from ..errors import UsageError
+
+    for path in outputs:
+        if path.is_dir() and not (path / "search.json").is_file():
+            raise UsageError(f"{path}: a directory, and not a search's folder (no search.json)")
+    if len(outputs) != 1:
+        return None
+    path = outputs[0]
+    state_file = path / "search.json" if path.is_dir() else path
+    if state_file.name != "search.json" or not state_file.is_file():
+        return None
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{state_file}: not a search's state ({exc})") from None
+    return state if isinstance(state, dict) and "rolebatch_search" in state else None

@@ -212,10 +212,13 @@ def _race_svg(state: dict[str, Any]) -> str:
             paths.setdefault("\0control", []).append((played["round"], control["mean"]))
     values = [v for points in paths.values() for _, v in points] or [0.0, 1.0]
     low, high = min(values), max(values)
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    pad = (high - low) * 0.08
-    low, high = low - pad, high + pad
+    if 0 <= low and high <= 1:
+        low, high = 0.0, 1.0  # a share right: the whole scale
+    else:
+        if high - low < 1e-9:
+            low, high = low - 0.5, high + 0.5
+        pad = (high - low) * 0.08
+        low, high = low - pad, high + pad
     last = max(played["round"] for played in rounds)
 
     def x(r: int) -> float:
