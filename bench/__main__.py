@@ -27,6 +27,8 @@ import openai
 
 from rolebatch import Response, RunConfig, run_job
 
+from .search import bench_search
+
 ROOT = Path(__file__).resolve().parent.parent
 DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens: any request fails at once
 
@@ -742,6 +744,7 @@ BENCHES = {
     "shards": bench_shards,
     "cache": bench_cache,
     "outage": bench_outage,
+    "search": lambda tmp: bench_search(tmp, fake_server),
 }
 
 

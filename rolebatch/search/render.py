@@ -212,7 +212,7 @@ def _race_svg(state: dict[str, Any]) -> str:
             paths.setdefault("\0control", []).append((played["round"], control["mean"]))
     values = [v for points in paths.values() for _, v in points] or [0.0, 1.0]
     low, high = min(values), max(values)
-    if 0 <= low and high <= 1:
+    if low >= 0 and high <= 1:
         low, high = 0.0, 1.0  # a share right: the whole scale
     else:
         if high - low < 1e-9:
