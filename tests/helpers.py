@@ -1,7 +1,7 @@
 """What tests write and read: job files, result lines, and the keys they use;
 a real ``rolebatch run`` process and what it has written so far; and
 Student's t, Wilson's, Newcombe's and CR1 computed without the package's code,
-for the statistics' tests.
+for the statistics' tests; and a real browser (chromium) for the pages.
 (Fixtures are in ``conftest.py``; the fake server is ``tests.fakes``.)"""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 SECRET_KEY = "sk-test-0123456789abcdefSECRET"
 ANTHROPIC_KEY = "sk-ant-api03-test-SECRET-0123456789"
@@ -256,3 +259,35 @@ def wait_for_batch(out: Path, proc: subprocess.Popen, limit: float = 60) -> None
             return
         assert time.monotonic() < deadline, "the run journaled no batch"
         time.sleep(0.02)
+
+
+# A real browser for the pages.
+
+
+def browser() -> str:
+    """Debian's chromium, for the pages' tests (skipped without it, unless
+    $ROLEBATCH_REQUIRE_BROWSER says it must be there)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "no chromium to render the page: apt-get install -y chromium (.ci/run does)"
+        if os.environ.get("ROLEBATCH_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    quiet = [
+        "--headless",
+        "--no-sandbox",  # as root
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [browser, *quiet, *args], capture_output=True, text=True, timeout=120, check=True
+    )

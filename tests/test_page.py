@@ -5,17 +5,16 @@ interval per role, the baseline marked, nothing fetched from elsewhere."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 
 from rolebatch.cli import main
+from tests.helpers import browser as _browser
+from tests.helpers import chromium as _chromium
 from tests.helpers import write_job
 
 ROLES = [
@@ -24,33 +23,6 @@ ROLES = [
     {"id": "chef", "role": "You are a chef.", "metadata": {"kind": "other expert"}},
     {"id": "friend", "role": "You are my close friend.", "metadata": {"kind": "interpersonal"}},
 ]
-
-
-def _browser() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "no chromium to render the page: apt-get install -y chromium (.ci/run does)"
-        if os.environ.get("ROLEBATCH_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def _chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    quiet = [
-        "--headless",
-        "--no-sandbox",  # as root
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]
-    return subprocess.run(
-        [browser, *quiet, *args], capture_output=True, text=True, timeout=120, check=True
-    )
 
 
 def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:

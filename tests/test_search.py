@@ -21,7 +21,16 @@ from rolebatch.evaluate import stats
 from rolebatch.search.race import Race, calls, schedule
 from rolebatch.search.split import Question, split
 from tests.fakes.chat import World
-from tests.helpers import SECRET_KEY, newcombe_ci, read_lines, spawn, wait_for_lines, write_job
+from tests.helpers import (
+    SECRET_KEY,
+    browser,
+    chromium,
+    newcombe_ci,
+    read_lines,
+    spawn,
+    wait_for_lines,
+    write_job,
+)
 
 GOOD = "You are the one role that knows."
 BAD = "You are a role that misleads."
@@ -432,3 +441,110 @@ def test_one_good_role_is_found_and_confirmed_for_a_third_of_a_sweep():
     share = (calls(30, 150) + 300) / (31 * 300)
     assert share <= 0.30
     assert found / worlds >= 0.6  # the bench's 40 worlds and more: about 0.73
+
+
+# -- how it ends, and what it refuses ---------------------------------------
+
+
+def test_every_ending_leaves_the_same_summary_json(searching, fake, tmp_path, monkeypatch):
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=9)
+    write_job(tmp_path / "quiz.jsonl", questions(30))
+    roles_file(tmp_path / "roles.jsonl", 4)
+    summary = tmp_path / "summary.json"
+    steps = tmp_path / "steps.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(steps))
+    endings = [
+        (("--holdout", "0.5", "--strata", "subject"), 2, "refused"),
+        (("--price", "1000/1000", "--max-cost", "1"), 3, "stopped"),
+        ((), 0, "ok"),
+        (("--fail-if-none", "--seed", "0"), 0, "ok"),
+    ]
+    keys = None
+    for extra, code, status in endings:
+        got, _, err = searching(*extra, "--summary-json", str(summary))
+        assert got == code, err
+        data = json.loads(summary.read_text())
+        assert data["status"] == status and data["exit_code"] == code
+        assert keys is None or set(data) == keys
+        keys = set(data)
+        assert not list(tmp_path.rglob("*.tmp"))
+    assert data["decision"]["role"] == "r2" and data["cost"]["calls"] > 0
+    assert steps.read_text().count("### rolebatch search") == 3  # stopped, ok, ok
+    assert "**use r2:" in steps.read_text()
+
+
+def test_bad_input_is_refused_naming_the_file_and_line_before_anything_is_bought(
+    searching, fake, tmp_path
+):
+    records = questions(10)
+    records[3]["role"] = "You are a role of its own."
+    write_job(tmp_path / "quiz.jsonl", records)
+    roles_file(tmp_path / "roles.jsonl", 3)
+    code, _, err = searching()
+    assert code == 2 and "quiz.jsonl:4: field 'role'" in err
+    write_job(tmp_path / "quiz.jsonl", questions(10))
+    code, _, err = searching("--strata", "metadata.subject")
+    assert code == 2 and "quiz.jsonl:1: field 'metadata.subject': missing" in err
+    write_job(tmp_path / "two.jsonl", [{"id": "a", "role": ""}, {"id": "b", "role": ""}])
+    code, _, err = searching(roles="two.jsonl")
+    assert code == 2 and "2 controls" in err
+    code, _, err = searching(job="quiz.jsonl", roles=None)
+    assert code == 2 and "--roles" in err
+    code, _, err = searching("--task", "role")
+    assert code == 2 and "needs --score" in err
+    assert not fake.requests and not (tmp_path / "found" / "search.json").exists()
+
+
+def test_strata_split_each_stratum_in_the_job_s_proportions(searching, fake, tmp_path):
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=10)
+    write_job(tmp_path / "quiz.jsonl", questions(60))  # part b: every third
+    roles_file(tmp_path / "roles.jsonl", 3)
+    code, _, err = searching("--strata", "metadata.part", "--holdout", "0.25")
+    assert code == 0, err
+    split_ids = json.loads((tmp_path / "found" / "search.json").read_text())["setup"]["split"]
+    held = split_ids["held_out"]
+    assert len(held) == 15
+    assert sum(int(q[1:]) % 3 == 0 for q in held) == 5  # 20 of part b, a quarter held out
+
+
+def test_a_search_through_the_batch_api_and_then_from_the_cache_buys_each_answer_once(
+    searching, fake, tmp_path
+):
+    fake.state.world = World({GOOD: 0.95}, control=0.4, seed=12)
+    write_job(tmp_path / "quiz.jsonl", questions(24))
+    roles_file(tmp_path / "roles.jsonl", 3)
+    code, out, err = searching("--via", "batch", "--poll-interval", "0.01", "--cache", "cache")
+    assert code == 0, err
+    ids = fake.state.batches.custom_ids()
+    assert len(ids) == len(set(ids)) > 0
+    first = out.splitlines()[0]
+    code, again, err = searching("--cache", "cache", "-o", "elsewhere")
+    assert code == 0, err
+    assert not [r for r in fake.requests if "/chat/completions" in r.path]  # all from the cache
+    assert again.splitlines()[0] == first
+
+
+def test_the_page_draws_the_race_and_the_verdict_in_a_real_browser(searching, fake, tmp_path):
+    fake.state.world = World({GOOD: 0.97, BAD: 0.1}, control=0.5, seed=13)
+    write_job(tmp_path / "quiz.jsonl", questions(60))
+    roles_file(tmp_path / "roles.jsonl", 9)
+    assert searching()[0] == 0
+    page = tmp_path / "search.html"
+    assert main(["report", "found", "--format", "html", "-o", str(page)]) == 0
+    state = json.loads((tmp_path / "found" / "search.json").read_text())
+    measured = tmp_path / "measured.html"
+    ask = (
+        "<script>document.body.dataset.overflowing = [...document.querySelectorAll('.scroll')]"
+        ".filter(e => e.scrollWidth > e.clientWidth).length;"
+        "document.body.dataset.drawn = [...document.querySelectorAll('svg.race polyline')]"
+        ".filter(e => e.getBBox().width > 0 || e.points.length == 1).length;</script>"
+    )
+    measured.write_text(page.read_text().replace("</body>", ask + "</body>"))
+    args = ["--dump-dom", "--window-size=1200,900", measured.as_uri()]
+    dom = chromium(browser(), tmp_path / "profile", *args).stdout
+    assert 'data-overflowing="0"' in dom
+    lines = len(state["setup"]["candidates"]) + 1  # every candidate and the control
+    assert f'data-drawn="{lines}"' in dom
+    assert dom.count('class="drop"') == len(_dropped(state))
+    assert 'data-verdict="better"' in dom and "use r2: +" in dom
+    assert dom.count('data-role="r2"') == 1

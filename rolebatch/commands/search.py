@@ -14,7 +14,9 @@ from typing import Any
 import anyio
 import click
 
+from ..bugs import message as bug_message
 from ..errors import AbortError, Pending, RolebatchError, UsageError
+from ..evaluate.numbers import finite
 from ..exits import Exit
 from ..records.files import replacing
 from ..records.shards import output_stem
@@ -131,9 +133,50 @@ def search(
     no detectable difference, or worse.  stdout leads with the decision;
     every answer goes into FOLDER through ordinary, resumable outputs, so the
     same command goes on after any stop, buying nothing twice."""
+    folder = output or Path("out") / f"{output_stem(job)}.search"
+    try:
+        return _search(
+            job,
+            folder,
+            invocation,
+            score,
+            holdout,
+            seed,
+            strata,
+            fail_if_none,
+            fmt,
+            propose,
+            proposer,
+            propose_only,
+            estimate,
+            options,
+        )
+    except (RolebatchError, KeyboardInterrupt) as exc:
+        return _ended(invocation, exc, folder)
+    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as exc:  # a bug: its own code, the same summary
+        return _ended(invocation, exc, folder)
+
+
+def _search(
+    job: Path,
+    folder: Path,
+    invocation: Invocation,
+    score: str | None,
+    holdout: float,
+    seed: int,
+    strata: str | None,
+    fail_if_none: bool,
+    fmt: str,
+    propose: int | None,
+    proposer: str | None,
+    propose_only: bool,
+    estimate: bool,
+    options: dict[str, Any],
+) -> int:
     from ..search.flow import Searching
 
-    folder = output or Path("out") / f"{output_stem(job)}.search"
     if strata is not None and not strata.startswith("metadata."):
         raise UsageError(f"--strata {strata!r}: expected metadata.KEY")
     config = run_config(job, None, options)
@@ -178,37 +221,54 @@ def _run(
     from ..search.render import decision_line, render, step_summary
 
     reporter = _reporter(invocation.progress_style, invocation.progress_interval)
-    error: RolebatchError | None = None
     try:
         state = anyio.run(
             functools.partial(run_search, config, searching, folder, reporter, handle_signals=True),
             backend=invocation.backend,
         )
     except (AbortError, Pending) as exc:
-        state, error = getattr(exc, "state", None), exc
-        if state is None:
-            raise
+        found = getattr(exc, "state", None)
+        if found is not None:
+            click.echo(render(found, fmt), nl=False)
+            _step_summary(step_summary(found))
+        raise
     click.echo(render(state, fmt), nl=False)
-    if error is not None:
-        code = int(error.exit_code)
-        click.echo(headline(code, str(error)), err=True)
+    _step_summary(step_summary(state))
+    decided = (state.get("decision") or {}).get("role") is not None
+    if fail_if_none and not decided:
+        message = f"--fail-if-none: {decision_line(state)}"
+        click.echo(f"rolebatch: failed: {message}", err=True)
+        _record(invocation, state, Exit.FAILED, "failed", message, folder)
+        return int(Exit.FAILED)
+    _record(invocation, state, Exit.OK, "ok", None, folder)
+    return int(Exit.OK)
+
+
+def _step_summary(text: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def _ended(invocation: Invocation, error: BaseException, folder: Path) -> int:
+    """How a search that did not reach its decision ends: one message, the
+    same summary JSON, and the exit code of what stopped it."""
+    state = getattr(error, "state", None) or {}
+    if isinstance(error, KeyboardInterrupt):
+        code, message = Exit.STOPPED, "interrupted between rounds; the same command goes on"
+    elif isinstance(error, RolebatchError):
+        code, message = Exit(error.exit_code), str(error)
+    else:
+        code, message = Exit.BUG, bug_message(error)
+    click.echo(headline(code, message), err=True)
+    if isinstance(error, AbortError | Pending | KeyboardInterrupt):
         click.echo(
             f"rolebatch: every answer bought is kept in {folder}; the same command goes on",
             err=True,
         )
-        message: str | None = str(error)
-    else:
-        decided = (state.get("decision") or {}).get("role") is not None
-        code = int(Exit.FAILED if fail_if_none and not decided else Exit.OK)
-        message = None if code == Exit.OK else f"--fail-if-none: {decision_line(state)}"
-        if message:
-            click.echo(f"rolebatch: failed: {message}", err=True)
     _record(invocation, state, code, status_of(code, error), message, folder)
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-            handle.write(step_summary(state))
-    return code
+    return int(code)
 
 
 def _record(
@@ -219,18 +279,19 @@ def _record(
     message: str | None,
     folder: Path,
 ) -> None:
+    """--summary-json: the same keys however the search ended."""
     if invocation.summary_json is None:
         return
     data = {
         "status": status,
-        "exit_code": code,
+        "exit_code": int(code),
         "message": message,
         "folder": str(folder),
         "decision": state.get("decision"),
         "cost": state.get("cost"),
     }
     with replacing(invocation.summary_json, durable=False) as new:
-        new.tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        new.tmp.write_text(json.dumps(finite(data), indent=2) + "\n", encoding="utf-8")
 
 
 def _proposed(
