@@ -89,6 +89,8 @@ def whole_process(tmp: Path, url: str, world: str, seeds: range) -> dict[str, fl
     better = found = either = 0
     calls = full = 0
     wall = 0.0
+    searched: list[float] = []
+    held: list[float] = []
     for seed in seeds:
         folder = tmp / f"{world.replace(' ', '-')}-{seed}"
         job, roles = write_world(folder, world, seed)
@@ -135,6 +137,9 @@ def whole_process(tmp: Path, url: str, world: str, seeds: range) -> dict[str, fl
         found += decision["role"] == "c1"
         either += decision["role"] in ("c1", "c2")
         calls += said["cost"]["calls"]
+        if said["search_estimate"]["diff"] is not None and said["held_out"].get("diff") is not None:
+            searched.append(said["search_estimate"]["diff"])
+            held.append(said["held_out"]["diff"])
         full += said["cost"]["full_sweep_calls"]
     n = len(seeds)
     return {
@@ -144,6 +149,8 @@ def whole_process(tmp: Path, url: str, world: str, seeds: range) -> dict[str, fl
         "either": either / n,
         "share": calls / full if full else math.nan,
         "seconds": wall / n,
+        "searched": sum(searched) / len(searched) if searched else math.nan,
+        "held": sum(held) / len(held) if held else math.nan,
     }
 
 
@@ -247,7 +254,8 @@ def bench_search(tmp: Path, fake_server) -> None:
             }[name]
             print(
                 f"  {name:9} {what}; calls {got['share']:.3f} of a full sweep;"
-                f" {got['seconds']:.1f} s a search"
+                f" {got['seconds']:.1f} s a search; the pick against the control: search part"
+                f" {got['searched']:+.3f}, held out {got['held']:+.3f} (mean)"
             )
     many = int(os.environ.get("BENCH_SEARCH_SIMULATED", "1000"))
     print(f"search: the alternatives, in-process, {many} worlds each (same held-out test)")

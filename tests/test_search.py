@@ -591,3 +591,26 @@ def test_the_page_draws_the_race_and_the_verdict_in_a_real_browser(searching, fa
     assert dom.count('class="drop"') == len(_dropped(state))
     assert 'data-verdict="better"' in dom and "use r2: +" in dom
     assert dom.count('data-role="r2"') == 1
+
+
+def test_the_rounds_take_the_job_s_records_as_they_are(searching, fake, tmp_path):
+    """A byte-order mark, CRLF ends, a line separator inside a string and a
+    record without an id all reach the rounds' job files whole."""
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=14)
+    records = questions(12)
+    records[4]["query"] = "Which is right, question q4?\u2028(a second line)"
+    del records[7]["id"]
+    text = "\r\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\r\n"
+    (tmp_path / "quiz.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    roles_file(tmp_path / "roles.jsonl", 3)
+    code, _, err = searching()
+    assert code == 0, err
+    asked = [
+        json.loads(line)
+        for path in sorted((tmp_path / "found").glob("*.questions.jsonl"))
+        for line in path.read_text(encoding="utf-8").split("\n")
+        if line
+    ]
+    by_id = {r["id"]: r for r in asked}
+    assert set(by_id) == {f"q{i}" for i in range(12) if i != 7} | {"line-8"}
+    assert by_id["q4"]["query"].endswith("\u2028(a second line)")

@@ -137,7 +137,10 @@ def report(
     no scores, no baseline, too few pairs, an unreliable judge: never a
     pass); its lines end the table, the JSON has a "gate" object, the page
     shows it at the top, and with $GITHUB_STEP_SUMMARY set the verdicts are
-    appended there."""
+    appended there.
+
+    A search's folder (`rolebatch search`'s -o, or its search.json) is
+    reported as the search: its decision first, then the race."""
     from ..evaluate.gate import Rules, exit_code
     from ..evaluate.render import render, step_summary
     from ..evaluate.study import Asked, study

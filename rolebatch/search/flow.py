@@ -152,10 +152,12 @@ def read_job(config: RunConfig, strata: str | None) -> Job:
     questions, lines = [], {}
     job = open_job(config.job, rules=checked.task)
     problems = []
-    with config.job.open("rb") as handle:
-        raw_lines = handle.read().decode("utf-8-sig").splitlines()
+    # Split on newlines only, as the job reader does (a JSON string may hold
+    # U+2028, which str.splitlines would split on too).
+    raw_lines = config.job.read_bytes().split(b"\n")
     for record in job.records():
-        data = json.loads(raw_lines[record.line - 1])
+        raw = raw_lines[record.line - 1].rstrip(b"\r")
+        data = json.loads(raw.decode("utf-8-sig" if record.line == 1 else "utf-8"))
         data.setdefault("id", derived_id(record.line))
         lines[record.line] = data
         stratum = None

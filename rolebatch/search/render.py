@@ -115,7 +115,9 @@ def _cost_line(state: dict[str, Any]) -> str:
     calls, full = cost.get("calls", 0), cost.get("full_sweep_calls", 0)
     share = f" ({calls / full:.0%})" if full else ""
     said = f"calls: {calls:,} of a full sweep's {full:,}{share}"
-    if cost.get("usd") is not None:
+    if cost.get("usd") == 0:
+        said += "; cost $0 (this model is free)"
+    elif cost.get("usd") is not None:
         said += f"; cost ${cost['usd']:.4f}"
         if cost.get("full_sweep_usd") is not None:
             said += f" (a full sweep: about ${cost['full_sweep_usd']:.4f})"
