@@ -614,3 +614,32 @@ def test_the_rounds_take_the_job_s_records_as_they_are(searching, fake, tmp_path
     by_id = {r["id"]: r for r in asked}
     assert set(by_id) == {f"q{i}" for i in range(12) if i != 7} | {"line-8"}
     assert by_id["q4"]["query"].endswith("\u2028(a second line)")
+
+
+def test_open_ended_answers_are_raced_and_confirmed_on_a_judge_s_grades(searching, fake, tmp_path):
+    """--rubric: each round's answers are graded by a judge run, and the
+    grade is the score; the held-out verdict is report's test of the grades
+    (here no spread: the sign test and its exact bound)."""
+    write_job(
+        tmp_path / "poems.jsonl", [{"id": f"p{i}", "query": f"A poem on {i}."} for i in range(40)]
+    )
+    roles_file(tmp_path / "roles.jsonl", 5)
+    (tmp_path / "rubric.md").write_text("Grade the poem.\nScale: 1-5\n")
+    # The fake's answer repeats the start of its prompt, role first: the
+    # judge sees the planted role's answers and grades them 5, the rest 1.
+    fake.fault(match=f"Answer to: {GOOD[:20]}", answer={"reasoning": "apt", "score": 5})
+    args = ("--task", "role", "--rubric", "rubric.md")
+    code, out, err = searching(*args, "--format", "json", job="poems.jsonl")
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["decision"]["role"] == "r2" and found["decision"]["verdict"] == "better"
+    assert found["held_out"]["test"] == "sign" and found["held_out"]["n"] == 20
+    assert found["held_out"]["diff"] == pytest.approx(4.0)
+    graded = read_lines(tmp_path / "found" / "held-out.judged.jsonl")
+    assert len(graded) == 40 and {line["status"] for line in graded} == {"ok"}
+    # Every answer was graded once, and every grade is counted as a call.
+    judge_calls = [r for r in fake.requests if "Scale" in r.text or "rubric" in r.text.lower()]
+    assert found["cost"]["calls"] == len(fake.requests)
+    assert len(judge_calls) == len(fake.requests) / 2
+    code, _, err = searching(*args, "--score", "choice", job="poems.jsonl")
+    assert code == 2 and "no --score too" in err

@@ -38,6 +38,18 @@ NATURAL = {"choice": "choice", "answer": "exact"}
     " choice, exact for --task answer]",
 )
 @click.option(
+    "--rubric",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Open-ended answers: each is graded by a judge with this rubric (as `rolebatch"
+    " judge --rubric` does), and the grade is its score.",
+)
+@click.option(
+    "--judge-model",
+    metavar="MODEL",
+    help="The judge of --rubric (provider/name).  [default: --model; a judge of another"
+    " family is the fairer one]",
+)
+@click.option(
     "--holdout",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=0.5,
@@ -107,22 +119,7 @@ NATURAL = {"choice": "choice", "answer": "exact"}
 )
 @config_option
 @run_options
-def search(
-    job: Path,
-    output: Path | None,
-    invocation: Invocation,
-    score: str | None,
-    holdout: float,
-    seed: int,
-    strata: str | None,
-    fail_if_none: bool,
-    fmt: str,
-    propose: int | None,
-    proposer: str | None,
-    propose_only: bool,
-    estimate: bool,
-    **options: Any,
-) -> int:
+def search(job: Path, output: Path | None, invocation: Invocation, **options: Any) -> int:
     """Find the role that helps on questions it never saw, or say none does.
 
     The job's questions are split (seeded) into a search part and a held-out
@@ -135,22 +132,7 @@ def search(
     same command goes on after any stop, buying nothing twice."""
     folder = output or Path("out") / f"{output_stem(job)}.search"
     try:
-        return _search(
-            job,
-            folder,
-            invocation,
-            score,
-            holdout,
-            seed,
-            strata,
-            fail_if_none,
-            fmt,
-            propose,
-            proposer,
-            propose_only,
-            estimate,
-            options,
-        )
+        return _search(job, folder, invocation, options)
     except (RolebatchError, KeyboardInterrupt) as exc:
         return _ended(invocation, exc, folder)
     except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
@@ -159,53 +141,68 @@ def search(
         return _ended(invocation, exc, folder)
 
 
-def _search(
-    job: Path,
-    folder: Path,
-    invocation: Invocation,
-    score: str | None,
-    holdout: float,
-    seed: int,
-    strata: str | None,
-    fail_if_none: bool,
-    fmt: str,
-    propose: int | None,
-    proposer: str | None,
-    propose_only: bool,
-    estimate: bool,
-    options: dict[str, Any],
-) -> int:
+# The search's own options; the rest are run's, for every round.
+OWN = (
+    "score",
+    "rubric",
+    "judge_model",
+    "holdout",
+    "seed",
+    "strata",
+    "fail_if_none",
+    "fmt",
+    "propose",
+    "proposer",
+    "propose_only",
+    "estimate",
+)
+
+
+def _search(job: Path, folder: Path, invocation: Invocation, options: dict[str, Any]) -> int:
     from ..search.flow import Searching
 
+    own = {name: options.pop(name) for name in OWN}
+    rubric, score, strata = own["rubric"], own["score"], own["strata"]
+    if rubric is not None and score is not None:
+        raise UsageError("--rubric grades the answers (its score is the grade): no --score too")
+    if own["judge_model"] is not None and rubric is None:
+        raise UsageError("--judge-model judges by a rubric: give --rubric too")
     if strata is not None and not strata.startswith("metadata."):
         raise UsageError(f"--strata {strata!r}: expected metadata.KEY")
     config = run_config(job, None, options)
-    spec = score or NATURAL.get(config.asked.task)
+    spec = "field:score" if rubric is not None else score or NATURAL.get(config.asked.task)
     if spec is None:
         raise UsageError(
             f"a search of --task {config.asked.task} needs --score: what an answer scores"
-            " (exact, includes, regex:PATTERN, number[:TOL], field:NAME, python:MODULE:FUNC)"
+            " (exact, includes, regex:PATTERN, number[:TOL], field:NAME, python:MODULE:FUNC),"
+            " or --rubric RUBRIC for a judge's grade"
         )
     from ..evaluate.scorers import scorer
 
     scorer(spec)  # a bad scorer is refused before anything is bought
-    searching = Searching(spec, holdout, seed, strata.removeprefix("metadata.") if strata else None)
-    if propose is not None:
-        roles = _proposed(
-            config, searching, folder, propose, proposer or config.asked.model, invocation
-        )
-        if propose_only:
+    searching = Searching(
+        spec,
+        own["holdout"],
+        own["seed"],
+        strata.removeprefix("metadata.") if strata else None,
+        rubric,
+        own["judge_model"],
+    )
+    if own["propose"] is not None:
+        proposer = own["proposer"] or config.asked.model
+        roles = _proposed(config, searching, folder, own["propose"], proposer, invocation)
+        if own["propose_only"]:
             return int(Exit.OK)
         config = config.asking(roles=roles)
-    elif propose_only:
+    elif own["propose_only"]:
         raise UsageError("--propose-only needs --propose N")
-    if estimate:
+    if own["estimate"]:
         with heavy_imports():
             from ..search.estimate import estimate as forecast
 
-        click.echo(forecast(config, searching, folder, fmt == "json"))
+        click.echo(forecast(config, searching, folder, own["fmt"] == "json"))
         return int(Exit.OK)
-    return _run(config, searching, folder, invocation, fmt, fail_if_none)
+    return _run(config, searching, folder, invocation, own["fmt"], own["fail_if_none"])
 
 
 def _run(

@@ -31,9 +31,10 @@ from typing import Any
 
 import anyio
 
-from ..config import RunConfig
+from ..config import Judging, RunConfig
 from ..errors import AbortError, BudgetReached, InputError, Pending, UsageError
 from ..evaluate import stats
+from ..evaluate.judging import make_records
 from ..evaluate.questions import query_key
 from ..evaluate.scorers import scorer
 from ..evaluate.study import Asked as Study
@@ -62,6 +63,8 @@ class Searching:
     holdout: float = 0.5
     seed: int = 0
     strata: str | None = None
+    rubric: Path | None = None  # answers graded by a judge (score: field:score)
+    judge_model: str | None = None  # [default: the model asked]
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,25 @@ class Scores:
         return stats.compare([mine[k] for k in keys], [theirs[k] for k in keys])
 
 
+def judge_asked(config: RunConfig, searching: Searching) -> Any:
+    """What the judge of a search is asked: the rubric, by --judge-model (or
+    the model asked; --base-url and --mode go with that one only)."""
+    model = searching.judge_model or config.asked.model
+    same = model == config.asked.model
+    return replace(
+        config.asked,
+        model=model,
+        base_url=config.asked.base_url if same else None,
+        mode=config.asked.mode if same else None,
+        task="judge",
+        judge=Judging(rubric=searching.rubric),
+        schema=None,
+        layout="system",
+        roles=None,
+        samples=1,
+    )
+
+
 def setup_of(
     config: RunConfig, searching: Searching, candidates: Candidates, job: Job, parts: Split
 ) -> dict[str, Any]:
@@ -235,6 +257,8 @@ def setup_of(
         "job": str(config.job),
         "questions": len(job.questions),
         "score": searching.score,
+        "rubric": None if searching.rubric is None else str(searching.rubric),
+        "judge_model": searching.judge_model,
         "holdout": searching.holdout,
         "seed": searching.seed,
         "strata": searching.strata,
@@ -305,30 +329,30 @@ async def search(
     race = Race(candidates.ids, len(parts.search), searching.seed)
     spent = Decimal(0)
     priced = True
-    bought: list[Path] = []
+    made: list[Path] = []  # every output bought into, answers and grades
+    scored: list[Path] = []  # the outputs scores are read from
+    judged = searching.rubric is not None
 
-    async def buy(part: str, questions: Sequence[Question], asked: Sequence[str]) -> None:
+    async def run(job_file: Path, output: Path, asked: Any) -> None:
+        """One ordinary run, within what is left of --max-cost."""
         nonlocal spent, priced
-        place.write(place.questions(part), job.file(questions))
-        place.write(place.roles(part), roles_file(candidates, asked))
-        output = place.answers(part)
         limit = config.bought.max_cost
-        run = replace(
+        one = replace(
             config,
-            job=place.questions(part),
+            job=job_file,
             output=output,
-            asked=replace(config.asked, roles=place.roles(part)),
+            asked=asked,
             bought=replace(
                 config.bought,
                 max_cost=None if limit is None else max(0.0, limit - float(spent)),
             ),
         )
-        bought.append(output)
+        made.append(output)
         try:
-            summary = await run_job(run, reporter, handle_signals=handle_signals)
+            summary = await run_job(one, reporter, handle_signals=handle_signals)
         except (AbortError, Pending) as exc:
-            scores.read(bought)
-            state.update(_cost(candidates, parts, bought, spent, exc.summary, priced))
+            scores.read(scored)
+            state.update(_cost(candidates, parts, made, spent, exc.summary, priced, judged))
             _stopped(state, race, control, scores, parts, candidates, exc)
             place.save(state)
             exc.state = state  # type: ignore[attr-defined]
@@ -339,6 +363,22 @@ async def search(
         else:
             spent += (tally.cost_before or Decimal(0)) + tally.cost
 
+    async def buy(part: str, questions: Sequence[Question], asked: Sequence[str]) -> None:
+        """The answers of ``asked`` (and the control) to ``questions``; with
+        a rubric, then the judge's grades of them."""
+        place.write(place.questions(part), job.file(questions))
+        place.write(place.roles(part), roles_file(candidates, asked))
+        answers = place.answers(part)
+        await run(place.questions(part), answers, replace(config.asked, roles=place.roles(part)))
+        if not judged:
+            scored.append(answers)
+            return
+        records = place.path / f"{part}.judged.records.jsonl"
+        await anyio.to_thread.run_sync(make_records, answers, records)
+        grades = place.path / f"{part}.judged.jsonl"
+        scored.append(grades)
+        await run(records, grades, judge_asked(config, searching))
+
     while (asked := race.next_round()) is not None:
         reporter.note(
             f"round {asked.number}: {len(asked.alive)} candidate"
@@ -346,7 +386,7 @@ async def search(
             f" {asked.start + 1} to {asked.end} of {len(parts.search)}"
         )
         await buy(f"round-{asked.number}", parts.search[asked.start : asked.end], asked.alive)
-        scores.read(bought)
+        scores.read(scored)
         shared = parts.search[: asked.end]
         race.scored({role: scores.mean(role, shared) for role in asked.alive})
         mean, n = scores.mean(candidates.control, shared)
@@ -354,7 +394,7 @@ async def search(
             {"role": candidates.control, "mean": None if math.isnan(mean) else mean, "n": n}
         )
         state["race"] = _race(race, control)
-        state.update(_cost(candidates, parts, bought, spent, None, priced))
+        state.update(_cost(candidates, parts, made, spent, None, priced, judged))
         place.save(state)
     pick = race.pick
     assert pick is not None
@@ -363,12 +403,12 @@ async def search(
     )
     state["status"] = "confirming"
     await buy("held-out", parts.held_out, [pick])
-    verdict = _held_out(place.answers("held-out"), searching.score, candidates.control, pick)
+    verdict = _held_out(scored[-1], searching.score, candidates.control, pick)
     state["search_estimate"] = _estimate(scores.paired(pick, candidates.control, parts.search))
     state["held_out"] = verdict
     state["decision"] = decision(pick, verdict, len(parts.held_out))
     state["status"] = "decided"
-    state.update(_cost(candidates, parts, bought, spent, None, priced))
+    state.update(_cost(candidates, parts, made, spent, None, priced, judged))
     place.save(state)
     return state
 
@@ -462,6 +502,7 @@ def _cost(
     spent: Decimal,
     summary: Any,
     priced: bool,
+    judged: bool = False,
 ) -> dict[str, Any]:
     """Calls and cost so far, against a full sweep of every candidate and
     the control over every question."""
@@ -473,12 +514,13 @@ def _cost(
     if summary is not None and summary.tally.cost is not None:
         spent += (summary.tally.cost_before or Decimal(0)) + summary.tally.cost
     questions = len(parts.search) + len(parts.held_out)
-    full = full_sweep_calls(candidates, questions)
+    twice = 2 if judged else 1  # with a rubric, every answer is graded by a call too
+    full = full_sweep_calls(candidates, questions) * twice
     usd = float(spent) if priced else None
     return {
         "cost": {
             "calls": made,
-            "planned_calls": expected_calls(candidates, parts),
+            "planned_calls": expected_calls(candidates, parts) * twice,
             "full_sweep_calls": full,
             "share_of_full_sweep": made / full if full else None,
             "usd": usd,
