@@ -129,8 +129,7 @@ def whole_process(tmp: Path, url: str, world: str, seeds: range) -> dict[str, fl
         )
         wall += time.perf_counter() - started
         if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            continue
+            raise SystemExit(f"search of {world} world {seed} failed:\n{proc.stderr}")
         said = json.loads(proc.stdout)
         decision = said["decision"]
         better += decision["verdict"] == "better"
