@@ -361,6 +361,8 @@ def test_proposed_roles_are_kept_before_any_is_asked_and_read_only_the_search_pa
         ]
     }
     fake.fault(match="You design experiments", answer=proposal)
+    code, _, err = searching("--propose", "3", "--estimate", roles=None)
+    assert code == 2 and "propose first" in err and not fake.requests
     code, _, err = searching("--propose", "3", "--propose-only", roles=None)
     assert code == 0, err
     rows = read_lines(tmp_path / "found" / "proposed-roles.jsonl")
@@ -375,6 +377,8 @@ def test_proposed_roles_are_kept_before_any_is_asked_and_read_only_the_search_pa
     for q in state_split.held_out:
         assert f"question {q.id}?" not in ask.text
     assert any(f"question {q.id}?" in ask.text for q in state_split.search)
+    code, out, _ = searching("--propose", "3", "--estimate", "--format", "json", roles=None)
+    assert code == 0 and json.loads(out)["candidates"] == 3
     code, out, err = searching("--propose", "3", roles=None)  # the proposal is read back
     assert code == 0, err
     assert sum("You design experiments" in r.text for r in fake.requests) == 1
@@ -639,7 +643,9 @@ def test_open_ended_answers_are_raced_and_confirmed_on_a_judge_s_grades(searchin
     assert len(graded) == 40 and {line["status"] for line in graded} == {"ok"}
     # Every answer was graded once, and every grade is counted as a call.
     judge_calls = [r for r in fake.requests if "Scale" in r.text or "rubric" in r.text.lower()]
-    assert found["cost"]["calls"] == len(fake.requests)
+    assert found["cost"]["calls"] == len(fake.requests) == found["cost"]["planned_calls"]
     assert len(judge_calls) == len(fake.requests) / 2
+    code, out, _ = searching(*args, "--estimate", "--format", "json", job="poems.jsonl")
+    assert code == 0 and json.loads(out)["worst_case"]["calls"] == len(fake.requests)
     code, _, err = searching(*args, "--score", "choice", job="poems.jsonl")
     assert code == 2 and "no --score too" in err

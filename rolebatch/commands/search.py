@@ -188,7 +188,16 @@ def _search(job: Path, folder: Path, invocation: Invocation, options: dict[str, 
         rubric,
         own["judge_model"],
     )
-    if own["propose"] is not None:
+    proposed = folder / "proposed-roles.jsonl"
+    if own["propose"] is not None and own["estimate"]:
+        # An estimate buys nothing: it races the roles proposed before.
+        if not proposed.is_file():
+            raise UsageError(
+                f"--estimate buys nothing, a proposal included: propose first (--propose"
+                f" {own['propose']} --propose-only), then estimate the search of {proposed}"
+            )
+        config = config.asking(roles=proposed)
+    elif own["propose"] is not None:
         proposer = own["proposer"] or config.asked.model
         roles = _proposed(config, searching, folder, own["propose"], proposer, invocation)
         if own["propose_only"]:

@@ -43,9 +43,12 @@ def estimate(config: RunConfig, searching: Any, folder: Path, as_json: bool) -> 
             }
         )
         before = end
-    confirm = 2 * len(parts.held_out)
-    search_calls = expected_calls(candidates, parts)
-    full = full_sweep_calls(candidates, len(job.questions))
+    graded = 2 if searching.rubric is not None else 1  # a judge's call per answer
+    confirm = 2 * len(parts.held_out) * graded
+    search_calls = expected_calls(candidates, parts) * graded
+    full = full_sweep_calls(candidates, len(job.questions)) * graded
+    for row in rounds:
+        row["calls"] *= graded
     sweep = forecast(replace(config, output=Folder(folder).path / "full-sweep.estimate.jsonl"))
     per_call = None
     if sweep.cost_live is not None and sweep.to_do:
@@ -70,6 +73,7 @@ def estimate(config: RunConfig, searching: Any, folder: Path, as_json: bool) -> 
         "full_sweep": {"calls": full, "usd": usd(full)},
         "share_of_full_sweep": search_calls / full if full else None,
         "price": sweep.live.describe() if sweep.live else None,
+        "graded_by_a_judge": graded == 2,
     }
     return json.dumps(found, indent=2) if as_json else _text(found, per_call)
 
@@ -101,10 +105,10 @@ def _text(found: dict[str, Any], per_call: Decimal | None) -> str:
     for row in found["rounds"]:
         lines.append(
             f"  round {row['round']}: {row['candidates']} candidates and the control x"
-            f" {row['questions']:,} new questions = {row['calls']:,} calls"
+            f" {row['questions']:,} new questions: {row['calls']:,} calls"
         )
     lines.append(
-        f"  held-out: the pick and the control x {found['held_out_questions']:,} ="
+        f"  held-out: the pick and the control x {found['held_out_questions']:,}:"
         f" {found['confirmation_calls']:,} calls"
     )
     worst = found["worst_case"]
@@ -122,6 +126,11 @@ def _text(found: dict[str, Any], per_call: Decimal | None) -> str:
         f"  a full sweep of every candidate and the control over every question:"
         f" {full['calls']:,} calls{cost(full)}; the search is {share:.0%} of it"
     )
+    if found["graded_by_a_judge"]:
+        lines.append(
+            "  with --rubric every answer is graded by a call too: the calls above count both,"
+            " each priced as an answer"
+        )
     if per_call is None:
         lines.append("  cost: unknown for this model: give --price IN/OUT")
     return "\n".join(lines)
