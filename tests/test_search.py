@@ -649,3 +649,25 @@ def test_open_ended_answers_are_raced_and_confirmed_on_a_judge_s_grades(searchin
     assert code == 0 and json.loads(out)["worst_case"]["calls"] == len(fake.requests)
     code, _, err = searching(*args, "--score", "choice", job="poems.jsonl")
     assert code == 2 and "no --score too" in err
+
+
+def test_a_search_killed_in_its_first_round_is_not_resumed_as_another(fake, tmp_path):
+    """The setup is written before the first answer is bought: killed in
+    round 1, the same folder with another seed is refused, buying nothing."""
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=15)
+    fake.state.latency = 0.01
+    write_job(tmp_path / "quiz.jsonl", questions(48))
+    roles_file(tmp_path / "roles.jsonl", 6)
+    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
+    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
+    args += ["--progress", "none", "--concurrency", "1"]
+    env = {"OPENAI_API_KEY": SECRET_KEY}
+    proc = spawn(*args, env=env, cwd=tmp_path)
+    wait_for_lines(tmp_path / "found" / "round-1.jsonl", proc, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    asked = len(fake.requests)
+    other = spawn(*args, "--seed", "5", env=env, cwd=tmp_path)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 2 and "another seed" in err
+    assert len(fake.requests) == asked

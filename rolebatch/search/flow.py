@@ -324,6 +324,12 @@ async def search(
         "metadata": candidates.metadata,
         "status": "racing",
     }
+    before = place.read_state()
+    if before is None or config.written.fresh:
+        # The setup is on disk before anything is bought: a search killed in
+        # its first round and run again with another seed is refused, not
+        # resumed into the first one's outputs.
+        place.save(state)
     scores = Scores(searching.score)
     control: list[dict[str, Any]] = []  # the control's mean after each round
     race = Race(candidates.ids, len(parts.search), searching.seed)
