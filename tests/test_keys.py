@@ -64,11 +64,54 @@ QUICK = ("--max-retries", "0", "--timeout", "5", "--progress", "none")
 
 @pytest.mark.parametrize("provider", OTHERS)
 def test_openai_base_url_gets_no_other_providers_key_from_any_command(
-    provider, swept, company_proxy, tmp_path, capsys
+    provider, swept, company_proxy, fake, tmp_path, capsys
 ):
     job = write_job(tmp_path / "j.jsonl", poem_records(2))
+    asked = write_job(tmp_path / "q.jsonl", queries(4))
     model = f"{provider}/some-model"
+    # A search's answers from the fake (named for compat/), its judge and its
+    # proposer of this provider: each at its own provider's URL.
+    compat = ["--model", "compat/fake", "--base-url", fake.base_url, "--roles", "roles.jsonl"]
     commands = {
+        "search": [
+            "search",
+            str(asked),
+            "--roles",
+            "roles.jsonl",
+            "--model",
+            model,
+            "--score",
+            "includes",
+            "-o",
+            "s1",
+            *QUICK,
+        ],
+        "search judge": [
+            "search",
+            str(asked),
+            *compat,
+            "--rubric",
+            "rubric.md",
+            "--judge-model",
+            model,
+            "-o",
+            "s2",
+            *QUICK,
+        ],
+        "search proposer": [
+            "search",
+            str(asked),
+            *compat,
+            "--score",
+            "includes",
+            "--propose",
+            "3",
+            "--proposer",
+            model,
+            "-o",
+            "s3",
+            *QUICK,
+        ],
         "run": ["run", str(job), "--model", model, "-o", "r.jsonl", *QUICK],
         "estimate": ["estimate", str(job), "--model", model],
         "models": ["models", "--provider", provider],
@@ -76,10 +119,14 @@ def test_openai_base_url_gets_no_other_providers_key_from_any_command(
         "panel": ["panel", str(swept), "--synthesizer", "", "--model", model, *QUICK],
     }
     for command, argv in commands.items():
+        before = len(fake.requests)
         code = main(argv)
         err = capsys.readouterr().err
         assert company_proxy.received() == b"", (command, code, err)
         assert key_of(provider) not in err
+        assert not [r for r in fake.requests if key_of(provider) in str(r.headers)], command
+        if command == "search judge":  # the answers were bought, then the judge went home
+            assert len(fake.requests) > before and code == 3, err
     # It did ask somewhere: its own host (through the refusing proxy) or, for a
     # local preset, its own localhost port; the run stopped on that, not on
     # anything to do with the listener.
