@@ -671,3 +671,59 @@ def test_a_search_killed_in_its_first_round_is_not_resumed_as_another(fake, tmp_
     _, err = other.communicate(timeout=120)
     assert other.returncode == 2 and "another seed" in err
     assert len(fake.requests) == asked
+
+
+def test_garbage_over_the_search_s_state_is_refused_and_fresh_starts_over(
+    searching, fake, tmp_path
+):
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=16)
+    write_job(tmp_path / "quiz.jsonl", questions(20))
+    roles_file(tmp_path / "roles.jsonl", 3)
+    code, first, _ = searching()
+    assert code == 0
+    state = tmp_path / "found" / "search.json"
+    for garbage in (b"\x00\xff{", b"[1, 2]", b'{"setup": {}}'):
+        state.write_bytes(garbage)
+        asked = len(fake.requests)
+        code, _, err = searching()
+        assert code == 2 and "search.json: unreadable" in err and "--fresh" in err
+        assert len(fake.requests) == asked and state.read_bytes() == garbage
+    code, again, err = searching("--fresh")
+    assert code == 0, err
+    assert again == first  # the same answers bought again: the planted world is fixed
+    assert (
+        json.loads(state.read_text())["decision"]
+        == json.loads((tmp_path / "found" / "search.json").read_text())["decision"]
+    )
+
+
+def test_two_searches_on_one_folder_at_once_the_second_stops_buying_nothing(fake, tmp_path):
+    """A second search of the same folder while the first buys: it meets the
+    round's lock and stops at once (exit 2); the first finishes untouched."""
+    import threading
+
+    fake.state.world = World({GOOD: 0.9}, control=0.5, seed=17)
+    write_job(tmp_path / "quiz.jsonl", questions(24))
+    roles_file(tmp_path / "roles.jsonl", 3)
+    hold = threading.Event()
+    fake.fault(match="question", times=1, hold=hold)  # the first answer waits
+    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
+    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
+    args += ["--progress", "none"]
+    env = {"OPENAI_API_KEY": SECRET_KEY}
+    first = spawn(*args, env=env, cwd=tmp_path)
+    lock = tmp_path / "found" / "round-1.jsonl.lock"
+    while not lock.exists() and first.poll() is None:
+        threading.Event().wait(0.01)
+    while len(fake.requests) < 1 and first.poll() is None:
+        threading.Event().wait(0.01)
+    second = spawn(*args, env=env, cwd=tmp_path)
+    _, err = second.communicate(timeout=120)
+    asked = len(fake.requests)
+    hold.set()
+    _, first_err = first.communicate(timeout=120)
+    assert second.returncode == 2 and "another rolebatch run is writing" in err
+    assert first.returncode == 0, first_err
+    assert asked <= 4 * 6  # the second bought nothing: at most the first's round 1
+    pairs = asked_pairs(fake)
+    assert max(pairs.values()) == 1

@@ -115,13 +115,22 @@ class Folder:
         return self.path / f"{part}.jsonl"
 
     def read_state(self) -> dict[str, Any] | None:
+        """The search the folder holds (None: none yet); anything else there
+        is refused, not guessed at."""
         try:
-            found = json.loads(self.state().read_text())
+            found = json.loads(self.state().read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise UsageError(f"{self.state()}: not a search's state ({exc})") from None
-        return found if isinstance(found, dict) else None
+            found, why = None, str(exc)
+        else:
+            why = "not a search's state"
+        if not isinstance(found, dict) or found.get("rolebatch_search") != FORMAT:
+            raise UsageError(
+                f"{self.state()}: unreadable ({why}): give another -o, or --fresh to start"
+                " the search in this folder over (its answers are kept in its outputs)"
+            )
+        return found
 
     def write(self, path: Path, text: str) -> None:
         """``text`` into ``path`` whole, unless it holds it already (a job
@@ -268,10 +277,14 @@ def setup_of(
     }
 
 
-def check_same(folder: Folder, setup: dict[str, Any], fresh: bool) -> None:
+def check_same(folder: Folder, setup: dict[str, Any], fresh: bool) -> bool:
+    """Refuse a folder that holds another search; True when it holds none
+    yet (or --fresh starts it over): its setup is then to be written."""
+    if fresh:
+        return True
     before = folder.read_state()
-    if before is None or fresh:
-        return
+    if before is None:
+        return True
     was = before.get("setup") or {}
     changed = [key for key in setup if was.get(key) != setup[key]]
     if changed:
@@ -280,6 +293,7 @@ def check_same(folder: Folder, setup: dict[str, Any], fresh: bool) -> None:
             f"{folder.path} holds a search with another {what}: give another -o for this"
             " one, or --fresh to start that one over"
         )
+    return False
 
 
 def full_sweep_calls(candidates: Candidates, questions: int, samples: int = 1) -> int:
@@ -314,7 +328,7 @@ async def search(
     parts = split(job.questions, searching.holdout, searching.seed, searching.strata)
     place = Folder(folder)
     setup = setup_of(config, searching, candidates, job, parts)
-    check_same(place, setup, config.written.fresh)
+    unwritten = check_same(place, setup, config.written.fresh)
     place.write(place.path / "candidates.jsonl", roles_file(candidates, candidates.ids))
     state: dict[str, Any] = {
         "rolebatch_search": FORMAT,
@@ -324,8 +338,7 @@ async def search(
         "metadata": candidates.metadata,
         "status": "racing",
     }
-    before = place.read_state()
-    if before is None or config.written.fresh:
+    if unwritten:
         # The setup is on disk before anything is bought: a search killed in
         # its first round and run again with another seed is refused, not
         # resumed into the first one's outputs.
