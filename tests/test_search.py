@@ -78,6 +78,16 @@ def searching(capsys, fake, monkeypatch, tmp_path):
     return invoke
 
 
+ENV = {"OPENAI_API_KEY": SECRET_KEY}
+
+
+def search_args(fake, *extra: str) -> list[str]:
+    """``rolebatch search`` of quiz.jsonl into found/, as a process of its own."""
+    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
+    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
+    return [*args, "--progress", "none", *extra]
+
+
 def asked_pairs(fake) -> Counter:
     """(question id, role text) of every request answered, counted."""
     found: Counter = Counter()
@@ -267,11 +277,8 @@ def test_a_search_killed_mid_round_goes_on_without_buying_a_written_answer_again
     fake.state.latency = 0.01
     write_job(tmp_path / "quiz.jsonl", questions(48))
     roles_file(tmp_path / "roles.jsonl", 6)
-    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
-    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
-    args += ["--progress", "none", "--concurrency", "1"]
-    env = {"OPENAI_API_KEY": SECRET_KEY}
-    proc = spawn(*args, env=env, cwd=tmp_path)
+    args = search_args(fake, "--concurrency", "1")
+    proc = spawn(*args, env=ENV, cwd=tmp_path)
     round_two = tmp_path / "found" / "round-2.jsonl"
     wait_for_lines(round_two, proc, 3)
     proc.send_signal(signal.SIGKILL)
@@ -284,7 +291,7 @@ def test_a_search_killed_mid_round_goes_on_without_buying_a_written_answer_again
     }
     assert len(written) >= 3
     fake.state.latency = 0.0
-    again = spawn(*args, env=env, cwd=tmp_path)
+    again = spawn(*args, env=ENV, cwd=tmp_path)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     pairs = asked_pairs(fake)
@@ -295,7 +302,7 @@ def test_a_search_killed_mid_round_goes_on_without_buying_a_written_answer_again
         assert pairs[(qid, roles[role_id])] == 1
     # The same search uninterrupted, in another folder, finds the same.
     fake.requests.clear()
-    fresh = spawn(*[a if a != "found" else "other" for a in args], env=env, cwd=tmp_path)
+    fresh = spawn(*[a if a != "found" else "other" for a in args], env=ENV, cwd=tmp_path)
     fresh.communicate(timeout=120)
     mine = json.loads((tmp_path / "found" / "search.json").read_text())
     theirs = json.loads((tmp_path / "other" / "search.json").read_text())
@@ -472,17 +479,8 @@ def test_the_search_part_flatters_the_pick_and_the_held_out_part_does_not():
     searched, held = [], []
     for seed in range(100):
         answers = _world(random.Random(3000 + seed), [0.6] * 31, 120)
+        pick = _search(answers, seed, 120)[0]
         parts = split([Question(i + 1, i) for i in range(120)], 0.5, seed)
-        race = Race([str(c) for c in range(1, 31)], len(parts.search), seed)
-        while (asked := race.next_round()) is not None:
-            shared = [q.id for q in parts.search[: asked.end]]
-            race.scored(
-                {
-                    c: (sum(answers[int(c)][q] for q in shared) / len(shared), len(shared))
-                    for c in asked.alive
-                }
-            )
-        pick = int(race.pick)
         for part, into in ((parts.search, searched), (parts.held_out, held)):
             ids = [q.id for q in part]
             into.append(sum(answers[pick][q] - answers[0][q] for q in ids) / len(ids))
@@ -658,16 +656,13 @@ def test_a_search_killed_in_its_first_round_is_not_resumed_as_another(fake, tmp_
     fake.state.latency = 0.01
     write_job(tmp_path / "quiz.jsonl", questions(48))
     roles_file(tmp_path / "roles.jsonl", 6)
-    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
-    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
-    args += ["--progress", "none", "--concurrency", "1"]
-    env = {"OPENAI_API_KEY": SECRET_KEY}
-    proc = spawn(*args, env=env, cwd=tmp_path)
+    args = search_args(fake, "--concurrency", "1")
+    proc = spawn(*args, env=ENV, cwd=tmp_path)
     wait_for_lines(tmp_path / "found" / "round-1.jsonl", proc, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     asked = len(fake.requests)
-    other = spawn(*args, "--seed", "5", env=env, cwd=tmp_path)
+    other = spawn(*args, "--seed", "5", env=ENV, cwd=tmp_path)
     _, err = other.communicate(timeout=120)
     assert other.returncode == 2 and "another seed" in err
     assert len(fake.requests) == asked
@@ -707,17 +702,14 @@ def test_two_searches_on_one_folder_at_once_the_second_stops_buying_nothing(fake
     roles_file(tmp_path / "roles.jsonl", 3)
     hold = threading.Event()
     fake.fault(match="question", times=1, hold=hold)  # the first answer waits
-    args = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
-    args += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "-o", "found"]
-    args += ["--progress", "none"]
-    env = {"OPENAI_API_KEY": SECRET_KEY}
-    first = spawn(*args, env=env, cwd=tmp_path)
+    args = search_args(fake)
+    first = spawn(*args, env=ENV, cwd=tmp_path)
     lock = tmp_path / "found" / "round-1.jsonl.lock"
     while not lock.exists() and first.poll() is None:
         threading.Event().wait(0.01)
     while len(fake.requests) < 1 and first.poll() is None:
         threading.Event().wait(0.01)
-    second = spawn(*args, env=env, cwd=tmp_path)
+    second = spawn(*args, env=ENV, cwd=tmp_path)
     _, err = second.communicate(timeout=120)
     asked = len(fake.requests)
     hold.set()

@@ -53,7 +53,7 @@ svg text { font: 12px system-ui, sans-serif; fill: #1d2330; }
 """
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def html_table(header: list[str], rows: list[list[Any]]) -> str:
     """A table in a box of its own that scrolls sideways when it is wide."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -97,7 +97,7 @@ def page(
     if pairwise:
         parts.append(_pairwise(pairwise))
     header, rows = descriptive
-    parts.append(f"<h2>Every group's lines</h2>{_table(header, rows)}")
+    parts.append(f"<h2>Every group's lines</h2>{html_table(header, rows)}")
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -159,7 +159,7 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
             chance,
         ),
         legend(*keys),
-        _table(
+        html_table(
             ["group", "n", "errors", "mean", "95% interval"],
             [
                 [
@@ -200,7 +200,7 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
                 ("", "no detectable difference"),
                 ("dashed", "no difference"),
             ),
-            _table(
+            html_table(
                 [
                     "group",
                     "pairs",
@@ -235,7 +235,7 @@ def _scores(by: str, scores: dict[str, Any], chance: float | None = None) -> str
     for stratum in scores.get("strata") or [scores]:
         if "stratum" in stratum:
             parts.append(f"<h3>{escape(stratum['stratum'])}</h3>")
-        parts.append(_table(["", "score"], _choosing(stratum)))
+        parts.append(html_table(["", "score"], _choosing(stratum)))
     if "interaction" in scores:
         lines = study_lines(scores)[-1 - len(scores["interaction"]["rows"]) :]
         parts.append("<p class='note'>" + "<br>".join(escape(line) for line in lines) + "</p>")
@@ -302,7 +302,7 @@ def _pairwise(pairwise: dict[str, Any]) -> str:
                 if rates
                 else []
             ),
-            _table(
+            html_table(
                 [
                     "group",
                     "wins",

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..evaluate.numbers import finite, interval, p_value, text_table
-from ..evaluate.page import STYLE
+from ..evaluate.page import STYLE, html_table
 from ..evaluate.plots import escape
 
 TESTS = {
@@ -297,12 +297,12 @@ def page(state: dict[str, Any]) -> str:
         " after each round; a line ends where the candidate was dropped (x).<span class='swatch'>"
         "</span>the pick <span class='swatch dashed'></span>the control</p>",
         _race_svg(state),
-        _html_table(head, _rows(state)),
+        html_table(head, _rows(state)),
     ]
     if estimates:
         parts += [
             "<h2>The pick against the control</h2>",
-            _html_table(
+            html_table(
                 ["part", "questions", "difference", "95% interval", "p", "verdict"], estimates
             ),
             "<p class='note'>The held-out verdict is the paired test on questions the race never"
@@ -310,12 +310,3 @@ def page(state: dict[str, Any]) -> str:
         ]
     parts += [f"<p class='note'>{escape(_cost_line(state))}</p>", "</body></html>\n"]
     return "".join(parts)
-
-
-def _html_table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return (
-        f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table></div>"
-    )
