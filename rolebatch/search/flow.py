@@ -208,20 +208,16 @@ class Scores:
     score is left out)."""
 
     def __init__(self, spec: str):
-        self.spec = spec
         self.score = scorer(spec)
         self.by_role: dict[str, dict[str, float]] = {}
-        self.binary = True
 
     def read(self, outputs: Sequence[Path]) -> None:
         self.by_role = {}
-        self.binary = True
 
         def observe(line: dict[str, Any], group: str) -> None:
             value = 0.0 if line.get("status") != "ok" else self.score(line)
             if value is None or not math.isfinite(value):
                 return
-            self.binary = self.binary and value in (0.0, 1.0)
             self.by_role.setdefault(group, {})[query_key(line)] = value
 
         present = [path for path in outputs if path.is_file()]
@@ -239,16 +235,27 @@ class Scores:
         return stats.compare([mine[k] for k in keys], [theirs[k] for k in keys])
 
 
-def judge_asked(config: RunConfig, searching: Searching) -> Any:
-    """What the judge of a search is asked: the rubric, by --judge-model (or
-    the model asked; --base-url and --mode go with that one only)."""
-    model = searching.judge_model or config.asked.model
+def of_model(config: RunConfig, model: str | None, **asking: Any) -> Any:
+    """What another run of a search asks (a judge, a proposer), of ``model``:
+    --base-url and --mode go with --model only, so a model of another
+    provider is reached at its own provider's URL, with its own key."""
+    model = model or config.asked.model
     same = model == config.asked.model
     return replace(
         config.asked,
         model=model,
         base_url=config.asked.base_url if same else None,
         mode=config.asked.mode if same else None,
+        **asking,
+    )
+
+
+def judge_asked(config: RunConfig, searching: Searching) -> Any:
+    """What the judge of a search is asked: the rubric, by --judge-model (or
+    the model asked)."""
+    return of_model(
+        config,
+        searching.judge_model,
         task="judge",
         judge=Judging(rubric=searching.rubric),
         schema=None,

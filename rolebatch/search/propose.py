@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..pipeline import run_job
 from ..progress import Reporter
 from ..records.roles import load_roles
-from .flow import CONTROL_IDS, Folder, read_job
+from .flow import CONTROL_IDS, Folder, of_model, read_job
 from .split import split
 
 SCHEMA = "rolebatch.search.propose:Proposal"
@@ -108,12 +108,9 @@ async def propose(
     queries = [job.lines[q.line]["query"] for q in parts.search[:SAMPLE]]
     record = {"id": "proposal", "query": prompt(queries, count), "role": ROLE}
     place.write(place.questions("proposal"), json.dumps(record, ensure_ascii=False) + "\n")
-    same = model == config.asked.model
-    asked = replace(
-        config.asked,
-        model=model,
-        base_url=config.asked.base_url if same else None,
-        mode=config.asked.mode if same else None,
+    asked = of_model(
+        config,
+        model,
         task="role",
         schema=SCHEMA,
         roles=None,
