@@ -33,11 +33,12 @@ def decision_line(state: dict[str, Any]) -> str:
     pick = found.get("candidate")
     span = interval(found.get("ci_low"), found.get("ci_high"))
     if not found.get("confirmed"):
-        led = f"{pick} led the race" if pick else "no candidate had answered yet"
-        return (
-            f"not decided: the search {state.get('status', 'stopped')} before its held-out"
-            f" verdict ({led}, not confirmed); the same command goes on"
-        )
+        led = f"{pick} led the race, not confirmed" if pick else "no candidate had answered yet"
+        why, then = {
+            "budget reached": ("--max-cost was reached", "a higher --max-cost goes on"),
+            "pending": ("batches are still out", "the same command collects them and goes on"),
+        }.get(state.get("status", ""), ("the search stopped", "the same command goes on"))
+        return f"not decided: {why} before the held-out verdict ({led}); {then}"
     verdict = found.get("verdict")
     if verdict == "better":
         return (
