@@ -719,3 +719,31 @@ def test_two_searches_on_one_folder_at_once_the_second_stops_buying_nothing(fake
     assert asked <= 4 * 6  # the second bought nothing: at most the first's round 1
     pairs = asked_pairs(fake)
     assert max(pairs.values()) == 1
+
+
+def test_batches_still_out_end_a_search_pending_and_the_same_command_collects_them(
+    searching, fake, tmp_path
+):
+    """--via batch --no-wait (cron): a round's batch still out ends the
+    search with exit 4, its state saying so; once the provider has ended
+    it, the same command collects it and goes on, buying nothing twice."""
+    fake.state.world = World({GOOD: 0.95}, control=0.4, seed=18)
+    write_job(tmp_path / "quiz.jsonl", questions(24))
+    roles_file(tmp_path / "roles.jsonl", 3)
+    fake.state.batches.plan.polls = 10**9  # in progress, for now
+    batch = ("--via", "batch", "--no-wait", "--poll-interval", "0.01", "--format", "json")
+    code, out, err = searching(*batch)
+    assert code == 4, err
+    said = json.loads(out)
+    assert said["status"] == "pending" and said["decision"]["confirmed"] is False
+    assert said["decision"]["line"].startswith("not decided: batches are still out")
+    fake.state.batches.plan.polls = 0
+    for _ in range(4):  # a round a call: each batch is collected, the next submitted
+        code, out, err = searching(*batch)
+        if code == 0:
+            break
+        assert code == 4, err
+    found = json.loads(out)
+    assert code == 0 and found["decision"]["role"] == "r2"
+    # Every request went in one batch once: as many as the search planned.
+    assert len(fake.state.batches.custom_ids()) == found["cost"]["planned_calls"]
