@@ -261,3 +261,32 @@ def test_the_same_answers_interrupted_or_not_in_any_order(capsys, tmp_path):
             k: v["response"] for k, v in first.items()
         }
         assert {k: v["seed"] for k, v in again.items()} == {k: v["seed"] for k, v in first.items()}
+
+
+def test_the_embedded_runtime_is_the_lean_build_the_makefile_pins():
+    """The Makefile compiles llama-cpp-python with only what rolebatch loads
+    (issue 42: minutes off every first install): if what it leaves out comes
+    back (the multimodal library, llama.cpp's common library), or the pin
+    drifts from the version it compiles, this fails."""
+    import importlib.metadata
+    import re
+
+    import llama_cpp
+
+    root = Path(__file__).resolve().parent.parent
+    makefile = (root / "Makefile").read_text()
+    (version,) = re.findall(r"^LLAMA_CPP_VERSION := (\S+)$", makefile, re.M)
+    pyproject = (root / "pyproject.toml").read_text()
+    assert f'"llama-cpp-python=={version}"' in pyproject
+    assert f'"llama-cpp-python[server]=={version}"' in pyproject
+    assert importlib.metadata.version("llama-cpp-python") == version
+    package = Path(llama_cpp.__file__).parent
+    site = package.parent
+    names = {p.name for p in (package / "lib").iterdir()}
+    assert any(n.startswith("libllama.so") for n in names)
+    assert any(n.startswith("libggml-cpu.so") for n in names)
+    installed = importlib.metadata.distribution("llama-cpp-python").files or []
+    listed = {Path(str(f)).name for f in installed}
+    for left_out in ("libmtmd", "libllama-common", "libllava"):
+        assert not [n for n in listed | names if n.startswith(left_out)], left_out
+    assert (site / "llama_cpp").is_dir()
