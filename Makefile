@@ -20,7 +20,10 @@ PYTEST_ARGS ?=
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_FLAGS := -DLLAVA_BUILD=OFF -DCMAKE_UNITY_BUILD=ON
 LLAMA_CMAKE := $(LLAMA_FLAGS) -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/make/llama-cpp.cmake
-LLAMA_KEY := $(shell { echo "$(LLAMA_CPP_VERSION) $(LLAMA_FLAGS)"; cat make/llama-cpp.cmake; } | sha256sum | cut -c1-12)
+# ggml is compiled for this CPU (-march=native): its flags are in the key too,
+# so a home folder shared with another CPU compiles its own.
+LLAMA_KEY := $(shell { echo "$(LLAMA_CPP_VERSION) $(LLAMA_FLAGS)"; cat make/llama-cpp.cmake; \
+  grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null; uname -m; } | sha256sum | cut -c1-12)
 WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rolebatch/wheels
 LLAMA_WHEEL_DIR := $(WHEELS)/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 CORES := $(shell nproc 2>/dev/null || echo 2)
