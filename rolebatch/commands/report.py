@@ -34,8 +34,8 @@ from ..exits import Exit
     "score",
     metavar="SCORER",
     help="Score every line: choice, exact, includes, regex:PATTERN, number[:TOL],"
-    " field:NAME, python:MODULE:FUNCTION.  [default: the task's own (choice for"
-    " --task choice, exact for --task answer); none for others]",
+    " field:NAME, rouge-l:FIELD (rouge-1, rouge-2), python:MODULE:FUNCTION.  [default:"
+    " the task's own (choice for --task choice, exact for --task answer); none for others]",
 )
 @click.option(
     "--baseline",

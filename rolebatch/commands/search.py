@@ -34,8 +34,8 @@ NATURAL = {"choice": "choice", "answer": "exact"}
     "--score",
     metavar="SCORER",
     help="What an answer scores: choice, exact, includes, regex:PATTERN, number[:TOL],"
-    " field:NAME, python:MODULE:FUNCTION.  [default: the task's own: choice for --task"
-    " choice, exact for --task answer]",
+    " field:NAME, rouge-l:FIELD, python:MODULE:FUNCTION.  [default: the task's own:"
+    " choice for --task choice, exact for --task answer]",
 )
 @click.option(
     "--rubric",

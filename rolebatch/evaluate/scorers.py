@@ -9,6 +9,12 @@ scored, e.g. no ``expected``).  Pure functions of the line.
     number[:TOL]      1 when the first number in the answer is within TOL
                       (default 0) of the expected number
     field:NAME        the response's numeric field NAME as it is (a judge's score)
+    rouge-l:FIELD     ROUGE-L F-measure of the response's text FIELD against the
+                      line's expected text (the best of a list), by Google's
+                      rouge-score: its tokenizer (lower case, runs of a-z and
+                      0-9), Porter stemming (:nostem after FIELD: none);
+                      rouge-1:FIELD and rouge-2:FIELD the same, by unigrams
+                      and bigrams
     python:MOD:FUNC   your own: FUNC(line) -> a number, or None to leave it out
 
 The answer is the response's ``answer`` field, or its only string field.
@@ -26,7 +32,19 @@ from typing import Any
 from ..errors import UsageError
 
 Scorer = Callable[[dict[str, Any]], float | None]
-NAMES = ("choice", "exact", "includes", "regex:PATTERN", "number[:TOL]", "field:NAME")
+NAMES = (
+    "choice",
+    "exact",
+    "includes",
+    "regex:PATTERN",
+    "number[:TOL]",
+    "field:NAME",
+    "rouge-l:FIELD",
+    "rouge-1:FIELD",
+    "rouge-2:FIELD",
+)
+# rouge-score's names of the measures.
+ROUGE = {"rouge-1": "rouge1", "rouge-2": "rouge2", "rouge-l": "rougeL"}
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?")
 _FINAL = ".,;:!?\"'"
 
@@ -159,6 +177,32 @@ def _python(spec: str) -> Scorer:
     return score
 
 
+def _rouge(kind: str, argument: str) -> Scorer:
+    """ROUGE's F-measure of the response's text ``FIELD`` against the
+    expected text, the best of several (rouge-score's ``score_multi``)."""
+    field, _, option = argument.partition(":")
+    if not field or option not in ("", "nostem"):
+        raise UsageError(f"--score {kind}:{argument}: expected {kind}:FIELD or {kind}:FIELD:nostem")
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise UsageError(
+            f"--score {kind}: needs Google's rouge-score package: pip install 'rolebatch[rouge]'"
+        ) from None
+    measure = ROUGE[kind]
+    scoring = rouge_scorer.RougeScorer([measure], use_stemmer=option != "nostem")
+
+    def score(line: dict[str, Any]) -> float | None:
+        response = line.get("response")
+        text = response.get(field) if isinstance(response, dict) else None
+        references = _expected_texts(line)
+        if not isinstance(text, str) or not references:
+            return None
+        return float(scoring.score_multi(references, text)[measure].fmeasure)
+
+    return score
+
+
 def scorer(spec: str) -> Scorer:
     """The scorer ``spec`` names (``--score``)."""
     kind, _, argument = spec.partition(":")
@@ -179,6 +223,8 @@ def scorer(spec: str) -> Scorer:
         return _field(argument)
     if kind == "python" and argument:
         return _python(argument)
+    if kind in ROUGE and argument:
+        return _rouge(kind, argument)
     raise UsageError(
         f"--score {spec!r}: expected one of {', '.join(NAMES)}, python:MODULE:FUNCTION"
     )

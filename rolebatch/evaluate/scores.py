@@ -37,7 +37,7 @@ from .scorers import Scorer, natural, scorer
 
 NO_SCORER = (
     "no scorer for these lines: give --score (choice, exact, includes, regex:PATTERN,"
-    " number[:TOL], field:NAME, python:MODULE:FUNCTION)"
+    " number[:TOL], field:NAME, rouge-l:FIELD, python:MODULE:FUNCTION)"
 )
 # Error lines kept while the first ok line, which tells the task's scorer, is awaited.
 MOST_PENDING = 10_000
