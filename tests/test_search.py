@@ -747,3 +747,27 @@ def test_batches_still_out_end_a_search_pending_and_the_same_command_collects_th
     assert code == 0 and found["decision"]["role"] == "r2"
     # Every request went in one batch once: as many as the search planned.
     assert len(fake.state.batches.custom_ids()) == found["cost"]["planned_calls"]
+
+
+def test_no_evidence_is_no_decision_undecided_exit_5(searching, fake, tmp_path):
+    """Every answer fails validation: errors score 0 on both sides, and a
+    "no detectable difference" on them would be a decision made on nothing.
+    The search ends undecided (exit 5), says why, and the same command asks
+    again; once the model answers, it decides."""
+    fake.state.world = World({GOOD: 0.95}, control=0.4, seed=19)
+    write_job(tmp_path / "quiz.jsonl", questions(20))
+    roles_file(tmp_path / "roles.jsonl", 3)
+    fault = fake.fault(invalid=True)
+    summary = tmp_path / "summary.json"
+    code, out, err = searching(
+        "--max-reasks", "0", "--summary-json", str(summary), "--fail-if-none"
+    )
+    assert code == 5, err
+    assert out.startswith("not decided: on the held-out part, ") and "nothing to decide on" in out
+    data = json.loads(summary.read_text())
+    assert data["status"] == "undecided" and data["decision"]["role"] is None
+    assert data["decision"]["verdict"] is None and data["decision"]["confirmed"] is False
+    fake.state.faults.remove(fault)
+    code, out, err = searching("--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["decision"]["confirmed"] is True

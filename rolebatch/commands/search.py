@@ -240,6 +240,11 @@ def _run(
         raise
     click.echo(render(state, fmt), nl=False)
     _step_summary(step_summary(state))
+    if state.get("status") == "undecided":
+        message = decision_line(state)
+        click.echo(f"rolebatch: undecided: {message}", err=True)
+        _record(invocation, state, Exit.UNDECIDED, "undecided", message, folder)
+        return int(Exit.UNDECIDED)
     decided = (state.get("decision") or {}).get("role") is not None
     if fail_if_none and not decided:
         message = f"--fail-if-none: {decision_line(state)}"

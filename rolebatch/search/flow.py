@@ -51,6 +51,9 @@ from .split import Question, Split, split
 
 FORMAT = 1
 STATE = "search.json"
+# Fewer ok answers than this from the pick or the control on the held-out
+# part, and there is no verdict: the search ends undecided.
+MOST_ERRORS_LEFT = 2
 CONTROL_IDS = ("none", "no-role", "control")
 
 
@@ -434,6 +437,9 @@ async def search(
     state["held_out"] = verdict
     state["decision"] = decision(pick, verdict, len(parts.held_out))
     state["status"] = "decided"
+    if verdict["verdict"] is None:
+        state["decision"] = {**decision(pick, None, len(parts.held_out)), "confirmed": False}
+        state["status"] = "undecided"
     state.update(_cost(candidates, parts, made, spent, None, priced, judged))
     place.save(state)
     return state
@@ -453,9 +459,13 @@ def _held_out(output: Path, spec: str, control: str, pick: str) -> dict[str, Any
     found = study([output], Study(by="role", score=spec, baseline=control))
     comparisons = (found.scores or {}).get("comparisons") or []
     mine = next((c for c in comparisons if c["key"] == pick), None)
-    if mine is None:
-        return {"n": 0, "verdict": "too few pairs"}
+    answered = min((found.groups[g].ok if g in found.groups else 0) for g in (pick, control))
+    if mine is None or answered < MOST_ERRORS_LEFT or mine["verdict"] == "too few pairs":
+        # No evidence is no verdict: errors score 0 for both sides, and
+        # "no detectable difference" on them would be a decision made on nothing.
+        return {"n": 0 if mine is None else mine["n_pairs"], "answered": answered, "verdict": None}
     return {
+        "answered": answered,
         "n": mine["n_pairs"],
         "diff": mine["diff"],
         "ci_low": mine["ci_low"],

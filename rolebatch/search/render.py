@@ -32,6 +32,12 @@ def decision_line(state: dict[str, Any]) -> str:
     n = found.get("held_out_questions", 0)
     pick = found.get("candidate")
     span = interval(found.get("ci_low"), found.get("ci_high"))
+    if state.get("status") == "undecided":
+        return (
+            f"not decided: on the held-out part, {pick} or the control gave fewer than 2 answers"
+            " (the rest are errors): nothing to decide on; the same command asks the failed"
+            " ones again"
+        )
     if not found.get("confirmed"):
         led = f"{pick} led the race, not confirmed" if pick else "no candidate had answered yet"
         why, then = {
