@@ -25,7 +25,11 @@ LLAMA_CMAKE := $(LLAMA_FLAGS) -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/make/l
 # so a home folder shared with another CPU compiles its own.
 LLAMA_KEY := $(shell { echo "$(LLAMA_CPP_VERSION) $(LLAMA_FLAGS)"; cat make/llama-cpp.cmake; \
   grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null; uname -m; } | sha256sum | cut -c1-12)
-WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rolebatch/wheels
+# (In the virtual environment instead, where that folder cannot be written.)
+ifndef WHEELS
+WHEELS := $(shell d="$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rolebatch/wheels"; \
+  mkdir -p "$$d" 2>/dev/null && test -w "$$d" && echo "$$d" || echo "$(CURDIR)/$(VENV)/wheels")
+endif
 LLAMA_WHEEL_DIR := $(WHEELS)/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 CORES := $(shell nproc 2>/dev/null || echo 2)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
