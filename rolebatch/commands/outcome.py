@@ -102,20 +102,26 @@ def _record(
     stopped = message if code in (Exit.STOPPED, Exit.PENDING, Exit.BUG) else None
     if invocation.summary_json is not None:
         data = {"status": status, "message": message, **shown.as_dict(code, stopped)}
-        _write_json(invocation.summary_json, data)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with contextlib.suppress(OSError), open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(shown.markdown(code, message) + "\n")
+        write_json(invocation.summary_json, data)
+    append_step_summary(shown.markdown(code, message) + "\n")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Written whole or not at all: a reader never sees half a summary."""
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """A summary for scripts, written whole or not at all: a reader never
+    sees half of it (a failure to write it is said, not raised)."""
     try:
         with replacing(path, durable=False) as new:
             new.tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OutputError as exc:
         click.echo(f"rolebatch: {exc}", err=True)
+
+
+def append_step_summary(text: str) -> None:
+    """``text`` appended to the CI step summary, when $GITHUB_STEP_SUMMARY names one."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def run_options(command: Any) -> Any:

@@ -3,15 +3,14 @@ metadata key; with a scorer, the study of whether a role helps."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..exits import Exit
+from .outcome import append_step_summary
 
 
 @click.command()
@@ -160,10 +159,7 @@ def report(
     _write(render(found, fmt), output)
     if found.gate is None:
         return int(Exit.OK)
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-            handle.write(step_summary(found))
+    append_step_summary(step_summary(found))
     return int(exit_code(found.gate))
 
 

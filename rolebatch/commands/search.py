@@ -4,10 +4,7 @@ the pick against the control on the rest (``search.flow``)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +15,17 @@ from ..bugs import message as bug_message
 from ..errors import AbortError, Pending, RolebatchError, UsageError
 from ..evaluate.numbers import finite
 from ..exits import Exit
-from ..records.files import replacing
 from ..records.shards import output_stem
 from . import heavy_imports
 from .options import job_options, run_config
-from .outcome import Invocation, headline, run_options, status_of
+from .outcome import (
+    Invocation,
+    append_step_summary,
+    headline,
+    run_options,
+    status_of,
+    write_json,
+)
 from .run import _reporter
 from .settings import WithSettings, config_option
 
@@ -236,10 +239,10 @@ def _run(
         found = getattr(exc, "state", None)
         if found is not None:
             click.echo(render(found, fmt), nl=False)
-            _step_summary(step_summary(found))
+            append_step_summary(step_summary(found))
         raise
     click.echo(render(state, fmt), nl=False)
-    _step_summary(step_summary(state))
+    append_step_summary(step_summary(state))
     if state.get("status") == "undecided":
         message = decision_line(state)
         click.echo(f"rolebatch: undecided: {message}", err=True)
@@ -253,13 +256,6 @@ def _run(
         return int(Exit.FAILED)
     _record(invocation, state, Exit.OK, "ok", None, folder)
     return int(Exit.OK)
-
-
-def _step_summary(text: str) -> None:
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if path:
-        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
 
 
 def _ended(invocation: Invocation, error: BaseException, folder: Path) -> int:
@@ -301,8 +297,7 @@ def _record(
         "decision": state.get("decision"),
         "cost": state.get("cost"),
     }
-    with replacing(invocation.summary_json, durable=False) as new:
-        new.tmp.write_text(json.dumps(finite(data), indent=2) + "\n", encoding="utf-8")
+    write_json(invocation.summary_json, finite(data))
 
 
 def _proposed(
