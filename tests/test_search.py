@@ -352,6 +352,8 @@ def test_the_estimate_is_what_the_search_then_asks(searching, fake, tmp_path):
     assert [r["calls"] for r in told["rounds"]] == [10 * 6, 6 * 6, 4 * 12, 3 * 6]
     assert searching()[0] == 0
     assert len(asked_pairs(fake)) == told["worst_case"]["calls"]
+    code, out, _ = searching("--estimate", "--format", "json", "--price", "1/2")
+    assert json.loads(out)["already_in_folder"] == told["worst_case"]["calls"]
 
 
 def test_proposed_roles_are_kept_before_any_is_asked_and_read_only_the_search_part(
@@ -644,7 +646,9 @@ def test_open_ended_answers_are_raced_and_confirmed_on_a_judge_s_grades(searchin
     assert found["cost"]["calls"] == len(fake.requests) == found["cost"]["planned_calls"]
     assert len(judge_calls) == len(fake.requests) / 2
     code, out, _ = searching(*args, "--estimate", "--format", "json", job="poems.jsonl")
-    assert code == 0 and json.loads(out)["worst_case"]["calls"] == len(fake.requests)
+    told = json.loads(out)
+    assert code == 0 and told["worst_case"]["calls"] == len(fake.requests)
+    assert told["already_in_folder"] == len(fake.requests)  # answers and grades, not records
     code, _, err = searching(*args, "--score", "choice", job="poems.jsonl")
     assert code == 2 and "no --score too" in err
 

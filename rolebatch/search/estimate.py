@@ -20,7 +20,15 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..forecast import forecast
 from ..progress import dollars
-from .flow import Folder, candidates_of, expected_calls, full_sweep_calls, read_job
+from ..records.sidecar import sidecar_path
+from .flow import (
+    Folder,
+    answers_in,
+    candidates_of,
+    expected_calls,
+    full_sweep_calls,
+    read_job,
+)
 from .race import schedule
 from .split import split
 
@@ -43,10 +51,11 @@ def estimate(config: RunConfig, searching: Any, folder: Path, as_json: bool) -> 
             }
         )
         before = end
-    graded = 2 if searching.rubric is not None else 1  # a judge's call per answer
+    judged = searching.rubric is not None
+    graded = 2 if judged else 1  # a judge's call per answer
     confirm = 2 * len(parts.held_out) * graded
-    search_calls = expected_calls(candidates, parts) * graded
-    full = full_sweep_calls(candidates, len(job.questions)) * graded
+    search_calls = expected_calls(candidates, parts, judged)
+    full = full_sweep_calls(candidates, len(job.questions), judged)
     for row in rounds:
         row["calls"] *= graded
     sweep = forecast(replace(config, output=Folder(folder).path / "full-sweep.estimate.jsonl"))
@@ -73,24 +82,18 @@ def estimate(config: RunConfig, searching: Any, folder: Path, as_json: bool) -> 
         "full_sweep": {"calls": full, "usd": usd(full)},
         "share_of_full_sweep": search_calls / full if full else None,
         "price": sweep.live.describe() if sweep.live else None,
-        "graded_by_a_judge": graded == 2,
+        "graded_by_a_judge": judged,
     }
     return json.dumps(found, indent=2) if as_json else _text(found, per_call)
 
 
 def _held(folder: Folder) -> int:
-    """Answers the folder's outputs already hold (not bought again)."""
-    count = 0
-    if folder.path.is_dir():
-        for path in folder.path.glob("*.jsonl"):
-            if path.name.endswith((".questions.jsonl", ".roles.jsonl")) or path.name in (
-                "candidates.jsonl",
-                "proposed-roles.jsonl",
-            ):
-                continue
-            with path.open("rb") as handle:
-                count += sum(1 for raw in handle if raw.strip())
-    return count
+    """Answers the folder's outputs already hold (not bought again): its
+    files with a run's sidecar beside them, not the jobs and roles it made."""
+    if not folder.path.is_dir():
+        return 0
+    outputs = [p for p in sorted(folder.path.glob("*.jsonl")) if sidecar_path(p).is_file()]
+    return answers_in(outputs)
 
 
 def _text(found: dict[str, Any], per_call: Decimal | None) -> str:

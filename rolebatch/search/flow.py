@@ -43,7 +43,7 @@ from ..pipeline import run_job
 from ..plan import plan
 from ..progress import Reporter
 from ..records.files import cannot_write, replacing
-from ..records.job import derived_id, open_job
+from ..records.job import derived_id
 from ..records.report import read
 from ..records.roles import load_roles
 from .race import Race, calls
@@ -79,9 +79,6 @@ class Candidates:
     @property
     def ids(self) -> list[str]:
         return [role_id for role_id, _ in self.roles]
-
-    def text(self, role_id: str) -> str:
-        return dict(self.roles).get(role_id, "")
 
 
 def candidates_of(path: Path) -> Candidates:
@@ -165,7 +162,7 @@ def read_job(config: RunConfig, strata: str | None) -> Job:
     """Every question of the job (checked whole by ``plan`` before)."""
     checked = plan(config, sending=False)
     questions, lines = [], {}
-    job = open_job(config.job, rules=checked.task)
+    job = replace(checked.job, sweep=None)  # its records as they are, not per role
     problems = []
     # Split on newlines only, as the job reader does (a JSON string may hold
     # U+2028, which str.splitlines would split on too).
@@ -306,13 +303,27 @@ def check_same(folder: Folder, setup: dict[str, Any], fresh: bool) -> bool:
     return False
 
 
-def full_sweep_calls(candidates: Candidates, questions: int, samples: int = 1) -> int:
-    return (len(candidates.roles) + 1) * questions * samples
+def full_sweep_calls(candidates: Candidates, questions: int, judged: bool = False) -> int:
+    """Every candidate and the control on every question (``judged``: and a
+    judge's grade of each answer, a call too)."""
+    return (len(candidates.roles) + 1) * questions * (2 if judged else 1)
 
 
-def expected_calls(candidates: Candidates, parts: Split) -> int:
-    """What the search asks: the race's fixed schedule and the confirmation."""
-    return calls(len(candidates.roles), len(parts.search)) + 2 * len(parts.held_out)
+def expected_calls(candidates: Candidates, parts: Split, judged: bool = False) -> int:
+    """What the search asks: the race's fixed schedule and the confirmation
+    (``judged``: and a judge's grade of each answer)."""
+    asked = calls(len(candidates.roles), len(parts.search)) + 2 * len(parts.held_out)
+    return asked * (2 if judged else 1)
+
+
+def answers_in(outputs: Sequence[Path]) -> int:
+    """The lines (answers and error lines: calls made) of the outputs there are."""
+    count = 0
+    for path in dict.fromkeys(outputs):
+        if path.is_file():
+            with path.open("rb") as handle:
+                count += sum(1 for raw in handle if raw.strip())
+    return count
 
 
 async def search(
@@ -436,10 +447,7 @@ async def search(
     state["search_estimate"] = _estimate(scores.paired(pick, candidates.control, parts.search))
     state["held_out"] = verdict
     state["decision"] = decision(pick, verdict, len(parts.held_out))
-    state["status"] = "decided"
-    if verdict["verdict"] is None:
-        state["decision"] = {**decision(pick, None, len(parts.held_out)), "confirmed": False}
-        state["status"] = "undecided"
+    state["status"] = "decided" if verdict["verdict"] is not None else "undecided"
     state.update(_cost(candidates, parts, made, spent, None, priced, judged))
     place.save(state)
     return state
@@ -489,15 +497,14 @@ def _estimate(found: stats.Paired) -> dict[str, Any]:
 
 
 def decision(pick: str | None, held: dict[str, Any] | None, n: int) -> dict[str, Any]:
-    """The search's answer: a role to use (confirmed better), or none."""
+    """The search's answer: a role to use (confirmed better), or none; with no
+    held-out verdict (none yet, or no evidence), nothing is confirmed."""
     verdict = (held or {}).get("verdict")
-    if verdict not in ("better", "worse", "no detectable difference"):
-        verdict = None if held is None else "no detectable difference"
     return {
         "role": pick if verdict == "better" else None,
         "verdict": verdict,
         "candidate": pick,
-        "confirmed": held is not None,
+        "confirmed": verdict is not None,
         "held_out_questions": n,
         "diff": (held or {}).get("diff"),
         "ci_low": (held or {}).get("ci_low"),
@@ -528,7 +535,7 @@ def _stopped(
         if isinstance(exc, Pending)
         else ("budget reached" if isinstance(exc, BudgetReached) else "stopped")
     )
-    state["decision"] = {**decision(leader, None, 0), "confirmed": False}
+    state["decision"] = decision(leader, None, 0)
 
 
 def _cost(
@@ -542,21 +549,15 @@ def _cost(
 ) -> dict[str, Any]:
     """Calls and cost so far, against a full sweep of every candidate and
     the control over every question."""
-    made = 0
-    for path in dict.fromkeys(outputs):
-        if path.is_file():
-            with path.open("rb") as handle:
-                made += sum(1 for raw in handle if raw.strip())
+    made = answers_in(outputs)
     if summary is not None and summary.tally.cost is not None:
         spent += (summary.tally.cost_before or Decimal(0)) + summary.tally.cost
-    questions = len(parts.search) + len(parts.held_out)
-    twice = 2 if judged else 1  # with a rubric, every answer is graded by a call too
-    full = full_sweep_calls(candidates, questions) * twice
+    full = full_sweep_calls(candidates, len(parts.search) + len(parts.held_out), judged)
     usd = float(spent) if priced else None
     return {
         "cost": {
             "calls": made,
-            "planned_calls": expected_calls(candidates, parts) * twice,
+            "planned_calls": expected_calls(candidates, parts, judged),
             "full_sweep_calls": full,
             "share_of_full_sweep": made / full if full else None,
             "usd": usd,
