@@ -29,6 +29,7 @@ from .plan import Plan, plan
 from .progress import dollars
 from .providers.models import shutdown_notice
 from .records.job import Record
+from .records.profiles import Profile
 from .redaction import Redactor
 from .via.cached import CachedAnswers
 from .via.request import breakpoint_at, instructor_kwargs, min_cacheable
@@ -200,7 +201,7 @@ def _count_tokens(checked: Plan, result: Forecast, survey: Any) -> None:
         to_do = _not_cached(checked, result, to_do)
     added: float | None = None
     prompt_chars = 0.0
-    roles: set[str] = set()
+    roles: set[str | Profile] = set()
     for record in to_do:
         messages = task.messages(record, config.asked.layout)
         size = len(json.dumps(messages, ensure_ascii=False))
@@ -268,7 +269,8 @@ def _cacheable_prefix(checked: Plan, record: Record, messages: Any, added: float
         found = breakpoint_at(messages, record.role, min_cacheable(checked.endpoint.model))
         return 0 if found is None else round((added + found[2]) / CHARS_PER_TOKEN)
     # OpenAI's: automatic from 1,024 tokens, in steps of 128.
-    tokens = (added + len(record.role)) / CHARS_PER_TOKEN
+    role = record.role
+    tokens = (added + (role.size if isinstance(role, Profile) else len(role))) / CHARS_PER_TOKEN
     return 0 if tokens < OPENAI_CACHE_MIN else int(tokens) // 128 * 128
 
 

@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig, fingerprint
-from .cost.prices import Prices, lookup
+from .cost.prices import Prices, context_tokens, lookup
 from .errors import UsageError
+from .pacing.estimate import CHARS_PER_TOKEN
 from .providers.registry import Endpoint, resolve
 from .records.job import JobFile, open_job
 from .records.output import OutputFile
+from .records.profiles import Profile, Vet
 from .records.roles import load_sweep, samples_only
 from .records.sidecar import read_sidecar, seeds_of
 from .tasks import open_task
+from .tasks.layout import refuses
 from .tasks.task import Task
 
 
@@ -90,14 +93,30 @@ def plan(config: RunConfig, *, sending: bool = True) -> Plan:
             config = config.asking(seeds="id")
     output = OutputFile(path, fingerprint(config, endpoint, task))
     sweep = None
+    vet = profile_vet(config, endpoint)
     if config.asked.roles is not None:
-        sweep = load_sweep(Path(config.asked.roles), config.asked.samples)
+        sweep = load_sweep(Path(config.asked.roles), config.asked.samples, vet)
     elif config.asked.samples > 1:
         sweep = samples_only(config.asked.samples)
     job = (
         None
         if config.written.fresh
         else output.checked_job(config.job, config.written.shard, sweep, task)
-    ) or open_job(config.job, shard=config.written.shard, sweep=sweep, rules=task)
+    ) or open_job(config.job, shard=config.written.shard, sweep=sweep, rules=task, vet=vet)
     output.remember_job(job)
     return Plan(config, task, endpoint, prices, output, job)
+
+
+def profile_vet(config: RunConfig, endpoint: Endpoint) -> Vet:
+    """What is wrong with a role's profile for this run: a layout with no
+    place for its examples, or the profile alone over what the model's
+    context leaves after the answer (the answer's ``max_tokens``; the
+    context as the provider or the price data knows it)."""
+    context = context_tokens(endpoint)
+    answer = config.asked.max_tokens or endpoint.provider.default_max_tokens or 0
+    room = None if context is None else max(0, context - answer)
+
+    def vet(profile: Profile) -> str | None:
+        return refuses(profile, config.asked.layout) or profile.too_long(room, CHARS_PER_TOKEN)
+
+    return vet

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rolebatch import Response
 from rolebatch.cli import main
 from rolebatch.errors import UsageError
-from rolebatch.providers.local import bounded, model_file, render_prompt
+from rolebatch.providers.local import bounded, model_file, render_prompt, without_reasks
 from tests.helpers import read_lines, write_job
 
 POEM_SCHEMA = Response.model_json_schema()
@@ -72,7 +72,7 @@ def test_reask_turns_are_left_out_and_other_schemas_are_described():
         {"role": "assistant", "content": '{"stars": "x"}'},
         {"role": "user", "content": "Correct your JSON"},
     ]
-    prompt = render_prompt(messages, schema)
+    prompt = render_prompt(without_reasks(messages, ['{"stars": "x"}']), schema)
     assert prompt == (
         "Each answer is a JSON object that follows the instruction and matches this JSON"
         f" Schema: {json.dumps(schema)}\n\nInstruction: Rate this film.\nAnswer: "

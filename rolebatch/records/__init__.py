@@ -2,6 +2,7 @@
 
 job         the JSONL input, checked whole before anything is sent
 roles       sweeps: every record under every role of a roles file
+profiles    a role given as a character (RoleLLM): instruction, catchphrases, example turns
 shards      one shard of a job (--shard K/N), by a hash of the id
 ids         a flat table of id hashes, for a million records in flat memory
 lines       what became of one record, as one output line; the one reader of an output's lines

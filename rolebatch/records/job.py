@@ -1,9 +1,10 @@
 """The job file: JSONL input records, checked whole before anything is sent.
 
-Every record has a ``query`` and may have an ``id``, a ``role`` and
-``metadata``; the run's task says which other keys its records take
-(``RecordRules``: the choice task's options, say) and what is wrong with a
-value.  Any other key is an error: a typo must not silently skip a record."""
+Every record has a ``query`` and may have an ``id``, a ``role`` (its text,
+or a profile's object: ``records.profiles``) and ``metadata``; the run's
+task says which other keys its records take (``RecordRules``: the choice
+task's options, say) and what is wrong with a value.  Any other key is an
+error: a typo must not silently skip a record."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ..errors import InputError
 from .ids import HashIndex, id_hash
+from .profiles import Profile, Vet, parse_profile
 from .roles import Sweep
 from .shards import Shard
 
@@ -31,7 +33,7 @@ class Record(NamedTuple):
     line: int
     id: str | int
     query: str
-    role: str | None
+    role: str | Profile | None
     metadata: Any
     role_id: str | None = None  # a sweep's role (records.roles)
     data: Mapping[str, Any] | None = None  # the task's own keys (RecordRules)
@@ -78,8 +80,9 @@ class _Problem(Exception):
         self.text = text
 
 
-def _parse(raw: bytes, line: int, rules: RecordRules) -> Record | None:
-    """One line to a Record; None for a blank line; _Problem for anything wrong."""
+def _parse(raw: bytes, line: int, rules: RecordRules, vet: Vet | None = None) -> Record | None:
+    """One line to a Record; None for a blank line; _Problem for anything
+    wrong (``vet``: what is wrong with a role's profile for this run)."""
     if len(raw) > MAX_LINE_BYTES:
         raise _Problem(f"line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
     try:
@@ -106,8 +109,17 @@ def _parse(raw: bytes, line: int, rules: RecordRules) -> Record | None:
     if not query.strip():
         raise _Problem("field 'query': empty")
     role = data.get("role")
-    if role is not None and not isinstance(role, str):
-        raise _Problem(f"field 'role': expected a string, got {_json_type(role)}")
+    if isinstance(role, dict):
+        role = parse_profile(role)
+        if not isinstance(role, Profile):
+            raise _Problem(f"field 'role.{role[0]}': {role[1]}")
+        wrong = None if vet is None else vet(role)
+        if wrong is not None:
+            raise _Problem(f"field 'role': {wrong}")
+    elif role is not None and not isinstance(role, str):
+        raise _Problem(
+            f"field 'role': expected a string or a profile's object, got {_json_type(role)}"
+        )
     record_id = data.get("id")
     if record_id is None:
         record_id = derived_id(line)
@@ -219,10 +231,13 @@ def open_job(
     shard: Shard | None = None,
     sweep: Sweep | None = None,
     rules: RecordRules = PLAIN,
+    vet: Vet | None = None,
 ) -> JobFile:
     """Check the whole job file; raise InputError naming every problem (up to a limit).
     With ``shard``, the JobFile holds only that shard's records, but every
-    record is checked: every shard refuses the same bad file.
+    record is checked: every shard refuses the same bad file.  ``vet``: what
+    is wrong with a record's profile for this run (too long for the model's
+    context, say).
 
     Ids are checked for duplicates by hash in flat memory; only ids whose
     hashes meet are compared exactly, in a second pass over the file."""
@@ -240,7 +255,7 @@ def open_job(
     try:
         for number, raw in _lines(path):
             try:
-                record = _parse(raw, number, rules)
+                record = _parse(raw, number, rules, vet)
             except _Problem as problem:
                 if len(problems) < max_problems:
                     problems.append((number, f"{path}:{number}: {problem.text}"))

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from ..errors import UsageError
 from .job import Record
+from .profiles import as_json
 
 # The documented error kinds; the README (Output) lists them.
 ERROR_KINDS = (
@@ -160,7 +161,7 @@ def output_line(
         "status": "ok" if outcome.ok else "error",
         "response": outcome.response,
         "error": outcome.error.as_dict() if outcome.error else None,
-        "role": record.role,
+        "role": as_json(record.role),
         **({"role_id": record.role_id} if record.role_id else {}),
         **({"role_metadata": record.role_metadata} if record.role_metadata else {}),
         "query": record.query,

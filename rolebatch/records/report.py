@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import UsageError
 from .ids import HashIndex, id_hash
 from .lines import read_output
+from .profiles import label
 
 CATEGORIES = 8
 LABEL_LENGTH = 32  # longer strings are text, not labels
@@ -133,8 +134,7 @@ def group_of(line: dict[str, Any], by: str) -> str:
         if line.get("role_id"):
             key = str(line["role_id"])
         else:
-            role = line.get("role")
-            key = role if isinstance(role, str) else "(no role)"
+            key = label(line.get("role")) or "(no role)"  # a profile: its name
         # A role asked another way (--layout personas) is a group of its own.
         return f"{key}+{line['condition']}" if line.get("condition") else key
     if by == "model":

@@ -2,8 +2,11 @@
 asked ``samples`` times.
 
     --roles ROLES    JSONL of {"id": "poet", "role": "You are ...", "metadata":
-                     {...}} ("role": "" is the control: the query alone), or a
-                     text file with one role a line (ids: the line numbers)
+                     {...}} ("role": "" is the control: the query alone), or
+                     of profiles ({"id": "holmes", "name": ..., "description":
+                     ..., "catchphrases": [...], "examples": [...]}: see
+                     ``records.profiles``), or a text file with one role a
+                     line (ids: the line numbers)
     --samples K      each (record, role) pair K times
 
 A sweep's records are ``<record id>@<role id>`` (and ``#0``..``#K-1`` with
@@ -24,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .profiles import Profile, Vet, as_json, parse_profile
 
 FORBIDDEN = ("@", "#")  # they separate the parts of a sweep's ids
 
 
 @dataclass(frozen=True)
 class Sweep:
-    roles: tuple[tuple[str, str | None], ...]  # (id, text); text None: the record's own role
+    # (id, role): its text or profile; None: the record's own role.
+    roles: tuple[tuple[str, str | Profile | None], ...]
     samples: int = 1
     # Role id -> the metadata the roles file gives it (category, domain, ...).
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -43,10 +48,13 @@ class Sweep:
     @property
     def key(self) -> str:
         """What identifies this sweep's records (for the job-check stamp)."""
-        data = json.dumps([self.roles, self.samples], ensure_ascii=False)
+        roles = [(role_id, as_json(role)) for role_id, role in self.roles]
+        data = json.dumps([roles, self.samples], ensure_ascii=False)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
-    def expand(self, line: int, record_id: Any) -> Iterator[tuple[int, str, str | None, str, int]]:
+    def expand(
+        self, line: int, record_id: Any
+    ) -> Iterator[tuple[int, str, str | Profile | None, str, int]]:
         """(place, id, role text, role id, sample) of every ask of the record on
         ``line`` (text "": the control, the query alone; None: the record's own role)."""
         place = (line - 1) * self.width
@@ -61,27 +69,44 @@ class Sweep:
                 yield place, name, text, role_id, sample
 
 
+def role_row(role_id: str, role: str | Profile | None, metadata: Any = None) -> dict[str, Any]:
+    """A roles file's line for a role: ``{"id", "role"}``, or a profile's keys
+    beside its id; its metadata after."""
+    row: dict[str, Any] = {"id": role_id}
+    if isinstance(role, Profile):
+        row.update(role.as_dict())
+    else:
+        row["role"] = role or ""
+    if metadata:
+        row["metadata"] = metadata
+    return row
+
+
 def samples_only(samples: int) -> Sweep:
     return Sweep((("", None),), samples)
 
 
-def load_sweep(path: Path, samples: int) -> Sweep:
+def load_sweep(path: Path, samples: int, vet: Vet | None = None) -> Sweep:
     """The sweep over the roles of ``path`` (checked as strictly as a job
-    file), each pair ``samples`` times."""
-    roles, metadata = load_roles(path)
+    file), each pair ``samples`` times; ``vet``: what is wrong with a
+    profile for this run (too long for the model's context, say)."""
+    roles, metadata = load_roles(path, vet)
     return Sweep(roles, samples, metadata)
 
 
-def load_roles(path: Path) -> tuple[tuple[tuple[str, str | None], ...], dict[str, Any]]:
+def load_roles(
+    path: Path, vet: Vet | None = None
+) -> tuple[tuple[tuple[str, str | Profile | None], ...], dict[str, Any]]:
     """The roles of ``path``, checked as strictly as a job file, and the
-    metadata of those that have some."""
+    metadata of those that have some; ``vet``: what is wrong with a profile
+    for this run."""
     if not path.is_file():
         raise InputError([f"{path}: no such roles file"])
     problems: list[str] = []
-    roles: list[tuple[str, str | None]] = []
+    roles: list[tuple[str, str | Profile | None]] = []
     metadata: dict[str, Any] = {}
     first: dict[str, int] = {}
-    said: dict[str | None, int] = {}  # each role's text, and the line it is first on
+    said: dict[str | Profile | None, int] = {}  # each role, and the line it is first on
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson")
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -102,27 +127,45 @@ def load_roles(path: Path) -> tuple[tuple[tuple[str, str | None], ...], dict[str
             if not isinstance(item, dict):
                 problems.append(f"{where}: expected a JSON object with id and role")
                 continue
-            unknown = [key for key in item if key not in ("id", "role", "metadata")]
-            if unknown:
-                problems.append(
-                    f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role, metadata)"
-                )
-                continue
-            role_id, role = item.get("id"), item.get("role")
-            missing = [key for key in ("id", "role") if key not in item]
-            if missing:
-                problems.append(f"{where}: field {missing[0]!r}: required")
+            role_id = item.get("id")
+            if "id" not in item:
+                problems.append(f"{where}: field 'id': required")
                 continue
             if isinstance(role_id, bool) or not isinstance(role_id, str | int):
                 problems.append(f"{where}: field 'id': expected a string or integer")
                 continue
             role_id = str(role_id)
-            if not isinstance(role, str) or (role and not role.strip()):
-                problems.append(
-                    f"{where}: field 'role': expected a string (\"\" for the control:"
-                    " the query alone)"
-                )
-                continue
+            role: str | Profile | None
+            if "role" not in item and any(key in item for key in ("name", "description")):
+                profile = parse_profile(item, allowed=("id", "metadata"))
+                if not isinstance(profile, Profile):
+                    problems.append(f"{where}: field {profile[0]!r}: {profile[1]}")
+                    continue
+                wrong = None if vet is None else vet(profile)
+                if wrong is not None:
+                    problems.append(f"{where}: profile {role_id!r}: {wrong}")
+                    continue
+                role = profile
+            else:
+                unknown = [key for key in item if key not in ("id", "role", "metadata")]
+                if unknown:
+                    problems.append(
+                        f"{where}: field {unknown[0]!r}: unknown key (allowed: id, role,"
+                        " metadata; or a profile's name, description, catchphrases, examples)"
+                    )
+                    continue
+                if "role" not in item:
+                    problems.append(
+                        f"{where}: field 'role': required (or a profile's name and description)"
+                    )
+                    continue
+                role = item["role"]
+                if not isinstance(role, str) or (role and not role.strip()):
+                    problems.append(
+                        f"{where}: field 'role': expected a string (\"\" for the control:"
+                        " the query alone)"
+                    )
+                    continue
             extra = item.get("metadata")
             if extra is not None and not isinstance(extra, dict):
                 problems.append(f"{where}: field 'metadata': expected an object")

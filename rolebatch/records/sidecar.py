@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .profiles import as_json
 from .roles import Sweep
 
 # The sidecar's format: 2 added the sweep's roles and the "sampled" key; 3
@@ -70,6 +71,12 @@ def changes(meta: dict[str, Any], fingerprint: dict[str, Any], sweep: Sweep | No
     before = {str(role_id): text for role_id, text in (meta.get("sweep") or {}).get("roles", [])}
     for role_id, text in roles_of(sweep).items():
         if role_id in before and before[role_id] != text:
+            if isinstance(text, dict) or isinstance(before[role_id], dict):
+                found.append(
+                    f"role {role_id!r} is not what it was when its lines were written: its"
+                    " profile (or its text) changed; give the changed role a new id"
+                )
+                continue
             found.append(
                 f"role {role_id!r} was {before[role_id]!r} when its lines were written, and"
                 f" is {text!r} now (ids of a text roles file are its line numbers: add"
@@ -78,11 +85,12 @@ def changes(meta: dict[str, Any], fingerprint: dict[str, Any], sweep: Sweep | No
     return found
 
 
-def roles_of(sweep: Sweep | None) -> dict[str, str | None]:
-    """A sweep's roles, id -> text, as the sidecar keeps them ({}: no roles)."""
+def roles_of(sweep: Sweep | None) -> dict[str, Any]:
+    """A sweep's roles, id -> text (a profile: its object), as the sidecar
+    keeps them ({}: no roles)."""
     if sweep is None:
         return {}
-    return {role_id: text for role_id, text in sweep.roles if role_id}
+    return {role_id: as_json(role) for role_id, role in sweep.roles if role_id}
 
 
 def describe_change(key: str, before: Any, now: Any) -> str:

@@ -44,8 +44,9 @@ from ..plan import plan
 from ..progress import Reporter
 from ..records.files import cannot_write, replacing
 from ..records.job import derived_id
+from ..records.profiles import Profile, as_json
 from ..records.report import read
-from ..records.roles import load_roles
+from ..records.roles import load_roles, role_row
 from .race import Race, calls
 from .split import Question, Split, split
 
@@ -73,7 +74,8 @@ class Searching:
 @dataclass(frozen=True)
 class Candidates:
     control: str
-    roles: tuple[tuple[str, str], ...]  # (id, text) of every candidate, not the control
+    # (id, text or profile) of every candidate, not the control.
+    roles: tuple[tuple[str, str | Profile], ...]
     metadata: dict[str, Any]
 
     @property
@@ -190,15 +192,9 @@ def read_job(config: RunConfig, strata: str | None) -> Job:
 
 def roles_file(candidates: Candidates, asked: Sequence[str]) -> str:
     """A roles file of the control and ``asked``, in the candidates' order."""
-    rows = [{"id": candidates.control, "role": ""}]
     meta = candidates.metadata
-    rows[0].update({"metadata": meta[candidates.control]} if candidates.control in meta else {})
-    for role_id, text in candidates.roles:
-        if role_id in asked:
-            row: dict[str, Any] = {"id": role_id, "role": text}
-            if role_id in meta:
-                row["metadata"] = meta[role_id]
-            rows.append(row)
+    rows = [role_row(candidates.control, "", meta.get(candidates.control))]
+    rows += [role_row(i, role, meta.get(i)) for i, role in candidates.roles if i in asked]
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
@@ -279,7 +275,7 @@ def setup_of(
         "seed": searching.seed,
         "strata": searching.strata,
         "control": candidates.control,
-        "candidates": [{"id": i, "role": t} for i, t in candidates.roles],
+        "candidates": [{"id": i, "role": as_json(t)} for i, t in candidates.roles],
         "split": parts.as_dict(),
     }
 
@@ -355,7 +351,7 @@ async def search(
         "rolebatch_search": FORMAT,
         "setup": setup,
         "model": config.asked.model,
-        "roles": {i: t for i, t in candidates.roles},
+        "roles": {i: as_json(t) for i, t in candidates.roles},
         "metadata": candidates.metadata,
         "status": "racing",
     }

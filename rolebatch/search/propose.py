@@ -26,7 +26,7 @@ from ..config import RunConfig
 from ..errors import UsageError
 from ..pipeline import run_job
 from ..progress import Reporter
-from ..records.roles import load_roles
+from ..records.roles import load_roles, role_row
 from .flow import CONTROL_IDS, Folder, of_model, read_job
 from .split import split
 
@@ -125,17 +125,13 @@ async def propose(
     given: list[dict[str, Any]] = []
     if config.asked.roles is not None:
         roles, metadata = load_roles(Path(config.asked.roles))
-        for role_id, text in roles:
-            row: dict[str, Any] = {"id": role_id, "role": text}
-            if role_id in metadata:
-                row["metadata"] = metadata[role_id]
-            given.append(row)
-    if not any(not row["role"] for row in given):
+        given += [role_row(i, role, metadata.get(i)) for i, role in roles]
+    if not any(row.get("role") == "" for row in given):
         taken_ids = {row["id"] for row in given}
         control = next(c for c in CONTROL_IDS if c not in taken_ids)
         given.insert(0, {"id": control, "role": "", "metadata": {"kind": "control"}})
     taken = {row["id"] for row in given}
-    texts = {row["role"].casefold() for row in given if row["role"]}
+    texts = {row["role"].casefold() for row in given if row.get("role")}
     proposed = _roles(line, taken, texts, model)[:count]
     if not proposed:
         raise UsageError(

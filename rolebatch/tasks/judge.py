@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, create_model
 
 from ..errors import UsageError
 from ..records.job import Record
+from ..records.profiles import role_text
 from .layout import Layout
 
 PROMPT_VERSION = 1
@@ -136,7 +137,7 @@ class RubricJudge:
         parts = [f"Question: {record.query}"]
         if self.show_role:
             roles = judged.get("roles") or [judged.get("role")]
-            shown = [r or "(no role)" for r in roles]
+            shown = [role_text(r) or "(no role)" for r in roles]
             if self.pairwise:
                 parts.append(f"Answer A was written as: {shown[0]}\nAnswer B as: {shown[1]}")
             else:

@@ -12,6 +12,16 @@
 A record without a role (or the control of a sweep) sends its text alone.
 A provider whose API needs a user message (Anthropic's) gets the system
 message of ``system`` as that user message: see ``Provider.system_as_user``.
+
+A role given as a profile (``records.profiles``) is its instruction as the
+system message, then each example dialogue as a user message and the
+character's answer, then the text as the user message, in ``system`` and
+``split`` alike (the text must come after the example turns, so it cannot
+join the system message; a profile without examples is sent the same way,
+so that the examples are all that tells the two apart).  ``personas`` takes
+the profile's instruction as its lead persona; it has no place for example
+turns (its reply is the personas' own discussion), and a profile with
+examples is refused there before anything is sent (``refuses``).
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import functools
 from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
+
+from ..records.profiles import Profile
 
 Layout = Literal["system", "split", "personas"]
 LAYOUTS: tuple[Layout, ...] = ("system", "split", "personas")
@@ -55,13 +67,21 @@ Final answer: The dahlias bow in black at dawn; / the frost has walked the garde
 """
 
 
-def place(role: str | None, text: str, layout: Layout) -> list[dict[str, str]]:
+def place(role: str | Profile | None, text: str, layout: Layout) -> list[dict[str, str]]:
     """The chat messages that put ``role`` and ``text`` together as ``layout`` says."""
     if layout == "personas":
-        lead = f"Lead persona: {role}\n" if role else ""
+        lead = ""
+        if role:
+            lead = f"Lead persona: {role.instruction if isinstance(role, Profile) else role}\n"
         return [
             {"role": "system", "content": PERSONAS},
             {"role": "user", "content": f"{lead}Task: {text}"},
+        ]
+    if isinstance(role, Profile):
+        return [
+            {"role": "system", "content": role.instruction},
+            *role.turns(),
+            {"role": "user", "content": text},
         ]
     if layout == "split":
         messages = [{"role": "user", "content": text}]
@@ -69,6 +89,17 @@ def place(role: str | None, text: str, layout: Layout) -> list[dict[str, str]]:
             messages.insert(0, {"role": "system", "content": role})
         return messages
     return [{"role": "system", "content": f"{role} {text}" if role else text}]
+
+
+def refuses(role: str | Profile | None, layout: Layout) -> str | None:
+    """Why ``layout`` cannot ask under ``role`` (None: it can)."""
+    if layout == "personas" and isinstance(role, Profile) and role.examples:
+        return (
+            f"profile {role.name!r} has example dialogues, and --layout personas has no"
+            " place for them (its reply is the personas' discussion): use --layout system"
+            " or split, or a profile without examples"
+        )
+    return None
 
 
 @functools.cache

@@ -9,11 +9,13 @@ keys and the estimate build it here.
 The provider's prompt cache (``Provider.prompt_cache``) keeps a prompt's
 prefix for minutes and bills its tokens at a fraction the next time.  Every
 layout puts the role before the record's own text, so the prefix is the
-role's.  "key" providers (OpenAI, Mistral) cache on their own; every request
-of one role carries one ``prompt_cache_key``, which sends them to the same
-cache.  Anthropic caches only up to a ``cache_control`` mark: a role long
-enough to be cached (``min_cacheable``) ends a text block of its own with
-one, the text after it in another, so the model reads the same text.
+role's (a profile's: its instruction and example turns).  "key" providers
+(OpenAI, Mistral) cache on their own; every request of one role carries one
+``prompt_cache_key``, which sends them to the same cache.  Anthropic caches
+only up to a ``cache_control`` mark: a role long enough to be cached
+(``min_cacheable``) ends a text block of its own with one, the text after it
+in another, so the model reads the same text; a profile's mark ends its
+last example turn.
 
 Where the provider takes a ``seed`` (``Provider.seed``), every request of a
 record carries the same one, derived from what is asked and its sample
@@ -31,6 +33,7 @@ from ..pacing.estimate import CHARS_PER_TOKEN
 from ..providers.registry import Endpoint
 from ..quirks.instructor import wrapped
 from ..records.job import Record
+from ..records.profiles import Profile, as_json
 from ..tasks.layout import with_personas
 from ..tasks.task import Task
 
@@ -74,10 +77,11 @@ def instructor_kwargs(
 
 
 @functools.lru_cache(maxsize=1024)
-def prompt_cache_key(task: str, layout: str, role: str | None) -> str:
+def prompt_cache_key(task: str, layout: str, role: str | Profile | None) -> str:
     """One key for every request whose prompt starts the same: the task's,
-    in the layout, under the role."""
-    prefix = f"{task}\0{layout}\0{role or ''}"
+    in the layout, under the role (a profile: all of it, examples too)."""
+    said = role if not isinstance(role, Profile) else json.dumps(as_json(role), sort_keys=True)
+    prefix = f"{task}\0{layout}\0{said or ''}"
     return "rolebatch-" + hashlib.sha256(prefix.encode()).hexdigest()[:32]
 
 
@@ -88,21 +92,30 @@ def min_cacheable(model: str) -> int:
 
 
 def breakpoint_at(
-    messages: list[dict[str, Any]], role: str, least_tokens: int
+    messages: list[dict[str, Any]], role: str | Profile, least_tokens: int
 ) -> tuple[int, int, int] | None:
     """Where a cache mark goes after the role: (message, characters of its
     content up to the mark, characters before the mark in all), the space or
-    newline after the role included; None when the prompt up to there is
+    newline after the role included; for a profile, after its last example
+    turn (its whole part of the prompt).  None when the prompt up to there is
     under ``least_tokens`` (at about 4 characters a token), or the role is
     not in it."""
+    last_turn = role.examples[-1][1] if isinstance(role, Profile) and role.examples else None
+    text = role.instruction if isinstance(role, Profile) else role
     before = 0
     for index, message in enumerate(messages):
         content = message["content"]
-        at = content.find(role) if isinstance(content, str) else -1
-        if at < 0:
-            before += len(content) if isinstance(content, str) else 0
+        if not isinstance(content, str):
             continue
-        end = at + len(role)
+        if last_turn is not None:
+            found = message["role"] == "assistant" and content == last_turn
+            at, end = (0, len(content)) if found else (-1, 0)
+        else:
+            at = content.find(text)
+            end = at + len(text)
+        if at < 0:
+            before += len(content)
+            continue
         while end < len(content) and content[end] in " \n":
             end += 1
         if (before + end) / CHARS_PER_TOKEN < least_tokens:
@@ -112,7 +125,7 @@ def breakpoint_at(
 
 
 def with_breakpoint(
-    messages: list[dict[str, Any]], role: str, least_tokens: int
+    messages: list[dict[str, Any]], role: str | Profile, least_tokens: int
 ) -> list[dict[str, Any]] | None:
     """``messages`` with the role's text closing a text block marked
     ``cache_control``, and the rest of its message in a block after it; None
