@@ -411,3 +411,102 @@ def test_a_changed_profile_under_the_same_id_is_refused_on_resume(rolebatch, fak
     assert result.code == 2
     assert "role 'holmes' is not what it was when its lines were written" in result.err
     assert fake.requests == [] and Path("o.jsonl").read_bytes() == before
+
+
+# -- a profile as a group: report and search ---------------------------------------
+
+
+def test_report_pairs_plain_profile_and_examples_by_question_with_rouge(
+    rolebatch, fake, tmp_path, capsys
+):
+    from rouge_score import rouge_scorer
+
+    roles = roles_file(
+        tmp_path,
+        {"id": "plain", "role": "You are Sherlock Holmes."},
+        {"id": "bare", **BARE},
+        {"id": "full", **HOLMES},
+    )
+    records = [
+        {
+            "id": f"q{i}",
+            "query": f"Write about clue {i}.",
+            "expected": f"poem about clue {i} Holmes",
+        }
+        for i in range(6)
+    ]
+    job = write_job(tmp_path / "j.jsonl", records)
+    assert (
+        rolebatch(str(job), "-o", "o.jsonl", "--roles", str(roles), "--layout", "split").code == 0
+    )
+    capsys.readouterr()
+    args = [
+        "report",
+        "o.jsonl",
+        "--score",
+        "rouge-l:poem",
+        "--baseline",
+        "bare",
+        "--format",
+        "json",
+    ]
+    assert main(args) == 0
+    found = json.loads(capsys.readouterr().out)["scores"]
+    # By hand: the library's ROUGE-L F per line, the mean difference per question.
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    score = {
+        (line["id"].split("@")[0], line["role_id"]): scorer.score(
+            line["expected"], line["response"]["poem"]
+        )["rougeL"].fmeasure
+        for line in read_lines(Path("o.jsonl"))
+    }
+    for group in ("full", "plain"):
+        diffs = [score[(f"q{i}", group)] - score[(f"q{i}", "bare")] for i in range(6)]
+        (row,) = [c for c in found["comparisons"] if c["key"] == group]
+        assert row["n_pairs"] == 6 and row["baseline"] == "bare"
+        assert row["diff"] == pytest.approx(sum(diffs) / 6)
+        if group == "plain":  # the fake writes another poem under another system message
+            assert any(abs(d) > 0.05 for d in diffs)
+
+
+def test_a_search_races_profiles_like_roles_and_confirms_one(capsys, fake, monkeypatch, tmp_path):
+    from tests.fakes.chat import World
+    from tests.helpers import SECRET_KEY
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    good = "Knows every answer."
+    fake.state.world = World({good: 0.97}, control=0.5, seed=3)
+    questions = [
+        {
+            "id": f"q{i}",
+            "query": f"Which is right, question q{i}?",
+            "options": ["right", "wrong", "other"],
+            "expected": 1,
+        }
+        for i in range(60)
+    ]
+    write_job(tmp_path / "quiz.jsonl", questions)
+    rows = [{"id": "none", "role": ""}]
+    rows += [{"id": f"r{i}", "role": f"You are ordinary role number {i}."} for i in range(3)]
+    rows += [
+        {"id": "sage-bare", "name": "The Sage", "description": good},
+        {
+            "id": "sage",
+            "name": "The Sage",
+            "description": good,
+            "examples": [{"user": "Is the sky blue?", "assistant": "On a clear day."}],
+        },
+        {"id": "fool", "name": "The Fool", "description": "Guesses."},
+    ]
+    write_job(tmp_path / "roles.jsonl", rows)
+    argv = ["search", "quiz.jsonl", "--roles", "roles.jsonl", "--task", "choice"]
+    argv += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "--progress", "none"]
+    assert main([*argv, "-o", "found", "--format", "json"]) == 0
+    decision = json.loads(capsys.readouterr().out)["decision"]
+    assert decision["role"] in ("sage", "sage-bare") and decision["verdict"] == "better"
+    state = json.loads((tmp_path / "found" / "search.json").read_text())
+    assert state["roles"]["sage"]["examples"] == rows[5]["examples"]
+    # The held-out answers were asked with the profile's messages, and say it.
+    held = [line for line in read_lines(tmp_path / "found" / "held-out.jsonl")]
+    picked = [line for line in held if line["role_id"] == decision["role"]]
+    assert picked and all(line["role"]["name"] == "The Sage" for line in picked)

@@ -80,7 +80,7 @@ class World:
     seed: int = 0
 
     def option(self, body: dict[str, Any]) -> int:
-        text = first_text(body)
+        text = asked_text(body)
         roles = [role for role in self.accuracy if role in text]
         chance = self.accuracy[max(roles, key=len)] if roles else self.control
         digest = hashlib.blake2b(f"{self.seed}\n{text}".encode(), digest_size=8).digest()
@@ -159,6 +159,26 @@ def first_text(body: dict[str, Any]) -> str:
         if isinstance(content, str) and content:
             return content
     return ""
+
+
+# How instructor's re-ask turns begin (after the model's own answer).
+REASK_OPENINGS = ("Correct your JSON", "Recall the function")
+
+
+def asked_text(body: dict[str, Any]) -> str:
+    """The record's prompt as one text: every system and user message up to
+    instructor's re-ask (a profile's example questions and the query after
+    them included); the one message of a plain role's system layout alone."""
+    said = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if not isinstance(content, str) or not content:
+            continue
+        if message.get("role") == "user" and content.startswith(REASK_OPENINGS):
+            break
+        if message.get("role") != "assistant":
+            said.append(content)
+    return "\n".join(said)
 
 
 def synthesize(schema: dict[str, Any], seed: str, defs: dict[str, Any] | None = None) -> Any:
