@@ -510,3 +510,56 @@ def test_a_search_races_profiles_like_roles_and_confirms_one(capsys, fake, monke
     held = [line for line in read_lines(tmp_path / "found" / "held-out.jsonl")]
     picked = [line for line in held if line["role_id"] == decision["role"]]
     assert picked and all(line["role"]["name"] == "The Sage" for line in picked)
+
+
+def test_a_judge_shown_the_role_reads_the_profile_s_instruction(rolebatch, fake, tmp_path, capsys):
+    job = one_job(tmp_path, role=HOLMES)
+    assert rolebatch(str(job), "-o", "o.jsonl").code == 0
+    rubric = tmp_path / "rubric.md"
+    rubric.write_text("Does it sound like the character? Score 1-5.\n")
+    fake.reset()
+    argv = ["judge", "o.jsonl", "--rubric", str(rubric), "--show-role", "-o", "graded.jsonl"]
+    argv += ["--model", "openai/gpt-4o", "--base-url", fake.base_url, "--progress", "none"]
+    assert main(argv) == 0, capsys.readouterr().err
+    (request,) = fake.requests
+    assert f"The answer was written as: {INSTRUCTION}" in request.body["messages"][1]["content"]
+    (line,) = read_lines(Path("graded.jsonl"))
+    assert line["judged_role"] == HOLMES
+
+
+def test_the_offline_example_is_checked_and_priced_before_anything_runs(
+    capsys, monkeypatch, tmp_path
+):
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)  # its settings file names its roles file from here
+    job = root / "jobs/characters.jsonl"
+    assert main(["estimate", str(job), "--json", "-o", str(tmp_path / "c.jsonl")]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["records"] == 16 * 7
+    roles = read_lines(root / "jobs/characters-roles.jsonl")
+    given = [row.get("metadata", {}).get("given") for row in roles]
+    assert given.count("profile") == given.count("plain") == 2
+    assert given.count("profile without examples") == 2
+    for row in roles:
+        if row.get("metadata", {}).get("given") == "profile":
+            assert len(row["examples"]) == 2 and row["catchphrases"]
+            bare = next(r for r in roles if r["id"] == f"{row['id']}-bare")
+            assert {k: v for k, v in row.items() if k not in ("id", "examples", "metadata")} == {
+                k: v for k, v in bare.items() if k not in ("id", "metadata")
+            }
+    assert all(isinstance(line["expected"], str) for line in read_lines(job))
+
+
+def test_a_profile_on_the_embedded_model_end_to_end(capsys, tmp_path):
+    pytest.importorskip("llama_cpp")
+    job = one_job(tmp_path, role=HOLMES)
+    code = main(["run", str(job), "--task", "role", "--progress", "none", "-o", "o.jsonl"])
+    assert code == 0, capsys.readouterr().err
+    (line,) = read_lines(Path("o.jsonl"))
+    assert line["status"] == "ok" and line["role"] == HOLMES
+    # The prompt it read: the profile's turns are in its prompt tokens.
+    plain = one_job(tmp_path, role="You are Sherlock Holmes.")
+    assert main(["run", str(plain), "--progress", "none", "-o", "p.jsonl", "--fresh"]) == 0
+    (other,) = read_lines(Path("p.jsonl"))
+    turns = sum(len(m["content"]) for m in TURNS)
+    assert line["usage"]["prompt_tokens"] - other["usage"]["prompt_tokens"] > turns / 6

@@ -248,8 +248,10 @@ _PARAMS: list[_Param] = [
         "--roles",
         type=click.Path(path_type=Path, dir_okay=False),
         help="A sweep: run every record under every role in this file (JSONL of"
-        ' {"id": ..., "role": ...}, or one role a line).  Output ids are <id>@<role id>;'
-        " records must then have no role of their own.",
+        ' {"id": ..., "role": ...} or of profiles {"id": ..., "name": ..., "description":'
+        ' ..., "catchphrases": [...], "examples": [{"user": ..., "assistant": ...}]}, or'
+        " one role a line).  Output ids are <id>@<role id>; records must then have no role"
+        " of their own.",
     ),
     _option(
         "--samples",
