@@ -211,6 +211,8 @@ def test_the_embedded_model_reads_the_turns_as_asked_and_replied_lines():
         ({**HOLMES, "catchphrases": ["Elementary.", ""]}, "field 'catchphrases[1]'"),
         ({**HOLMES, "catchphrases": "Elementary."}, "field 'catchphrases': expected an array"),
         ({**HOLMES, "examples": {"user": "a"}}, "field 'examples': expected an array"),
+        ({**HOLMES, "examples": {}}, "field 'examples': expected an array"),
+        ({**HOLMES, "catchphrases": ""}, "field 'catchphrases': expected an array"),
         ({**HOLMES, "examples": [{"user": "Hello."}]}, "field 'examples[0].assistant': required"),
         (
             {**HOLMES, "examples": [{"user": "Hello.", "assistant": " "}]},

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 KEYS = ("name", "description", "catchphrases", "examples")
+TURN_KEYS = ("user", "assistant")
 # What is wrong with a profile for a run (None: nothing): the reader of a
 # job or roles file asks, and names the file and line.
 Vet = Callable[["Profile"], "str | None"]
-TURN_KEYS = ("user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ def as_json(role: str | Profile | None) -> Any:
 
 
 def label(role: Any) -> str | None:
-    """What a role is called in a report and to a judge: a plain role's text,
-    a profile's name (from a ``Profile`` or its object on a line)."""
+    """What a role is called in a report: a plain role's text, a profile's
+    name (from a ``Profile`` or its object on a line)."""
     if isinstance(role, Profile):
         return role.name
     if isinstance(role, dict) and isinstance(role.get("name"), str):
@@ -125,13 +125,15 @@ def parse_profile(data: dict[str, Any], allowed: tuple[str, ...] = ()) -> tuple[
         texts[key] = value.strip()
     if "\n" in texts["name"]:
         return "name", "expected one line"
-    phrases = data.get("catchphrases") or []
+    phrases = data.get("catchphrases")
+    phrases = [] if phrases is None else phrases
     if not isinstance(phrases, list):
         return "catchphrases", "expected an array of strings"
     for index, phrase in enumerate(phrases):
         if not isinstance(phrase, str) or not phrase.strip():
             return f"catchphrases[{index}]", "expected a non-empty string"
-    examples = data.get("examples") or []
+    examples = data.get("examples")
+    examples = [] if examples is None else examples
     if not isinstance(examples, list):
         return "examples", 'expected an array of {"user": ..., "assistant": ...}'
     turns = []

@@ -100,16 +100,19 @@ def breakpoint_at(
     turn (its whole part of the prompt).  None when the prompt up to there is
     under ``least_tokens`` (at about 4 characters a token), or the role is
     not in it."""
-    last_turn = role.examples[-1][1] if isinstance(role, Profile) and role.examples else None
+    # A profile's turns follow its instruction: the last ends at 2 x examples.
+    last = 2 * len(role.examples) if isinstance(role, Profile) and role.examples else None
     text = role.instruction if isinstance(role, Profile) else role
     before = 0
     for index, message in enumerate(messages):
         content = message["content"]
         if not isinstance(content, str):
             continue
-        if last_turn is not None:
-            found = message["role"] == "assistant" and content == last_turn
-            at, end = (0, len(content)) if found else (-1, 0)
+        if last is not None:
+            ends = index == last and message["role"] == "assistant"
+            at, end = (0, len(content)) if ends else (-1, 0)
+            if index >= last and not ends:
+                return None  # not the profile's messages (a layout of its own)
         else:
             at = content.find(text)
             end = at + len(text)
