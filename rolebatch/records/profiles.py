@@ -16,6 +16,7 @@ layout, is ``tasks.layout``'s; this module holds what a profile is.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,9 +67,10 @@ class Profile:
             data["examples"] = [{"user": u, "assistant": a} for u, a in self.examples]
         return data
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """Characters the profile adds to a prompt: its instruction and turns."""
+        """Characters the profile adds to a prompt: its instruction and turns
+        (a sweep's profile is one object for all its records: measured once)."""
         return len(json.dumps([{"content": self.instruction}, *self.turns()], ensure_ascii=False))
 
     def too_long(self, room: int | None, chars_per_token: float) -> str | None:

@@ -86,9 +86,7 @@ def _roles(answer: dict[str, Any], taken: set[str], texts: set[str], model: str)
         taken.add(role_id)
         texts.add(text.casefold())
         kind = str(item.get("kind", "")).strip()
-        found.append(
-            {"id": role_id, "role": text, "metadata": {"kind": kind, "proposed_by": model}}
-        )
+        found.append(role_row(role_id, text, {"kind": kind, "proposed_by": model}))
     return found
 
 
@@ -129,7 +127,7 @@ async def propose(
     if not any(row.get("role") == "" for row in given):
         taken_ids = {row["id"] for row in given}
         control = next(c for c in CONTROL_IDS if c not in taken_ids)
-        given.insert(0, {"id": control, "role": "", "metadata": {"kind": "control"}})
+        given.insert(0, role_row(control, "", {"kind": "control"}))
     taken = {row["id"] for row in given}
     texts = {row["role"].casefold() for row in given if row.get("role")}
     proposed = _roles(line, taken, texts, model)[:count]
